@@ -1,0 +1,145 @@
+"""The ``lstmkit`` command: parses arguments and calls library functions, nothing more.
+
+User errors (``LstmkitError``) print one line, ``lstmkit: error: ...``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from lstmkit import __version__
+from lstmkit.errors import LstmkitError
+
+log = logging.getLogger("lstmkit")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lstmkit.config import load_config
+    from lstmkit.train import run_training
+
+    overrides = list(args.set or [])
+    if args.data_dir:
+        overrides.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
+    config = load_config(args.config, overrides)
+    out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_training(config, out)
+    print(Path(result.run_dir / "evaluation.txt").read_text(), end="")
+    print()
+    for key in ("test_accuracy", "test_precision_macro", "test_recall_macro", "test_f1_macro"):
+        print(f"{key} {result.metrics[key]:.4f}")
+    print(f"train_seconds {result.metrics['train_seconds']:.1f} ({result.metrics['epochs_run']} epochs)")
+    print(f"run folder: {result.run_dir}")
+    print(f"model folder: {result.model_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from lstmkit.data import load_source
+    from lstmkit.evaluate import classification_report, format_classification_report
+    from lstmkit.model_folder import load_model
+    from lstmkit.viz import plot_confusion_matrix
+
+    model = load_model(args.model)
+    name = args.data or model.meta.get("data_name")
+    if not name:
+        raise LstmkitError("evaluate: the model folder does not name its dataset; pass --data NAME")
+    source = load_source(name, data_dir=args.data_dir, download=not args.no_download)
+    split = source.test if args.split == "test" else source.train
+    report = classification_report(split.y, model.predict(split.x), model.label_names)
+    if args.plot:
+        plot_confusion_matrix(report["confusion_matrix"], model.label_names, args.plot,
+                              title=f"{name} {args.split}: confusion matrix")
+    if args.json:
+        print(json.dumps({"data": name, "split": args.split, **report}, indent=2))
+    else:
+        print(f"{name} ({args.split} split, {len(split)} samples)")
+        print(format_classification_report(report))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from lstmkit.data import read_inputs
+    from lstmkit.model_folder import load_model
+
+    model = load_model(args.model)
+    length, features = model.input_shape
+    image_shape = model.meta.get("image_shape")
+    results = []
+    for source in args.inputs:
+        x = read_inputs(source, length, features, image_shape=tuple(image_shape) if image_shape else None,
+                        pixel_max=model.meta.get("pixel_max"), invert=args.invert)
+        probs = model.predict_proba(x)
+        for index, row in enumerate(probs):
+            best = int(row.argmax())
+            results.append({
+                "input": str(source), "index": index, "label": model.label_names[best],
+                "probability": float(row[best]),
+                "probabilities": {name: float(p) for name, p in zip(model.label_names, row)},
+            })
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
+        others = "  ".join(f"{name} {p:.3f}" for name, p in top)
+        print(f"{r['input']}[{r['index']}]\t{r['label']}\t{r['probability']:.3f}\t({others})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstmkit", description="Train, evaluate and deploy LSTM models.")
+    parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model from a TOML config")
+    train.add_argument("config", help="TOML config, e.g. configs/digits.toml")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set train.epochs=1 (repeatable)")
+    train.add_argument("--out", type=Path, help="run folder (default: runs/CONFIG-TIMESTAMP)")
+    train.add_argument("--data-dir", type=Path, help="folder with the dataset's files (sets data.data_dir)")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
+    evaluate.add_argument("model", type=Path, help="model folder, e.g. runs/digits/model")
+    evaluate.add_argument("--data", help="data source name (default: the one the model was trained on)")
+    evaluate.add_argument("--data-dir", type=Path, help="folder with the dataset's files")
+    evaluate.add_argument("--split", choices=["test", "train"], default="test")
+    evaluate.add_argument("--no-download", action="store_true", help="never download missing files")
+    evaluate.add_argument("--plot", type=Path, help="also write the confusion matrix PNG here")
+    evaluate.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="predict labels for .npy, .csv or image files (or - for CSV on stdin)")
+    predict.add_argument("model", type=Path, help="model folder")
+    predict.add_argument("inputs", nargs="+", help="input files, or - to read CSV rows from stdin")
+    predict.add_argument("--invert", action="store_true", help="invert image brightness (dark digits on light paper)")
+    predict.add_argument("--top", type=int, default=3, help="probabilities shown per input (default 3)")
+    predict.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    predict.set_defaults(func=_cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lstmkit`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except LstmkitError as exc:
+        print(f"lstmkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lstmkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

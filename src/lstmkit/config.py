@@ -1,0 +1,316 @@
+"""Typed run configuration: nested dataclasses loaded strictly from TOML, with dotted overrides.
+
+A config has three tables, ``[data]``, ``[model]`` and ``[train]``. Loading is strict: an unknown key is an
+error that names its path, and every value is checked against its field's type and range. Overrides such
+as ``--set train.lr=3e-3`` are parsed as TOML values and converted to the field's type, so
+``--set model.conv_channels=[32,64]`` and ``--set data.name=fashion-mnist`` both work.
+
+Example::
+
+    cfg = load_config("configs/digits.toml", overrides=["train.epochs=1"])
+    cfg.train.epochs   # 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import tomli_w
+
+from lstmkit.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "config_to_dict",
+    "apply_overrides",
+    "dump_config",
+]
+
+Activation = Literal["sigmoid", "hard_sigmoid", "tanh", "relu", "elu", "softsign"]
+
+
+def _positive(**kw: Any) -> dict[str, Any]:
+    return {"min": 0, "exclusive": True, **kw}
+
+
+@dataclass
+class DataConfig:
+    """``[data]``: where the sequences come from and how they are prepared."""
+
+    name: str = "digits"
+    """Registered data source (``lstmkit.data.available_sources()``)."""
+    data_dir: str | None = None
+    """Folder with the source's files; when absent, the source looks in its usual places."""
+    download: bool = True
+    """Whether a source may download missing files into the cache."""
+    val_fraction: float = field(default=0.1, metadata={"min": 0, "max": 0.9})
+    """Fraction of the training split held out for validation and early stopping."""
+    normalize: bool = True
+    """Standardise each feature with the training split's mean and standard deviation."""
+
+
+@dataclass
+class ModelConfig:
+    """``[model]``: the task model, its optional conv front end and its LSTM stack."""
+
+    task: str = "classifier"
+    """Registered task model (``lstmkit.models.available_models()``)."""
+    hidden_size: int = field(default=128, metadata=_positive())
+    num_layers: int = field(default=1, metadata=_positive())
+    bidirectional: bool = False
+    dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    """Dropout between stacked LSTM layers, as in ``torch.nn.LSTM``."""
+    proj_size: int = field(default=0, metadata={"min": 0})
+    gate_activation: Activation = "sigmoid"
+    cell_activation: Activation = "tanh"
+    hidden_activation: Activation = "tanh"
+    forget_bias: float = 1.0
+    init: Literal["default", "torch"] = "default"
+    conv: Literal["none", "conv1d", "conv2d"] = "none"
+    """Optional front end: ``conv1d`` convolves along time, ``conv2d`` convolves an image before its rows are read."""
+    conv_channels: list[int] = field(default_factory=lambda: [32])
+    conv_kernel: int = field(default=3, metadata=_positive())
+    pool: int = field(default=2, metadata=_positive())
+    """Max-pooling size after each conv layer (1 turns pooling off)."""
+    readout: Literal["last", "mean", "max"] = "last"
+    """How the sequence of LSTM outputs becomes one vector: last real step, mean or max over real steps."""
+    head_hidden: int = field(default=0, metadata={"min": 0})
+    """Width of an extra dense ReLU layer before the output layer; 0 means none."""
+    head_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    loss: Literal["cross_entropy"] = "cross_entropy"
+    label_smoothing: float = field(default=0.0, metadata={"min": 0, "max": 1})
+
+
+@dataclass
+class TrainConfig:
+    """``[train]``: optimiser, schedule and the training loop."""
+
+    epochs: int = field(default=20, metadata=_positive())
+    batch_size: int = field(default=64, metadata=_positive())
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = field(default=1e-3, metadata=_positive())
+    momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
+    """SGD momentum (ignored by Adam and AdamW)."""
+    weight_decay: float = field(default=0.0, metadata={"min": 0})
+    schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
+    step_size: int = field(default=10, metadata=_positive())
+    """Epochs between decays for ``schedule = "step"``."""
+    gamma: float = field(default=0.1, metadata=_positive())
+    grad_clip: float = field(default=1.0, metadata={"min": 0})
+    """Maximum global gradient norm; 0 turns clipping off."""
+    patience: int = field(default=0, metadata={"min": 0})
+    """Early stopping: epochs without validation improvement before stopping; 0 turns it off."""
+    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    seed: int = field(default=0, metadata={"min": 0})
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = field(default=0, metadata={"min": 0})
+    """CPU threads for PyTorch; 0 keeps PyTorch's default."""
+    progress: bool = True
+    """Show a progress bar with loss and accuracy."""
+
+
+@dataclass
+class Config:
+    """A whole run: ``[data]``, ``[model]`` and ``[train]``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Conversion and checking
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return f"a list of {_type_name(item)}s"
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Return ``value`` converted to type ``tp``, or raise a ConfigError naming ``where``."""
+
+    def fail() -> typing.NoReturn:
+        raise ConfigError(f"config {where}: expected {_type_name(tp)}, got {_describe(value)}")
+
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        for option in options:
+            try:
+                return _convert(value, option, where)
+            except ConfigError:
+                continue
+        fail()
+    if origin is Literal:
+        if isinstance(value, str) and value in typing.get_args(tp):
+            return value
+        fail()
+    if origin is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            fail()
+        return [_convert(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        fail()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        fail()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        fail()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    raise TypeError(f"unsupported config field type {tp!r}")  # internal: a field type we forgot
+
+
+def _check_range(value: Any, meta: typing.Mapping[str, Any], tp: Any, where: str) -> None:
+    lo, hi = meta.get("min"), meta.get("max")
+    noun = "integer" if tp is int else "float"
+    if lo is not None and meta.get("exclusive") and value <= lo:
+        expected = f"a positive {noun}" if lo == 0 else f"a {noun} > {lo}"
+        raise ConfigError(f"config {where}: expected {expected}, got {_describe(value)}")
+    if lo is not None and value < lo:
+        expected = f"a non-negative {noun}" if lo == 0 else f"a {noun} >= {lo}"
+        raise ConfigError(f"config {where}: expected {expected}, got {_describe(value)}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"config {where}: expected a {noun} <= {hi}, got {_describe(value)}")
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"config {where}: expected a table, got {_describe(table)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"config: unknown key {key!r}; known keys{' in ' + where if where else ''}: "
+                          + ", ".join(fields))
+    kwargs = {}
+    for name, value in table.items():
+        tp = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+            continue
+        section, _, leaf = key.rpartition(".")
+        label = f"[{section}] {leaf}" if section else leaf
+        meta = fields[name].metadata
+        try:
+            converted = _convert(value, tp, label)
+        except ConfigError:
+            if tp in (int, float) and meta.get("exclusive") and meta.get("min") == 0:
+                noun = "integer" if tp is int else "float"
+                raise ConfigError(f"config {label}: expected a positive {noun}, got {_describe(value)}") from None
+            raise
+        if converted is not None:
+            _check_range(converted, meta, tp, label)
+        kwargs[name] = converted
+    return cls(**kwargs)
+
+
+def config_from_dict(table: dict[str, Any]) -> Config:
+    """Build a ``Config`` from nested dicts (as parsed from TOML), strictly."""
+    return _build(Config, table, "")
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The config as nested dicts, with unset optional values (``None``) left out, as TOML needs."""
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+    return strip(dataclasses.asdict(config))
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, such as train.lr=3e-3")
+    parts = key.split(".")
+    if any(not p for p in parts):
+        raise ConfigError(f"override {text!r}: expected a dotted key such as train.lr, got {key!r}")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as fashion-mnist is a string
+    return parts, value
+
+
+def apply_overrides(table: dict[str, Any], overrides: typing.Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``table`` with each ``a.b=value`` override set (checked later, when built)."""
+    result = {k: dict(v) if isinstance(v, dict) else v for k, v in table.items()}
+    for text in overrides:
+        parts, value = _parse_override(text)
+        node = result
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """Load a TOML config file (or the defaults when ``path`` is None) and apply dotted overrides."""
+    table: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
+        try:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    return config_from_dict(apply_overrides(table, overrides))
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    """Write ``config`` as TOML to ``path``."""
+    Path(path).write_text(tomli_w.dumps(config_to_dict(config)), encoding="utf-8")

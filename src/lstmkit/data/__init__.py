@@ -1,0 +1,25 @@
+"""Data sources (one module per source, found through a registry), transforms and input readers.
+
+Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``.
+See ``lstmkit/data/template.py`` for how to add a source.
+"""
+
+from lstmkit.data.base import ArrayDataset, SourceData, available_sources, load_source, register_source
+from lstmkit.data.idx import read_idx, write_idx
+from lstmkit.data.inputs import read_inputs
+from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
+from lstmkit.data import digits, idx  # noqa: F401  (registers the built-in sources)
+
+__all__ = [
+    "ArrayDataset",
+    "SourceData",
+    "load_source",
+    "available_sources",
+    "register_source",
+    "Standardizer",
+    "check_finite",
+    "split_train_val",
+    "read_inputs",
+    "read_idx",
+    "write_idx",
+]

@@ -1,0 +1,183 @@
+"""Reading a user's inputs for prediction: ``.npy``, CSV text (a file or stdin) and image files."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lstmkit.data.transforms import check_finite
+from lstmkit.errors import DataError
+
+__all__ = ["read_inputs", "IMAGE_SUFFIXES", "TEXT_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm")
+TEXT_SUFFIXES = (".csv", ".txt")
+
+
+def read_inputs(
+    source: str | Path,
+    sequence_length: int,
+    input_size: int,
+    image_shape: tuple[int, int] | None = None,
+    pixel_max: float | None = None,
+    invert: bool = False,
+) -> np.ndarray:
+    """Read samples to predict on, as raw (un-standardised) float32 of shape (N, L, F).
+
+    Args:
+        source: a path, or ``"-"`` for CSV text on stdin. By extension:
+
+            * ``.npy``: an array of shape (N, L, F) or (L, F), or flattened (N, L*F) or (L*F,).
+            * ``.csv`` / ``.txt``: one sample per row of L*F numbers (comma- or whitespace-separated,
+              row-major: step 0's F features, then step 1's, ...); a first row that is not all numbers
+              is a header and is skipped.
+            * ``.png .jpg .jpeg .bmp .gif .pgm`` (only when ``image_shape`` is given): converted to
+              grayscale (transparent parts become white), resized to ``image_shape`` = (rows, cols) by
+              box averaging, and scaled from 0..255 to 0..``pixel_max``.
+        sequence_length: L, the number of steps per sample.
+        input_size: F, the number of features per step.
+        image_shape: (rows, cols) when the model reads images row by row; enables image files.
+        pixel_max: the training data's pixel scale (16 for digits, 255 for MNIST); None keeps 0..255.
+        invert: for images with dark strokes on a light background: use ``255 - value`` (the
+            training images are light on dark).
+
+    Raises:
+        DataError: for a missing file, an unsupported extension, an unreadable file or image, a wrong
+            shape or number count (naming the CSV row), or NaN/Inf values.
+    """
+    L, F = int(sequence_length), int(input_size)
+    if str(source) == "-":
+        return _finish(_parse_text(sys.stdin.read(), "stdin", L * F), "stdin", L, F)
+    path = Path(source)
+    name = str(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise DataError(f"input {name}: expected an existing file, got no such file")
+    if path.is_dir():
+        raise DataError(f"input {name}: expected a file, got a folder")
+    if suffix == ".npy":
+        return _finish(_read_npy(path, name), name, L, F)
+    if suffix in TEXT_SUFFIXES:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"input {name}: expected a readable UTF-8 text file, got {e}") from None
+        return _finish(_parse_text(text, name, L * F), name, L, F)
+    if suffix in IMAGE_SUFFIXES:
+        if image_shape is None:
+            raise DataError(f"input {name}: expected a .npy or .csv file (the model was not trained on images), "
+                            f"got a {suffix} image")
+        return _finish(_read_image(path, name, image_shape, pixel_max, invert), name, L, F)
+    supported = ", ".join((".npy",) + TEXT_SUFFIXES + IMAGE_SUFFIXES)
+    raise DataError(f"input {name}: expected one of the extensions {supported} or '-' for stdin, "
+                    f"got {suffix or 'no extension'!r}")
+
+
+def _read_npy(path: Path, name: str) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"input {name}: expected a NumPy .npy file, got unreadable data ({e})") from None
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number)
+                                                 or array.dtype == np.bool_):
+        raise DataError(f"input {name}: expected a numeric array, got dtype {getattr(array, 'dtype', '?')}")
+    return array
+
+
+def _parse_text(text: str, name: str, count: int) -> np.ndarray:
+    rows = []
+    first_data_line = True
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c.strip().strip("\"'") for c in (line.split(",") if "," in line else line.split())]
+        while cells and cells[-1] == "":
+            cells.pop()  # a trailing comma
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            if first_data_line:
+                first_data_line = False  # a header row
+                continue
+            bad = next(c for c in cells if not _is_number(c))
+            raise DataError(f"input {name} row {line_number}: expected {count} numbers, "
+                            f"got non-numeric value {bad!r}") from None
+        first_data_line = False
+        if len(values) != count:
+            raise DataError(f"input {name} row {line_number}: expected {count} numbers, got {len(values)}")
+        rows.append(values)
+    if not rows:
+        raise DataError(f"input {name}: expected at least one row of {count} numbers, got none")
+    return np.asarray(rows, dtype=np.float64)  # (N, L*F)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_image(path: Path, name: str, image_shape: tuple[int, int], pixel_max: float | None,
+                invert: bool) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    rows, cols = (int(v) for v in image_shape)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            gray = _to_gray(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"input {name}: expected a readable image, got {type(e).__name__}: {e}") from None
+    original_size = gray.size
+    gray = gray.resize((cols, rows), Image.Resampling.BOX)  # PIL sizes are (width, height)
+    pixels = np.asarray(gray, dtype=np.float32)  # (rows, cols), 0..255
+    if invert:
+        pixels = 255.0 - pixels
+    if pixel_max is not None:
+        pixels = pixels * np.float32(float(pixel_max) / 255.0)
+    log.debug("input %s: %dx%d image resized to %dx%d", name, *original_size, cols, rows)
+    return pixels[None]  # (1, rows, cols)
+
+
+def _to_gray(image):
+    """8-bit grayscale; transparency over white; 16-bit images scaled down rather than clipped."""
+    from PIL import Image
+
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 1.0
+        return Image.fromarray(np.clip(values * scale, 0, 255).round().astype(np.uint8))  # mode L
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("L")
+    return image.convert("L")
+
+
+def _finish(array: np.ndarray, name: str, L: int, F: int) -> np.ndarray:
+    """Bring an array to (N, L, F) float32, accepting (L, F) and flattened forms; reject NaN/Inf."""
+    shape = array.shape
+    if array.ndim == 3 and shape[1:] == (L, F):
+        out = array
+    elif array.ndim == 2 and shape == (L, F):
+        out = array[None]
+    elif array.ndim == 2 and shape[1] == L * F:
+        out = array.reshape(shape[0], L, F)
+    elif array.ndim == 1 and shape[0] == L * F:
+        out = array.reshape(1, L, F)
+    else:
+        raise DataError(f"input {name}: expected an array of shape (N, {L}, {F}) or ({L}, {F}) "
+                        f"(or flattened (N, {L * F}) or ({L * F},)), got {shape}")
+    if out.shape[0] == 0:
+        raise DataError(f"input {name}: expected at least one sample, got shape {shape}")
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    check_finite(out, f"input {name}")
+    return out

@@ -1,0 +1,58 @@
+"""From a ``[data]`` table to ready train/validation/test arrays: load, check, split, standardise."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstmkit.config import DataConfig
+from lstmkit.data.base import ArrayDataset, SourceData, load_source
+from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
+from lstmkit.errors import DataError
+
+__all__ = ["PreparedData", "prepare_data", "apply_standardizer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """The splits a run trains, validates and tests on, plus what is needed to prepare new inputs."""
+
+    source: SourceData
+    train: ArrayDataset
+    val: ArrayDataset | None
+    test: ArrayDataset
+    standardizer: Standardizer | None
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.source.label_names
+
+
+def apply_standardizer(ds: ArrayDataset, standardizer: Standardizer | None) -> ArrayDataset:
+    if standardizer is None:
+        return ds
+    return ArrayDataset(standardizer.transform(ds.x), ds.y)
+
+
+def prepare_data(config: DataConfig, seed: int) -> PreparedData:
+    """Load ``config.name``, reject empty or non-finite data, hold out validation, standardise on train."""
+    data_dir = Path(config.data_dir) if config.data_dir else None
+    source = load_source(config.name, data_dir=data_dir, download=config.download)
+    for split_name, ds in (("training", source.train), ("test", source.test)):
+        if len(ds) == 0:
+            raise DataError(f"{config.name}: the {split_name} split is empty")
+        check_finite(ds.x, f"{config.name} {split_name} split")
+    train, val = split_train_val(source.train, config.val_fraction, seed)
+    standardizer = Standardizer().fit(train.x) if config.normalize else None
+    log.info("%s: %d train, %d val, %d test samples of shape %s", config.name, len(train),
+             0 if val is None else len(val), len(source.test), tuple(train.x.shape[1:]))
+    return PreparedData(
+        source=source,
+        train=apply_standardizer(train, standardizer),
+        val=None if val is None else apply_standardizer(val, standardizer),
+        test=apply_standardizer(source.test, standardizer),
+        standardizer=standardizer,
+    )

@@ -1,0 +1,188 @@
+"""Self-describing model folders: save a trained model and load it back with nothing but the folder.
+
+A model folder holds::
+
+    model.safetensors   the weights (safetensors: loading never unpickles)
+    config.toml         the run's exact config (the [model] table rebuilds the network)
+    meta.json           lstmkit version, input geometry, label names, preprocessing statistics
+
+Example::
+
+    model = load_model("runs/digits/model")
+    probs = model.predict_proba(x_raw)    # x_raw: (N, L, F) raw values, as the data source gives them
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+import lstmkit
+from lstmkit.config import Config, config_from_dict, config_to_dict, tomllib
+from lstmkit.data.transforms import Standardizer, check_finite
+from lstmkit.errors import ConfigError, DataError, ModelFolderError
+from lstmkit.models import InputSpec, build_model
+
+__all__ = ["LoadedModel", "save_model", "load_model", "atomic_write_bytes"]
+
+WEIGHTS, CONFIG, META = "model.safetensors", "config.toml", "meta.json"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class LoadedModel:
+    """A model with everything needed to turn raw inputs into predictions."""
+
+    module: torch.nn.Module
+    config: Config
+    meta: dict[str, Any]
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.meta["label_names"])
+
+    @property
+    def input_shape(self) -> tuple[int | None, int]:
+        """``(sequence_length, input_size)``; the length is None for variable-length models."""
+        return self.meta["sequence_length"], self.meta["input_size"]
+
+    @property
+    def standardizer(self) -> Standardizer | None:
+        stats = self.meta.get("standardizer")
+        return None if stats is None else Standardizer.from_dict(stats)
+
+    def prepare(self, x: np.ndarray) -> torch.Tensor:
+        """Check raw inputs ``(N, L, F)`` and apply the training preprocessing."""
+        x = np.asarray(x, dtype=np.float32)
+        length, features = self.input_shape
+        expected = f"(N, {length if length is not None else 'L'}, {features})"
+        if x.ndim != 3 or x.shape[-1] != features or (length is not None and x.shape[1] != length):
+            raise DataError(f"model input: expected shape {expected}, got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise DataError(f"model input: expected at least one sample of shape {expected}, got none")
+        check_finite(x, "model input")
+        standardizer = self.standardizer
+        if standardizer is not None:
+            x = standardizer.transform(x)
+        return torch.from_numpy(np.ascontiguousarray(x))
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for raw inputs ``(N, L, F)``."""
+        inputs = self.prepare(x)
+        self.module.eval()
+        chunks = [torch.softmax(self.module(batch), dim=-1) for batch in inputs.split(batch_size)]
+        return torch.cat(chunks).numpy()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class indices ``(N,)`` for raw inputs ``(N, L, F)``."""
+        return self.predict_proba(x).argmax(axis=-1)
+
+
+def save_model(
+    folder: str | Path,
+    module: torch.nn.Module,
+    config: Config,
+    spec: InputSpec,
+    label_names: list[str],
+    standardizer: Standardizer | None,
+    extra_meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``module`` and everything needed to use it into ``folder`` (created if needed)."""
+    import tomli_w
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "lstmkit_version": lstmkit.__version__,
+        "task": config.model.task,
+        "input_size": spec.input_size,
+        "sequence_length": spec.sequence_length,
+        "image_shape": list(spec.image_shape) if spec.image_shape else None,
+        "num_outputs": spec.num_outputs,
+        "label_names": list(label_names),
+        "standardizer": None if standardizer is None else standardizer.to_dict(),
+        **(extra_meta or {}),
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tmp_weights = folder / f".{WEIGHTS}.tmp-{os.getpid()}"
+    save_file(state, str(tmp_weights))
+    os.replace(tmp_weights, folder / WEIGHTS)
+    atomic_write_bytes(folder / CONFIG, tomli_w.dumps(config_to_dict(config)).encode())
+    atomic_write_bytes(folder / META, json.dumps(meta, indent=2).encode())
+    return folder
+
+
+def _read(folder: Path, name: str) -> str:
+    path = folder / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelFolderError(f"model folder {folder}: missing {name}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"model folder {folder}: cannot read {name} ({exc})") from None
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model folder written by ``save_model``. Never unpickles anything."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"model folder {folder}: not found (expected a folder holding {WEIGHTS}, {CONFIG}, {META})")
+    try:
+        meta = json.loads(_read(folder, META))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise ModelFolderError(f"model folder {folder}: {META} is not valid ({exc})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFolderError(
+            f"model folder {folder}: expected format_version {FORMAT_VERSION} in {META}, got {meta.get('format_version')!r}"
+        )
+    try:
+        config = config_from_dict(tomllib.loads(_read(folder, CONFIG)))
+    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        raise ModelFolderError(f"model folder {folder}: {CONFIG} is not valid ({exc})") from None
+    image_shape = meta.get("image_shape")
+    try:
+        spec = InputSpec(
+            input_size=int(meta["input_size"]),
+            num_outputs=int(meta["num_outputs"]),
+            sequence_length=meta.get("sequence_length"),
+            image_shape=tuple(image_shape) if image_shape else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFolderError(f"model folder {folder}: {META} lacks a valid input description ({exc})") from None
+    module = build_model(config.model, spec)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise ModelFolderError(f"model folder {folder}: missing {WEIGHTS}")
+    try:
+        state = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"model folder {folder}: {WEIGHTS} is corrupt ({exc})") from None
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelFolderError(f"model folder {folder}: {WEIGHTS} does not match {CONFIG} ({first})") from None
+    module.to(device).eval()
+    return LoadedModel(module=module, config=config, meta=meta)

@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from lstmkit.config import ModelConfig
+from lstmkit.errors import ConfigError, ShapeError
+from lstmkit.models import InputSpec, SequenceClassifier, available_models, build_model
+
+SPEC = InputSpec(input_size=8, num_outputs=10, sequence_length=8, image_shape=(8, 8))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"conv": "conv1d", "conv_channels": [6, 5], "pool": 2},
+        {"conv": "conv2d", "conv_channels": [4], "pool": 2},
+        {"bidirectional": True, "num_layers": 2, "dropout": 0.1, "readout": "mean"},
+        {"proj_size": 4, "readout": "max", "head_hidden": 7, "head_dropout": 0.2},
+        {"cell_activation": "relu", "hidden_activation": "relu"},
+    ],
+)
+def test_shapes_and_backward(overrides):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_size=12, **overrides), SPEC)
+    logits = model(torch.randn(5, 8, 8))
+    assert logits.shape == (5, 10)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_last_readout_is_the_lstm_final_state_through_the_head():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ModelConfig(hidden_size=6, bidirectional=True), SPEC).eval()
+    x = torch.randn(3, 8, 8)
+    _, (h_n, _) = model.lstm(x)
+    expected = model.head(torch.cat([h_n[-2], h_n[-1]], dim=-1))
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_lengths_ignore_padding():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ModelConfig(hidden_size=6, readout="mean"), SPEC).eval()
+    x = torch.randn(2, 8, 8)
+    padded = x.clone()
+    padded[1, 5:] = 100.0  # garbage past the end of sample 1
+    lengths = torch.tensor([8, 5])
+    torch.testing.assert_close(model(x, lengths), model(padded, lengths))
+    torch.testing.assert_close(model(x[1:, :5]), model(padded, lengths)[1:])
+
+
+def test_registry_and_errors():
+    assert "classifier" in available_models()
+    with pytest.raises(ConfigError, match=r"config \[model\] task: expected one of .*classifier.*, got 'nope'"):
+        build_model(ModelConfig(task="nope"), SPEC)
+    with pytest.raises(ConfigError, match=r"proj_size: expected less than hidden_size \(8\), got 8"):
+        build_model(ModelConfig(hidden_size=8, proj_size=8), SPEC)
+    with pytest.raises(ConfigError, match=r"leaves no columns of the 8-wide input"):
+        build_model(ModelConfig(conv="conv2d", conv_channels=[2, 2, 2, 2], pool=2), SPEC)
+    with pytest.raises(ConfigError, match=r"conv_channels: expected at least one channel count"):
+        build_model(ModelConfig(conv="conv1d", conv_channels=[]), SPEC)
+    model = build_model(ModelConfig(hidden_size=4), SPEC)
+    with pytest.raises(ShapeError, match=r"expected input of shape \(N, L, 8\), got \(2, 8, 5\)"):
+        model(torch.randn(2, 8, 5))

@@ -1,0 +1,101 @@
+"""End-to-end runs of the ``lstmkit`` command, in-process, into tmp_path."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.cli import main
+
+ROOT = Path(__file__).parent.parent
+DIGITS = ROOT / "configs" / "digits.toml"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    status = main(["train", str(DIGITS), "--out", str(out), "--set", "train.epochs=2", "--set", "train.progress=false",
+                   "--set", "model.hidden_size=32"])
+    assert status == 0
+    return out
+
+
+def test_train_writes_a_complete_run_folder(trained_run, capsys):
+    out = trained_run
+    for name in ["config.toml", "metrics.csv", "metrics.json", "evaluation.txt", "evaluation.json",
+                 "confusion_matrix.png", "checkpoints/best.pt", "checkpoints/last.pt",
+                 "model/model.safetensors", "model/config.toml", "model/meta.json"]:
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ["test_accuracy", "test_precision_macro", "test_recall_macro", "test_f1_macro"]:
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["test_accuracy"] > 0.3  # two epochs of a tiny LSTM are far above chance (0.1)
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,lr,train_loss") and len(rows) == 3
+    assert "epochs = 2" in (out / "config.toml").read_text()
+    assert "hidden_size = 32" in (out / "model" / "config.toml").read_text()
+
+
+def test_evaluate_reproduces_the_training_metrics(trained_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(trained_run / "model"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert report["recall_macro"] == pytest.approx(metrics["test_recall_macro"])
+    assert main(["evaluate", str(trained_run / "model")]) == 0
+    assert "confusion matrix" in capsys.readouterr().out
+
+
+def test_predict_npy_and_stdin(trained_run, capsys, tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.images[:4].astype(np.float32)
+    np.save(tmp_path / "four.npy", x)
+    capsys.readouterr()
+    assert main(["predict", str(trained_run / "model"), str(tmp_path / "four.npy"), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in results)
+    assert all(r["label"] in [str(d) for d in range(10)] for r in results)
+
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(",".join(str(v) for v in row.ravel()) for row in x)))
+    assert main(["predict", str(trained_run / "model"), "-", "--json"]) == 0
+    from_stdin = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in from_stdin] == [r["label"] for r in results]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "missing.toml"], r"lstmkit: error: config file missing.toml: not found"),
+        (["train", str(DIGITS), "--set", "train.lr=fast"], r'config \[train\] lr: expected a positive float, got "fast"'),
+        (["train", str(DIGITS), "--set", "train.colour=red"], r"unknown key 'train.colour'"),
+        (["train", str(DIGITS), "--set", "data.name=nosuch"], r"nosuch"),
+        (["predict", "no/such/model", "x.npy"], r"model folder no/such/model: not found"),
+    ],
+)
+def test_user_errors_are_one_line_with_status_2(argv, message, capsys, tmp_path):
+    argv = argv + (["--out", str(tmp_path / "run")] if argv[0] == "train" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+    assert not (tmp_path / "run").exists()  # a failed start leaves no half-written run folder
+
+
+def test_predict_rejects_wrong_shapes(trained_run, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.zeros((2, 8, 5), dtype=np.float32))
+    assert main(["predict", str(trained_run / "model"), str(tmp_path / "bad.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.npy" in err and "8" in err and "Traceback" not in err
+
+
+def test_out_folder_that_exists_is_refused(trained_run, capsys):
+    assert main(["train", str(DIGITS), "--out", str(trained_run)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
