@@ -26,5 +26,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/fashion_epoch.py --rounds 3
+
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
