@@ -99,3 +99,17 @@ def test_predict_rejects_wrong_shapes(trained_run, tmp_path, capsys):
 def test_out_folder_that_exists_is_refused(trained_run, capsys):
     assert main(["train", str(DIGITS), "--out", str(trained_run)]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err
+
+
+def test_predict_an_image_file(trained_run, capsys):
+    from lstmkit.data import load_source, read_inputs
+
+    png = ROOT / "examples" / "digit_3.png"  # a test-split 3, scaled to 0..255 and enlarged to 64x64
+    x = read_inputs(png, 8, 8, image_shape=(8, 8), pixel_max=16)
+    digits = load_source("digits").test
+    original = digits.x[digits.y == 3][0]
+    np.testing.assert_allclose(x[0], original, atol=16 / 255 + 1e-6)
+    capsys.readouterr()
+    assert main(["predict", str(trained_run / "model"), str(png), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["input"].endswith("digit_3.png") and abs(sum(result["probabilities"].values()) - 1) < 1e-5

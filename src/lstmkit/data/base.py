@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from lstmkit.errors import DataError
+from lstmkit.registry import Registry
 
 __all__ = ["ArrayDataset", "SourceData", "register_source", "load_source", "available_sources"]
 
@@ -85,7 +86,7 @@ class SourceData:
 
 
 Loader = Callable[[Path | None, bool], SourceData]
-_SOURCES: dict[str, Loader] = {}
+_SOURCES: Registry[Loader] = Registry("data source", DataError)
 
 
 def register_source(name: str) -> Callable[[Loader], Loader]:
@@ -98,19 +99,12 @@ def register_source(name: str) -> Callable[[Loader], Loader]:
             ...
             return SourceData(train, test, label_names, image_shape=None, pixel_max=None, name="my-source")
     """
-
-    def decorate(loader: Loader) -> Loader:
-        if name in _SOURCES:
-            raise ValueError(f"data source {name!r} is already registered")
-        _SOURCES[name] = loader
-        return loader
-
-    return decorate
+    return _SOURCES.register(name)
 
 
 def available_sources() -> list[str]:
     """The names of the registered data sources, sorted."""
-    return sorted(_SOURCES)
+    return _SOURCES.names()
 
 
 def load_source(name: str, data_dir: str | Path | None = None, download: bool = True) -> SourceData:
@@ -126,12 +120,7 @@ def load_source(name: str, data_dir: str | Path | None = None, download: bool = 
         DataError: for an unknown name, a ``data_dir`` that is not a folder, or a source whose splits are
             empty, disagree in shape, or hold labels outside ``label_names``.
     """
-    try:
-        loader = _SOURCES[name]
-    except KeyError:
-        raise DataError(
-            f"data source: expected one of {', '.join(available_sources())}, got {name!r}"
-        ) from None
+    loader = _SOURCES.get(name)
     folder = None if data_dir is None else Path(data_dir).expanduser()
     if folder is not None and not folder.is_dir():
         raise DataError(f"{name}: data_dir {folder}: expected an existing folder, got "

@@ -14,6 +14,7 @@ from torch import nn
 
 from lstmkit.config import ModelConfig
 from lstmkit.errors import ConfigError
+from lstmkit.registry import Registry
 
 __all__ = ["InputSpec", "register_model", "build_model", "available_models"]
 
@@ -29,31 +30,18 @@ class InputSpec:
 
 
 Builder = Callable[[ModelConfig, InputSpec], nn.Module]
-_MODELS: dict[str, Builder] = {}
+_MODELS: Registry[Builder] = Registry("config [model] task", ConfigError)
 
 
 def register_model(name: str) -> Callable[[Builder], Builder]:
     """Decorator that registers a model builder under ``name``."""
-
-    def decorate(builder: Builder) -> Builder:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = builder
-        return builder
-
-    return decorate
+    return _MODELS.register(name)
 
 
 def available_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def build_model(config: ModelConfig, spec: InputSpec) -> nn.Module:
     """Build the registered model ``config.task`` for data described by ``spec``."""
-    try:
-        builder = _MODELS[config.task]
-    except KeyError:
-        raise ConfigError(
-            f"config [model] task: expected one of {', '.join(available_models())}, got {config.task!r}"
-        ) from None
-    return builder(config, spec)
+    return _MODELS.get(config.task)(config, spec)
