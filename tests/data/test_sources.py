@@ -47,7 +47,7 @@ def test_unknown_source_lists_the_available_ones() -> None:
 
 
 def test_registering_a_name_twice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(base._SOURCES, "twice", lambda data_dir, download: None)
+    monkeypatch.setitem(base._SOURCES._entries, "twice", lambda data_dir, download: None)
     with pytest.raises(ValueError, match="'twice' is already registered"):
         register_source("twice")(lambda data_dir, download: None)
 
@@ -59,7 +59,7 @@ def test_loader_gets_data_dir_as_path_and_download_flag(monkeypatch: pytest.Monk
         calls.append((data_dir, download))
         return _source("seen", _tiny(), _tiny(), ["a", "b"])
 
-    monkeypatch.setitem(base._SOURCES, "seen", loader)
+    monkeypatch.setitem(base._SOURCES._entries, "seen", loader)
     load_source("seen", data_dir=str(tmp_path), download=False)
     assert calls == [(tmp_path, False)]
 
@@ -77,7 +77,7 @@ def test_loader_gets_data_dir_as_path_and_download_flag(monkeypatch: pytest.Monk
 )
 def test_load_source_checks_what_a_loader_returns(monkeypatch: pytest.MonkeyPatch, train: ArrayDataset,
                                                   test: ArrayDataset, message: str) -> None:
-    monkeypatch.setitem(base._SOURCES, "bad", lambda data_dir, download: _source("bad", train, test, ["a", "b"]))
+    monkeypatch.setitem(base._SOURCES._entries, "bad", lambda data_dir, download: _source("bad", train, test, ["a", "b"]))
     with pytest.raises(DataError, match=message):
         load_source("bad")
 
