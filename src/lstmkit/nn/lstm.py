@@ -1,4 +1,4 @@
-"""``lstmkit.nn.LSTM``: a drop-in for ``torch.nn.LSTM`` with configurable activations and variable lengths."""
+"""``lstmkit.nn.LSTM``: a drop-in for ``torch.nn.LSTM`` with configurable activations, variants and variable lengths."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import layer as _layer
 from .activations import ACTIVATIONS, get_activation
 from .cell import CellActivations
 from .layer import LayerWeights
+from .variants import make_variants
 
 _VANILLA_ACTIVATIONS = {"gate_activation": "sigmoid", "cell_activation": "tanh", "hidden_activation": "tanh"}
 _INITS = ("default", "torch")
@@ -48,10 +49,76 @@ class LSTM(nn.Module):
     With ``proj_size > 0`` each hidden state is projected, :math:`h_t = W_{hr} h_t`, so :math:`h_t` has
     ``proj_size`` features and :math:`W_{h\ast}` change shape accordingly (Sak et al., 2014).
 
+    Variants, all off by default and combinable with each other, with ``proj_size``, stacking, both
+    directions, ``lengths`` and initial states (see :mod:`lstmkit.nn.variants`):
+
+    * ``peephole=True`` (Gers & Schmidhuber, 2000): diagonal peephole weights
+      :math:`p_i, p_f, p_o \in \mathbb{R}^H` let the input and forget gates see :math:`c_{t-1}` and the
+      output gate see :math:`c_t`:
+
+      .. math::
+          \begin{array}{ll}
+              i_t = \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi} + p_i \odot c_{t-1}) \\
+              f_t = \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf} + p_f \odot c_{t-1}) \\
+              o_t = \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho} + p_o \odot c_t)
+          \end{array}
+
+    * ``coupled_gates=True`` (CIFG, Greff et al. 2017): there is no forget gate of its own,
+      :math:`f_t = 1 - i_t`. The weights stack only the gates i, g, o, so ``weight_ih``, ``weight_hh``,
+      ``bias_ih`` and ``bias_hh`` have 3 * hidden_size rows instead of 4 (no parameter goes unused; such a
+      module does not load a ``torch.nn.LSTM`` state dict), and ``weight_peephole`` has the rows
+      :math:`(p_i, p_o)`.
+    * ``layer_norm=True`` (Ba et al., 2016): one LayerNorm (over all G * hidden_size pre-activations at
+      once, :math:`\epsilon = 10^{-5}`) on each of the two matrix products, and one on :math:`c_t` inside
+      the hidden activation; the carried cell state is not normalised:
+
+      .. math::
+          \begin{array}{ll}
+              (i_t|f_t|g_t|o_t) = \mathrm{act}\big(\gamma_{ih} \odot \mathrm{LN}(W_{ih} x_t)
+                  + \gamma_{hh} \odot \mathrm{LN}(W_{hh} h_{t-1}) + b_{ih} + b_{hh}\big) \\
+              h_t = o_t \odot \tanh(\gamma_c \odot \mathrm{LN}(c_t) + \beta_c)
+          \end{array}
+
+      where :math:`\mathrm{LN}(z) = (z - \mathrm{mean}(z)) / \sqrt{\mathrm{var}(z) + \epsilon}`. The
+      pre-activation norms have a gain and no shift of their own: ``bias_ih`` and ``bias_hh`` are the shift.
+    * ``cell_clip=v``: :math:`c_t \leftarrow \min(\max(c_t, -v), v)` right after the cell update; the
+      output gate's peephole, :math:`h_t` and the next step all see the clipped :math:`c_t` (as
+      TensorFlow's ``LSTMCell(cell_clip=v)``). ONNX's ``clip`` attribute differs: it clips the input of
+      every activation, that is the four gate pre-activations and :math:`c_t` as the input of h only,
+      and carries the unclipped :math:`c_t` to the next step.
+    * ``zoneout=p`` or ``zoneout=(p_h, p_c)`` (Krueger et al., 2016): in training, each unit of
+      :math:`h_t` (:math:`c_t`) keeps its previous value with probability :math:`p_h` (:math:`p_c`), with
+      fresh masks :math:`d \sim \mathrm{Bernoulli}(p)` at every step; in evaluation, the expectation:
+
+      .. math::
+          h_t = d^h_t \odot h_{t-1} + (1 - d^h_t) \odot \tilde h_t, \quad
+          c_t = d^c_t \odot c_{t-1} + (1 - d^c_t) \odot \tilde c_t, \quad
+          d_t = p \text{ in evaluation}
+
+      where :math:`\tilde h_t, \tilde c_t` are what the cell computes; the output is the zoned-out
+      :math:`h_t`.
+    * ``recurrent_dropout=p`` (Gal & Ghahramani, 2016): in training, :math:`W_{h\ast} h_{t-1}` becomes
+      :math:`W_{h\ast} (m \odot h_{t-1})` with one mask :math:`m \in \{0, 1/(1-p)\}^{H_{out}}` per sequence,
+      layer and direction, the same at every step and for every gate. The carried state is not masked.
+    * ``weight_drop=p`` (DropConnect on :math:`W_{hh}`, Merity et al. 2018): in training, each forward call
+      drops the elements of every ``weight_hh`` with probability p (scaling the rest by :math:`1/(1-p)`),
+      one mask per layer and direction for the whole sequence.
+    * ``residual=True``: the output of every layer :math:`k > 0` is its LSTM output plus its input,
+      :math:`y^k_t = h^k_t + y^{k-1}_t` (after inter-layer dropout on :math:`y^{k-1}`). Layer 0 has none.
+    * ``merge_mode`` (bidirectional only): how each layer combines its two directions' outputs,
+      ``"concat"`` :math:`[\overrightarrow{h}_t; \overleftarrow{h}_t]` (width 2 * H_out), ``"sum"``
+      :math:`\overrightarrow{h}_t + \overleftarrow{h}_t` or ``"mean"`` their half-sum (width H_out). The next
+      layer then takes H_out features; ``h_n`` and ``c_n`` keep both directions apart.
+
+    Dropout-like variants (``recurrent_dropout``, ``weight_drop``, zoneout's masks) act in training mode
+    only and draw from PyTorch's global RNG, so ``torch.manual_seed`` makes them reproducible; in
+    evaluation, ``recurrent_dropout`` and ``weight_drop`` are the identity. Past the end of a sequence
+    (``lengths`` or packed input) the state is frozen, so no mask there changes anything.
+
     The module has two implementations that compute the same function: the reference path, a plain
     PyTorch loop over :func:`lstmkit.nn.lstm_cell`, and the fused path, PyTorch's own LSTM kernel (the one
     ``torch.nn.LSTM`` runs, oneDNN on CPU). ``impl="auto"`` takes the fused path whenever the activations
-    are the default ones; :attr:`fused` tells which path this module runs.
+    are the default ones and no variant is on; :attr:`fused` tells which path this module runs.
 
     Args:
         input_size: the number of features H_in of the input `x`.
@@ -73,7 +140,17 @@ class LSTM(nn.Module):
             ``init="torch"``). Default: 1.0
         init: ``"default"`` or ``"torch"``, see Initialisation. Default: ``"default"``
         impl: ``"auto"``, ``"reference"`` or ``"fused"``; ``"fused"`` raises ``ValueError`` when the
-            activations are not the default ones. Default: ``"auto"``
+            activations are not the default ones or a variant is on. Default: ``"auto"``
+        peephole: add peephole connections. Default: ``False``
+        coupled_gates: couple the input and forget gates, :math:`f_t = 1 - i_t`. Default: ``False``
+        layer_norm: layer-normalise the pre-activations and the cell state. Default: ``False``
+        recurrent_dropout: probability in [0, 1) of the per-sequence dropout on :math:`h_{t-1}`. Default: 0
+        zoneout: probability in [0, 1), or a pair ``(p_h, p_c)``, of zoneout on h and c. Default: 0
+        weight_drop: probability in [0, 1) of DropConnect on ``weight_hh``. Default: 0
+        cell_clip: a number > 0 that bounds :math:`c_t`, or ``None``. Default: ``None``
+        residual: add each layer's input to its output for layers k > 0. Default: ``False``
+        merge_mode: ``"concat"``, ``"sum"`` or ``"mean"``; not ``"concat"`` needs ``bidirectional=True``.
+            Default: ``"concat"``
         device, dtype: where and of what type the parameters are made.
 
     Inputs: input, (h_0, c_0), lengths
@@ -102,7 +179,8 @@ class LSTM(nn.Module):
     Outputs: output, (h_n, c_n)
         * **output**: tensor of shape (L, D * H_out) for unbatched input, (L, N, D * H_out) when
           ``batch_first=False`` or (N, L, D * H_out) when ``batch_first=True``: the last layer's
-          :math:`h_t` for each `t`, the two directions concatenated. A ``PackedSequence`` input gives a
+          :math:`h_t` for each `t`, the two directions concatenated (with ``merge_mode`` ``"sum"`` or
+          ``"mean"``, combined into H_out features). A ``PackedSequence`` input gives a
           ``PackedSequence`` output. With ``lengths``, the output past each sequence's end is exactly zero.
         * **h_n**: tensor of shape (D * num_layers, H_out) or (D * num_layers, N, H_out), the final hidden
           state of each layer and direction (forward first). With ``lengths`` or packed input it is the state
@@ -112,22 +190,33 @@ class LSTM(nn.Module):
 
     Attributes:
         weight_ih_l[k]: input-hidden weights :math:`(W_{ii}|W_{if}|W_{ig}|W_{io})` of layer k, shape
-            (4 * hidden_size, input_size) for k = 0, else (4 * hidden_size, D * H_out).
-        weight_hh_l[k]: hidden-hidden weights :math:`(W_{hi}|W_{hf}|W_{hg}|W_{ho})`, shape (4 * hidden_size, H_out).
-        bias_ih_l[k]: input-hidden bias :math:`(b_{ii}|b_{if}|b_{ig}|b_{io})`, shape (4 * hidden_size,).
-        bias_hh_l[k]: hidden-hidden bias :math:`(b_{hi}|b_{hf}|b_{hg}|b_{ho})`, shape (4 * hidden_size,).
+            (G * hidden_size, input_size) for k = 0, else (G * hidden_size, D' * H_out), where G is 4, or 3
+            with ``coupled_gates`` (gates i, g, o), and D' is D with ``merge_mode="concat"``, else 1.
+        weight_hh_l[k]: hidden-hidden weights :math:`(W_{hi}|W_{hf}|W_{hg}|W_{ho})`, shape (G * hidden_size, H_out).
+        bias_ih_l[k]: input-hidden bias :math:`(b_{ii}|b_{if}|b_{ig}|b_{io})`, shape (G * hidden_size,).
+        bias_hh_l[k]: hidden-hidden bias :math:`(b_{hi}|b_{hf}|b_{hg}|b_{ho})`, shape (G * hidden_size,).
         weight_hr_l[k]: projection weights, shape (proj_size, hidden_size); only when ``proj_size > 0``.
-        The reverse direction's parameters have the suffix ``_reverse``. Names, shapes and order are those
-        of ``torch.nn.LSTM``, so state dicts load both ways.
+        weight_peephole_l[k]: peephole weights, rows :math:`(p_i, p_f, p_o)`, shape (3, hidden_size), or
+            rows :math:`(p_i, p_o)`, shape (2, hidden_size), with ``coupled_gates``; only with ``peephole``.
+        ln_ih_weight_l[k], ln_hh_weight_l[k]: gains :math:`\gamma_{ih}, \gamma_{hh}`, shape
+            (G * hidden_size,); ln_c_weight_l[k], ln_c_bias_l[k]: :math:`\gamma_c, \beta_c`, shape
+            (hidden_size,); only with ``layer_norm``.
+        The reverse direction's parameters have the suffix ``_reverse``. Names, shapes and order of the
+        first five are those of ``torch.nn.LSTM`` (without ``coupled_gates``), so state dicts load both
+        ways; a variant's parameters follow them within each layer and direction.
 
     Initialisation:
-        ``init="default"``: ``weight_ih`` Xavier (Glorot) uniform; each of the four gate blocks of
+        ``init="default"``: ``weight_ih`` Xavier (Glorot) uniform; each of the G gate blocks of
         ``weight_hh``, (hidden_size, H_out), orthogonal; ``weight_hr`` orthogonal; every bias zero except
         the forget-gate slice of ``bias_ih``, set to ``forget_bias`` so that the effective forget bias
-        :math:`b_{if} + b_{hf}` starts at ``forget_bias``.
-        ``init="torch"``: exactly ``torch.nn.LSTM.reset_parameters``: every parameter from
-        :math:`\mathcal{U}(-\sqrt{k}, \sqrt{k})` with :math:`k = 1/\text{hidden\_size}`, drawing from the RNG
-        in the same order, so the same seed gives the same parameters as ``torch.nn.LSTM``.
+        :math:`b_{if} + b_{hf}` starts at ``forget_bias``. With ``coupled_gates`` the input-gate slice is
+        set to ``-forget_bias`` instead, so that :math:`f_t = 1 - \sigma(-b) = \sigma(b)` starts where it
+        would without coupling (exactly so for the point-symmetric gates ``sigmoid`` and ``hard_sigmoid``).
+        ``init="torch"``: exactly ``torch.nn.LSTM.reset_parameters`` for the parameters ``torch.nn.LSTM``
+        has: each from :math:`\mathcal{U}(-\sqrt{k}, \sqrt{k})` with :math:`k = 1/\text{hidden\_size}`,
+        drawing from the RNG in the same order, so the same seed gives the same parameters as
+        ``torch.nn.LSTM``. With either init, peephole weights start at zero (the module starts as the
+        vanilla LSTM and learns them) and the LayerNorm gains at one and shifts at zero.
 
     Examples::
 
@@ -142,6 +231,10 @@ class LSTM(nn.Module):
         >>> output, (hn, cn) = rnn(x, lengths=[5, 2, 3])  # outputs past each length are zero
         >>> bool((output[2:, 1] == 0).all())
         True
+        >>> variant = LSTM(10, 20, peephole=True, layer_norm=True, zoneout=0.1).eval()
+        >>> h_t, state = variant.step(x[0])  # stream one step: (N, H_in) -> (N, H_out)
+        >>> h_t.shape, state[1].shape
+        (torch.Size([3, 20]), torch.Size([1, 3, 20]))
     """
 
     def __init__(
@@ -161,6 +254,15 @@ class LSTM(nn.Module):
         forget_bias: float = 1.0,
         init: str = "default",
         impl: str = "auto",
+        peephole: bool = False,
+        coupled_gates: bool = False,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+        weight_drop: float = 0.0,
+        cell_clip: float | None = None,
+        residual: bool = False,
+        merge_mode: str = "concat",
         device=None,
         dtype=None,
     ) -> None:
@@ -206,6 +308,21 @@ class LSTM(nn.Module):
                 "LSTM: impl='fused' runs PyTorch's kernel, which computes only gate_activation='sigmoid', "
                 f"cell_activation='tanh', hidden_activation='tanh'; got {got}. Use impl='auto' or 'reference'"
             )
+        variants = make_variants(
+            peephole=peephole, coupled_gates=coupled_gates, layer_norm=layer_norm,
+            recurrent_dropout=recurrent_dropout, zoneout=zoneout, weight_drop=weight_drop, cell_clip=cell_clip,
+            residual=residual, merge_mode=merge_mode, bidirectional=bidirectional,
+        )  # fmt: skip
+        if impl == "fused" and variants.active():
+            raise ValueError(
+                "LSTM: impl='fused' runs PyTorch's kernel, which computes the vanilla LSTM only; "
+                f"got {variants.describe()}. Use impl='auto' or 'reference'"
+            )
+        if residual and num_layers == 1:
+            warnings.warn(
+                "LSTM: residual=True connects stacked layers (k > 0) only, so it does nothing with num_layers=1",
+                stacklevel=2,
+            )
 
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -221,7 +338,8 @@ class LSTM(nn.Module):
         self.forget_bias = float(forget_bias)
         self.init = init
         self.impl = impl
-        self._fused = impl == "fused" or (impl == "auto" and not non_vanilla)
+        self.variants = variants
+        self._fused = impl == "fused" or (impl == "auto" and not non_vanilla and not variants.active())
         self._activations = CellActivations(
             gate=get_activation(gate_activation),
             cell=get_activation(cell_activation),
@@ -229,13 +347,15 @@ class LSTM(nn.Module):
         )
 
         # Parameters in torch.nn.LSTM's order: layer by layer, forward then reverse direction, and within
-        # one direction weight_ih, weight_hh, bias_ih, bias_hh, weight_hr. The fused kernel wants this order.
+        # one direction weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, then those of the variants.
+        # The fused kernel wants this order.
         factory = {"device": device, "dtype": dtype}
-        gate_size = 4 * hidden_size
+        gate_size = variants.num_gates * hidden_size
         out_size = self.output_size
+        merged_size = out_size * (self.num_directions if variants.merge_mode == "concat" else 1)
         self._weight_names: list[list[LayerWeights]] = []
         for k in range(num_layers):
-            layer_input_size = input_size if k == 0 else out_size * self.num_directions
+            layer_input_size = input_size if k == 0 else merged_size
             directions = []
             for suffix in ("", "_reverse")[: self.num_directions]:
                 names = LayerWeights(
@@ -244,6 +364,11 @@ class LSTM(nn.Module):
                     bias_ih=f"bias_ih_l{k}{suffix}" if bias else None,
                     bias_hh=f"bias_hh_l{k}{suffix}" if bias else None,
                     weight_hr=f"weight_hr_l{k}{suffix}" if proj_size > 0 else None,
+                    weight_peephole=f"weight_peephole_l{k}{suffix}" if peephole else None,
+                    ln_ih_weight=f"ln_ih_weight_l{k}{suffix}" if layer_norm else None,
+                    ln_hh_weight=f"ln_hh_weight_l{k}{suffix}" if layer_norm else None,
+                    ln_c_weight=f"ln_c_weight_l{k}{suffix}" if layer_norm else None,
+                    ln_c_bias=f"ln_c_bias_l{k}{suffix}" if layer_norm else None,
                 )
                 shapes = LayerWeights(
                     weight_ih=(gate_size, layer_input_size),
@@ -251,14 +376,20 @@ class LSTM(nn.Module):
                     bias_ih=(gate_size,),
                     bias_hh=(gate_size,),
                     weight_hr=(proj_size, hidden_size),
+                    weight_peephole=(variants.num_gates - 1, hidden_size),
+                    ln_ih_weight=(gate_size,),
+                    ln_hh_weight=(gate_size,),
+                    ln_c_weight=(hidden_size,),
+                    ln_c_bias=(hidden_size,),
                 )
                 for name, shape in zip(names, shapes):
                     if name is not None:
                         self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
                 directions.append(names)
             self._weight_names.append(directions)
+        # The parameters torch.nn.LSTM has, in its order: what the fused kernel takes and init="torch" draws.
         self._flat_weight_names = [
-            name for directions in self._weight_names for names in directions for name in names if name is not None
+            name for directions in self._weight_names for names in directions for name in names[:5] if name is not None
         ]
         self.reset_parameters()
 
@@ -282,21 +413,37 @@ class LSTM(nn.Module):
         with torch.no_grad():
             if self.init == "torch":
                 bound = 1.0 / math.sqrt(self.hidden_size)
-                for weight in self.parameters():
+                for weight in self._flat_weights():
                     nn.init.uniform_(weight, -bound, bound)
-                return
-            h = self.hidden_size
+            else:
+                self._default_init()
             for directions in self._layer_weights():
                 for weights in directions:
-                    nn.init.xavier_uniform_(weights.weight_ih)
-                    for block in weights.weight_hh.split(h, dim=0):  # 4 x (H, H_out)
-                        nn.init.orthogonal_(block)
-                    if weights.bias_ih is not None:
-                        weights.bias_ih.zero_()
-                        weights.bias_hh.zero_()
-                        weights.bias_ih[h : 2 * h] = self.forget_bias
-                    if weights.weight_hr is not None:
-                        nn.init.orthogonal_(weights.weight_hr)
+                    for name in ("weight_peephole", "ln_c_bias"):
+                        if getattr(weights, name) is not None:
+                            getattr(weights, name).zero_()
+                    for name in ("ln_ih_weight", "ln_hh_weight", "ln_c_weight"):
+                        if getattr(weights, name) is not None:
+                            getattr(weights, name).fill_(1.0)
+
+    def _default_init(self) -> None:
+        h = self.hidden_size
+        # The forget gate's slice, or with coupled gates the input gate's, which sets f = 1 - i.
+        if self.variants.coupled_gates:
+            gate_slice, gate_bias = slice(0, h), -self.forget_bias
+        else:
+            gate_slice, gate_bias = slice(h, 2 * h), self.forget_bias
+        for directions in self._layer_weights():
+            for weights in directions:
+                nn.init.xavier_uniform_(weights.weight_ih)
+                for block in weights.weight_hh.split(h, dim=0):  # G x (H, H_out)
+                    nn.init.orthogonal_(block)
+                if weights.bias_ih is not None:
+                    weights.bias_ih.zero_()
+                    weights.bias_hh.zero_()
+                    weights.bias_ih[gate_slice] = gate_bias
+                if weights.weight_hr is not None:
+                    nn.init.orthogonal_(weights.weight_hr)
 
     def forward(
         self,
@@ -310,6 +457,78 @@ class LSTM(nn.Module):
                 raise ValueError("LSTM: lengths must be None for a PackedSequence input, which has its own lengths")
             return self._forward_packed(input, hx)
         return self._forward_padded(input, hx, lengths)
+
+    def step(
+        self, x_t: Tensor, state: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        r"""Advance a unidirectional LSTM by one time step, for streaming input.
+
+        Every layer runs one step of the reference cell: ``h_t, state = lstm.step(x[t], state)`` for
+        t = 0, 1, ... gives, in evaluation mode, ``forward(x)``'s output at each step and its final
+        ``(h_n, c_n)`` (within float rounding), for every variant and activation. Nothing is reordered or
+        precomputed per call beyond one matrix product per weight (``torch.nn.LSTM`` on one step reorders
+        its weights on every call).
+
+        In training mode every call draws fresh masks: zoneout and inter-layer ``dropout`` then behave as
+        in ``forward`` (they draw per step there too), but ``recurrent_dropout`` and ``weight_drop``, which
+        ``forward`` draws once per sequence, act per step, so a training-mode stream is not ``forward``'s
+        computation. Use ``eval()`` to stream a trained model.
+
+        Args:
+            x_t: the input of this step, shape (N, H_in), or (H_in,) for one unbatched sequence.
+            state: ``(h, c)`` returned by the previous call, shapes (num_layers, N, H_out) and
+                (num_layers, N, H_cell), or (num_layers, H_out) and (num_layers, H_cell) unbatched; ``None``
+                for zeros (the start of a stream).
+
+        Returns:
+            ``(h_t, (h, c))``: the last layer's output of this step, shape (N, H_out) or (H_out,) (with
+            ``residual``, the output including the residual sum, as in ``forward``), and the new state, shaped
+            like ``state``.
+
+        Raises:
+            ValueError: the LSTM is bidirectional; its reverse direction starts at the end of the sequence,
+                which a stream has not reached yet.
+            ShapeError: ``x_t`` or the state has the wrong shape.
+
+        Examples::
+
+            >>> import torch
+            >>> from lstmkit.nn import LSTM
+            >>> lstm = LSTM(3, 4, num_layers=2).eval()
+            >>> x = torch.randn(6, 2, 3)  # (L, N, H_in)
+            >>> state = None
+            >>> for x_t in x:
+            ...     h_t, state = lstm.step(x_t, state)
+            >>> output, (h_n, c_n) = lstm(x)
+            >>> torch.allclose(h_t, output[-1], atol=1e-6) and torch.allclose(state[1], c_n, atol=1e-6)
+            True
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "LSTM.step: expected a unidirectional LSTM, got bidirectional=True; the reverse direction "
+                "starts at the end of the sequence, which a stream has not reached yet. Call the module on "
+                "the whole sequence instead"
+            )
+        if not isinstance(x_t, Tensor):
+            raise TypeError(f"LSTM.step: expected x_t to be a Tensor, got {type(x_t).__name__}")
+        if x_t.dim() not in (1, 2) or x_t.size(-1) != self.input_size:
+            raise ShapeError(
+                f"LSTM.step: expected x_t of shape (N, H_in) or unbatched (H_in,) with H_in={self.input_size}, "
+                f"got shape {tuple(x_t.shape)}"
+            )
+        dtype = self.weight_ih_l0.dtype
+        if x_t.dtype != dtype and not torch.is_autocast_enabled(x_t.device.type):
+            raise ValueError(f"LSTM.step: expected x_t of dtype {dtype} like the parameters, got {x_t.dtype}")
+        is_batched = x_t.dim() == 2
+        x = x_t if is_batched else x_t.unsqueeze(0)  # (N, H_in)
+        h0, c0 = self._initial_state(state, x.size(0), is_batched, x, owner="LSTM.step", names=("state", "h", "c"))
+        h_t, (h_n, c_n) = _layer.step_lstm(
+            x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, self.variants
+        )
+        if not is_batched:
+            h_t = h_t.squeeze(0)  # (H_out,)
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)  # (num_layers, H_out), (num_layers, H_cell)
+        return h_t, (h_n, c_n)
 
     def _forward_padded(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None, lengths: Tensor | list[int] | None
@@ -342,7 +561,7 @@ class LSTM(nn.Module):
             x = input.transpose(0, 1) if self.batch_first else input  # (L, N, H_in)
             output, (h_n, c_n) = _layer.reference_lstm(
                 x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training,
-                None if lengths is None else lengths.to(input.device),
+                None if lengths is None else lengths.to(input.device), self.variants,
             )  # fmt: skip
             if self.batch_first:
                 output = output.transpose(0, 1)  # (N, L, D * H_out)
@@ -368,7 +587,7 @@ class LSTM(nn.Module):
         padded, lengths = pad_packed_sequence(input)  # (L, N, H_in) and (N,), in the caller's batch order
         output, hidden = _layer.reference_lstm(
             padded, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training,
-            lengths.to(padded.device),
+            lengths.to(padded.device), self.variants,
         )  # fmt: skip
         # Pack again in the input's order: sorted by length, time-major, only the real steps.
         if input.sorted_indices is not None:
@@ -403,27 +622,40 @@ class LSTM(nn.Module):
             )
 
     def _initial_state(
-        self, hx: tuple[Tensor, Tensor] | None, batch_size: int, is_batched: bool, input: Tensor
+        self,
+        hx: tuple[Tensor, Tensor] | None,
+        batch_size: int,
+        is_batched: bool,
+        input: Tensor,
+        owner: str = "LSTM",
+        names: tuple[str, str, str] = ("hx", "h_0", "c_0"),
     ) -> tuple[Tensor, Tensor]:
-        """Validate (h_0, c_0), or make zeros; returns them batched: (D * num_layers, N, H_out / H_cell)."""
+        """Validate (h_0, c_0), or make zeros; returns them batched: (D * num_layers, N, H_out / H_cell).
+
+        ``owner`` and ``names`` (the pair, h and c) are how error messages call the method and the state.
+        """
         states = self.num_directions * self.num_layers
         h_shape = (states, batch_size, self.output_size)
         c_shape = (states, batch_size, self.hidden_size)
         if hx is None:
             zeros = {"dtype": input.dtype, "device": input.device}
             return torch.zeros(h_shape, **zeros), torch.zeros(c_shape, **zeros)
+        pair, h_name, c_name = names
         if not isinstance(hx, (tuple, list)) or len(hx) != 2 or not all(isinstance(s, Tensor) for s in hx):
-            raise TypeError(f"LSTM: expected hx to be a tuple (h_0, c_0) of two tensors, got {type(hx).__name__}")
+            raise TypeError(
+                f"{owner}: expected {pair} to be a tuple ({h_name}, {c_name}) of two tensors, got {type(hx).__name__}"
+            )
         h0, c0 = hx
+        layers = "D*num_layers" if self.bidirectional or owner == "LSTM" else "num_layers"
         if is_batched:
-            dims = "D*num_layers, N, {}"
+            dims = layers + ", N, {}"
         else:
-            dims = "D*num_layers, {}"
+            dims = layers + ", {}"
             h_shape, c_shape = (states, self.output_size), (states, self.hidden_size)
-        for name, state, shape, size_name in (("h_0", h0, h_shape, "H_out"), ("c_0", c0, c_shape, "H_cell")):
+        for name, state, shape, size_name in ((h_name, h0, h_shape, "H_out"), (c_name, c0, c_shape, "H_cell")):
             if tuple(state.shape) != shape:
                 raise ShapeError(
-                    f"LSTM: expected {name} of shape {shape} ({dims.format(size_name)}), got {tuple(state.shape)}"
+                    f"{owner}: expected {name} of shape {shape} ({dims.format(size_name)}), got {tuple(state.shape)}"
                 )
         if not is_batched:
             h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)  # (D * num_layers, 1, H)
@@ -486,6 +718,11 @@ class LSTM(nn.Module):
             s += f", forget_bias={self.forget_bias}"
         if self.impl != "auto":
             s += f", impl={self.impl!r}"
+        variants = self.variants.active()
+        if "zoneout" in variants and variants["zoneout"][0] == variants["zoneout"][1]:
+            variants["zoneout"] = variants["zoneout"][0]
+        for name, value in variants.items():
+            s += f", {name}={value!r}"
         return s
 
     @classmethod
@@ -506,13 +743,17 @@ class LSTM(nn.Module):
         """Return a ``torch.nn.LSTM`` with this module's configuration, parameters and training mode.
 
         Raises:
-            ValueError: the activations are not ``torch.nn.LSTM``'s (sigmoid, tanh, tanh).
+            ValueError: the activations are not ``torch.nn.LSTM``'s (sigmoid, tanh, tanh), or a variant is on.
         """
         non_vanilla = [f"{n}={getattr(self, n)!r}" for n, v in _VANILLA_ACTIVATIONS.items() if getattr(self, n) != v]
         if non_vanilla:
             raise ValueError(
                 "LSTM.to_torch: torch.nn.LSTM computes only gate_activation='sigmoid', cell_activation='tanh', "
                 f"hidden_activation='tanh'; this LSTM has {', '.join(non_vanilla)}"
+            )
+        if self.variants.active():
+            raise ValueError(
+                f"LSTM.to_torch: torch.nn.LSTM computes the vanilla LSTM only; this LSTM has {self.variants.describe()}"
             )
         reference = self.weight_ih_l0
         torch_lstm = nn.LSTM(

@@ -1,0 +1,92 @@
+"""The training loop: determinism, early stopping, optimisers and schedules, data checks."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from lstmkit.cli import main
+from lstmkit.config import load_config
+from lstmkit.data import write_idx
+from lstmkit.train import run_training
+
+FAST = ["train.progress=false", "model.hidden_size=16", "train.epochs=1"]
+
+
+def test_the_same_seed_gives_bit_identical_weights(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        result = run_training(load_config(None, FAST + ["train.seed=3"]), tmp_path / name)
+        runs.append(load_file(str(result.model_dir / "model.safetensors")))
+    assert runs[0].keys() == runs[1].keys()
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key])
+    other = load_file(str(run_training(load_config(None, FAST + ["train.seed=4"]), tmp_path / "c").model_dir
+                          / "model.safetensors"))
+    assert any(not np.array_equal(runs[0][k], other[k]) for k in other)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
+    cfg = load_config(None, FAST + ["train.epochs=10", "train.patience=1", "train.lr=1e-12",
+                                    "train.optimizer=sgd", "train.momentum=0"])
+    result = run_training(cfg, tmp_path / "run")
+    assert result.metrics["epochs_run"] == 2 and result.metrics["best_epoch"] == 1
+    assert len((tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()) == 1 + 2
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.optimizer=sgd", "train.momentum=0.9", "train.schedule=step", "train.step_size=1"],
+    ["train.optimizer=adamw", "train.schedule=onecycle", "train.epochs=2"],
+    ["train.schedule=cosine", "data.val_fraction=0", "train.grad_clip=0"],
+    ["model.conv=conv2d", "model.conv_channels=[4]", "model.cell_activation=relu", "model.hidden_activation=relu"],
+])
+def test_optimisers_schedules_and_front_ends_train(tmp_path, overrides):
+    result = run_training(load_config(None, FAST + overrides), tmp_path / "run")
+    assert result.metrics["test_accuracy"] > 0.1  # above chance after one epoch
+    lrs = [float(line.split(",")[1]) for line in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[1:]]
+    assert all(lr > 0 for lr in lrs)
+
+
+def test_cosine_schedule_decays_the_learning_rate(tmp_path):
+    run_training(load_config(None, FAST + ["train.epochs=3", "train.schedule=cosine", "train.lr=0.01"]), tmp_path / "r")
+    lrs = [float(line.split(",")[1]) for line in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[1:]]
+    assert lrs[0] == pytest.approx(0.01) and lrs[0] > lrs[1] > lrs[2]
+
+
+def _idx_folder(folder, n_train, n_test, images=None):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz",
+                  rng.integers(0, 255, (n, 28, 28), dtype=np.uint8) if images is None else images[:n])
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    return folder
+
+
+def test_an_empty_dataset_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
+    data = _idx_folder(tmp_path / "mnist", 0, 5)
+    status = main(["train", "configs/mnist.toml", "--data-dir", str(data), "--out", str(tmp_path / "run"),
+                   "--set", "train.progress=false"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "empty" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_local_idx_folder_trains(tmp_path):
+    data = _idx_folder(tmp_path / "mnist", 60, 20)
+    cfg = load_config(None, FAST + ["data.name=mnist", f'data.data_dir="{data}"', "data.download=false"])
+    result = run_training(cfg, tmp_path / "run")
+    meta = json.loads((result.model_dir / "meta.json").read_text())
+    assert meta["input_size"] == 28 and meta["sequence_length"] == 28 and meta["data_name"] == "mnist"
+
+
+def test_predict_refuses_nan(tmp_path, capsys):
+    result = run_training(load_config(None, FAST), tmp_path / "run")
+    bad = np.zeros((2, 8, 8), dtype=np.float32)
+    bad[1, 3, 4] = np.inf
+    np.save(tmp_path / "bad.npy", bad)
+    assert main(["predict", str(result.model_dir), str(tmp_path / "bad.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "NaN/Inf" in err and "(1, 3, 4)" in err
