@@ -181,7 +181,8 @@ def test_error_no_steps(pool: AttentionPooling) -> None:
 
 
 def test_error_dtype(pool: AttentionPooling) -> None:
-    with pytest.raises(ValueError, match=r"expected input of dtype torch.float32 like the parameters, got torch.float64"):
+    message = r"expected input of dtype torch.float32 like the parameters, got torch.float64"
+    with pytest.raises(ValueError, match=message):
         pool(torch.randn(2, 3, 4, dtype=torch.float64))
 
 
@@ -217,7 +218,8 @@ def test_error_mask_dtype(pool: AttentionPooling) -> None:
 
 def test_error_mask_empty_sequence(pool: AttentionPooling) -> None:
     mask = torch.tensor([[True, False, False], [False, False, False]])
-    with pytest.raises(ShapeError, match=r"expected at least one True step per sequence in mask, got none in sequences \[1\]"):
+    message = r"expected at least one True step per sequence in mask, got none in sequences \[1\]"
+    with pytest.raises(ShapeError, match=message):
         pool(torch.randn(2, 3, 4), mask=mask)
 
 

@@ -12,16 +12,6 @@ from lstmkit.errors import ShapeError
 from lstmkit.nn.convlstm import ConvLSTM, ConvLSTMCell
 
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Convolutions this small gain nothing from threads, and on a busy 2-vCPU machine OpenMP's two threads
-    stall a float64 conv2d from ~20 us to ~10 ms (see PERFORMANCE-NOTES.md), which gradcheck repeats hundreds of times."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -244,7 +234,8 @@ def test_error_kernel_size(kernel_size) -> None:
 
 
 def test_error_hidden_channels() -> None:
-    with pytest.raises(ValueError, match=r"ConvLSTM: hidden_channels: expected an int or a list of num_layers=3 ints, got a list of 2"):
+    message = r"ConvLSTM: hidden_channels: expected an int or a list of num_layers=3 ints, got a list of 2"
+    with pytest.raises(ValueError, match=message):
         ConvLSTM(1, [4, 2], 3, num_layers=3)
     with pytest.raises(ValueError, match=r"ConvLSTM: hidden_channels\[1\]: expected an integer >= 1, got 0"):
         ConvLSTM(1, [4, 0], 3, num_layers=2)
@@ -260,7 +251,8 @@ def test_error_input_rank(batch_first: bool) -> None:
 
 
 def test_error_input_channels() -> None:
-    with pytest.raises(ShapeError, match=r"expected input with 1 channels \(C_in, dimension 2\), got shape \(2, 3, 2, 4, 4\)"):
+    message = r"expected input with 1 channels \(C_in, dimension 2\), got shape \(2, 3, 2, 4, 4\)"
+    with pytest.raises(ShapeError, match=message):
         ConvLSTM(1, 2, 3)(torch.randn(2, 3, 2, 4, 4))
     with pytest.raises(ShapeError, match=r"ConvLSTMCell: expected input with 1 channels \(C_in, dimension 1\)"):
         ConvLSTMCell(1, 2, 3)(torch.randn(2, 2, 4, 4))
@@ -269,16 +261,24 @@ def test_error_input_channels() -> None:
 def test_error_state_shape() -> None:
     rnn = ConvLSTM(1, 2, 3, num_layers=2)
     good = torch.zeros(2, 2, 2, 4, 4)
-    with pytest.raises(ShapeError, match=r"expected c_0 of shape \(2, 2, 2, 4, 4\) \(num_layers, N, C_hid, H, W\), got \(2, 2, 2, 4, 5\)"):
+    message = r"expected c_0 of shape \(2, 2, 2, 4, 4\) \(num_layers, N, C_hid, H, W\), got \(2, 2, 2, 4, 5\)"
+    with pytest.raises(ShapeError, match=message):
         rnn(torch.randn(2, 3, 1, 4, 4), (good, torch.zeros(2, 2, 2, 4, 5)))
-    with pytest.raises(ShapeError, match=r"expected h_0\[1\] of shape \(2, 2, 4, 4\) \(N, C_hid, H, W\), got \(2, 3, 4, 4\)"):
+    message = r"expected h_0\[1\] of shape \(2, 2, 4, 4\) \(N, C_hid, H, W\), got \(2, 3, 4, 4\)"
+    with pytest.raises(ShapeError, match=message):
         rnn(torch.randn(2, 3, 1, 4, 4), ([good[0], torch.zeros(2, 3, 4, 4)], good))
-    with pytest.raises(TypeError, match=r"expected h_0 as a list of 2 tensors, one per layer, because the layers have different hidden_channels \(4, 2\); got one tensor"):
+    message = (
+        r"expected h_0 as a list of 2 tensors, one per layer, because the layers have different "
+        r"hidden_channels \(4, 2\); got one tensor"
+    )
+    with pytest.raises(TypeError, match=message):
         ConvLSTM(1, [4, 2], 3, num_layers=2)(torch.randn(2, 3, 1, 4, 4), (good, good))
-    with pytest.raises(ShapeError, match=r"ConvLSTMCell: expected h_0 of shape \(2, 2, 4, 4\) \(N, C_hid, H, W\), got \(2, 2, 3, 3\)"):
+    message = r"ConvLSTMCell: expected h_0 of shape \(2, 2, 4, 4\) \(N, C_hid, H, W\), got \(2, 2, 3, 3\)"
+    with pytest.raises(ShapeError, match=message):
         ConvLSTMCell(1, 2, 3)(torch.randn(2, 1, 4, 4), (torch.zeros(2, 2, 3, 3), torch.zeros(2, 2, 4, 4)))
 
 
 def test_error_dtype() -> None:
-    with pytest.raises(ValueError, match=r"ConvLSTM: expected input of dtype torch.float32 like the parameters, got torch.float64"):
+    message = r"ConvLSTM: expected input of dtype torch.float32 like the parameters, got torch.float64"
+    with pytest.raises(ValueError, match=message):
         ConvLSTM(1, 2, 3)(torch.randn(1, 2, 1, 3, 3, dtype=torch.float64))

@@ -11,16 +11,6 @@ from lstmkit.errors import ShapeError
 from lstmkit.nn.slstm import SLSTMState, sLSTM, slstm_cell
 
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tensors this small gain nothing from threads, and on a busy 2-vCPU machine OpenMP's two threads
-    stall tiny float64 kernels (see PERFORMANCE-NOTES.md), which gradcheck repeats hundreds of times."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -47,7 +37,9 @@ def numpy_slstm(x, module: sLSTM, initial=None, dtype=np.float64):
     finals = []
     x = x.astype(dtype)
     for k in range(module.num_layers):
-        w_ih, w_hh, bias = (getattr(module, f"{n}_l{k}").detach().numpy().astype(dtype) for n in ("weight_ih", "weight_hh", "bias"))
+        w_ih, w_hh, bias = (
+            getattr(module, f"{p}_l{k}").detach().numpy().astype(dtype) for p in ("weight_ih", "weight_hh", "bias")
+        )
         r = dense_recurrent(w_hh, module.num_heads)
         batch = x.shape[1]
         h, c, n = (np.zeros((batch, hidden), dtype=dtype) for _ in range(3)) if initial is None else initial[k]
@@ -56,7 +48,8 @@ def numpy_slstm(x, module: sLSTM, initial=None, dtype=np.float64):
             for x_t in x:
                 a = x_t @ w_ih.T + h @ r.T + bias
                 i = np.exp(a[:, :hidden])
-                f = np.exp(a[:, hidden : 2 * hidden]) if module.forget_gate == "exp" else sigmoid(a[:, hidden : 2 * hidden])
+                pre_f = a[:, hidden : 2 * hidden]
+                f = np.exp(pre_f) if module.forget_gate == "exp" else sigmoid(pre_f)
                 z = np.tanh(a[:, 2 * hidden : 3 * hidden])
                 o = sigmoid(a[:, 3 * hidden :])
                 c = f * c + i * z
@@ -99,7 +92,7 @@ def test_matches_unstabilised_numpy_from_a_state() -> None:
     rnn = make_slstm(1, input_size=2, hidden_size=4, num_layers=2, num_heads=2)
     x = torch.randn(3, 2, 2, dtype=torch.float64)
     shape = (2, 2, 4)
-    h0, c0, m0 = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    h0, c0, m0 = (torch.randn(shape, dtype=torch.float64) for _ in range(3))
     n0 = torch.rand(shape, dtype=torch.float64) + 0.5
     output, _ = rnn(x, (h0, c0, n0, m0))
     initial = [(h0[k].numpy(), (c0[k] * m0[k].exp()).numpy(), (n0[k] * m0[k].exp()).numpy()) for k in range(2)]
@@ -258,11 +251,13 @@ def test_error_input() -> None:
     rnn = sLSTM(3, 4)
     with pytest.raises(ShapeError, match=r"sLSTM: expected input of shape \(L, N, H_in\), got shape \(5, 3\)"):
         rnn(torch.randn(5, 3))
-    with pytest.raises(ShapeError, match=r"sLSTM: expected input with 3 features \(last dimension\), got shape \(5, 2, 4\)"):
+    message = r"sLSTM: expected input with 3 features \(last dimension\), got shape \(5, 2, 4\)"
+    with pytest.raises(ShapeError, match=message):
         rnn(torch.randn(5, 2, 4))
     with pytest.raises(ShapeError, match=r"expected at least one time step"):
         rnn(torch.randn(0, 2, 3))
-    with pytest.raises(ValueError, match=r"expected input of dtype torch.float32 like the parameters, got torch.float64"):
+    message = r"expected input of dtype torch.float32 like the parameters, got torch.float64"
+    with pytest.raises(ValueError, match=message):
         rnn(torch.randn(5, 2, 3, dtype=torch.float64))
     with pytest.raises(ShapeError, match=r"expected input of shape \(N, L, H_in\)"):
         sLSTM(3, 4, batch_first=True)(torch.randn(2, 5, 1, 3))
@@ -272,7 +267,9 @@ def test_error_state() -> None:
     rnn = sLSTM(3, 4, num_layers=2)
     x = torch.randn(5, 2, 3)
     good = torch.zeros(2, 2, 4)
-    with pytest.raises(TypeError, match=r"expected state to be a tuple \(h, c, n, m\) of four tensors, got tuple of length 2"):
+    message = r"expected state to be a tuple \(h, c, n, m\) of four tensors, got tuple of length 2"
+    with pytest.raises(TypeError, match=message):
         rnn(x, (good, good))
-    with pytest.raises(ShapeError, match=r"expected state n of shape \(2, 2, 4\) \(num_layers, N, H\), got \(1, 2, 4\)"):
+    message = r"expected state n of shape \(2, 2, 4\) \(num_layers, N, H\), got \(1, 2, 4\)"
+    with pytest.raises(ShapeError, match=message):
         rnn(x, (good, good, torch.zeros(1, 2, 4), good))

@@ -151,10 +151,12 @@ class ConvLSTMCell(nn.Module):
             for state_name, state in (("h_0", h), ("c_0", c)):
                 if tuple(state.shape) != state_shape:
                     raise ShapeError(
-                        f"{name}: expected {state_name} of shape {state_shape} (N, C_hid, H, W), got {tuple(state.shape)}"
+                        f"{name}: expected {state_name} of shape {state_shape} (N, C_hid, H, W), "
+                        f"got {tuple(state.shape)}"
                     )
         # The literal form: one convolution of the stacked channels [x_t, h_{t-1}].
-        gates = F.conv2d(torch.cat([input, h], dim=1), self.weight, self.bias, padding=self.padding)  # (N, 4C_hid, H, W)
+        stacked = torch.cat([input, h], dim=1)  # (N, C_in + C_hid, H, W)
+        gates = F.conv2d(stacked, self.weight, self.bias, padding=self.padding)  # (N, 4C_hid, H, W)
         return self._update(gates, c)
 
     def _update(self, gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -290,8 +292,9 @@ class ConvLSTM(nn.Module):
             channels = list(hidden_channels)
         else:
             channels = [hidden_channels] * num_layers
+        per_layer = isinstance(hidden_channels, (list, tuple))
         for k, value in enumerate(channels):
-            _check_int(name, f"hidden_channels[{k}]" if isinstance(hidden_channels, (list, tuple)) else "hidden_channels", value)
+            _check_int(name, f"hidden_channels[{k}]" if per_layer else "hidden_channels", value)
         self.input_channels = input_channels
         self.hidden_channels = hidden_channels if isinstance(hidden_channels, int) else tuple(channels)
         self.num_layers = num_layers
