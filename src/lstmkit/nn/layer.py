@@ -264,17 +264,17 @@ def step_lstm(
         ``(h_t, (h_n, c_n))``: the last layer's output (N, H_out) and the states after the step.
     """
     h_n, c_n = [], []
-    for k, (weights,) in enumerate(layers):
+    zoned = variants.zoneout != (0.0, 0.0)
+    for k, ((weights,), h_prev, c_prev) in enumerate(zip(layers, h0.unbind(0), c0.unbind(0))):
         xw = input_projection(x, weights, fold_bias_hh=False)  # (N, G*H)
         weight_hh = recurrent_weight(weights.weight_hh, variants, training)
         options = cell_options(weights, variants)
-        recurrent_mask = _recurrent_mask(h0[k], variants, training)
+        recurrent_mask = _recurrent_mask(h_prev, variants, training)
         if recurrent_mask is not None:
             options["recurrent_mask"] = recurrent_mask
-        (zoneout,) = itertools.islice(_zoneout_weights(1, h0[k], c0[k], variants, training), 1)
-        h, c = lstm_cell(
-            xw, h0[k], c0[k], weight_hh, weights.bias_hh, weights.weight_hr, activations, zoneout=zoneout, **options
-        )
+        if zoned:
+            options["zoneout"] = next(iter(_zoneout_weights(1, h_prev, c_prev, variants, training)))
+        h, c = lstm_cell(xw, h_prev, c_prev, weight_hh, weights.bias_hh, weights.weight_hr, activations, **options)
         h_n.append(h)
         c_n.append(c)
         y = add_residual(h, x, k) if variants.residual and k > 0 else h

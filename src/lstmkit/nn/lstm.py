@@ -129,8 +129,8 @@ class LSTM(nn.Module):
             ``h_0, c_0, h_n, c_n`` are always (D * num_layers, N, H). Default: ``False``
         dropout: if non-zero, dropout with this probability on the outputs of each layer except the last,
             in training mode only. Default: 0
-        bidirectional: if ``True``, each layer also runs backward in time and concatenates both outputs.
-            Default: ``False``
+        bidirectional: if ``True``, each layer also runs backward in time and combines both outputs as
+            ``merge_mode`` says (concatenates them by default). Default: ``False``
         proj_size: if ``> 0``, project each hidden state to this many features; must be smaller than
             ``hidden_size``. Default: 0
         gate_activation: name of :math:`\sigma`, a key of :data:`lstmkit.nn.ACTIVATIONS`. Default: ``"sigmoid"``
@@ -201,6 +201,8 @@ class LSTM(nn.Module):
         ln_ih_weight_l[k], ln_hh_weight_l[k]: gains :math:`\gamma_{ih}, \gamma_{hh}`, shape
             (G * hidden_size,); ln_c_weight_l[k], ln_c_bias_l[k]: :math:`\gamma_c, \beta_c`, shape
             (hidden_size,); only with ``layer_norm``.
+        variants: the variant options as given, validated (:class:`lstmkit.nn.variants.Variants`; zoneout
+            as the pair ``(p_h, p_c)``).
         The reverse direction's parameters have the suffix ``_reverse``. Names, shapes and order of the
         first five are those of ``torch.nn.LSTM`` (without ``coupled_gates``), so state dicts load both
         ways; a variant's parameters follow them within each layer and direction.

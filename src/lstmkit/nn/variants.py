@@ -58,7 +58,8 @@ class Variants:
     def active(self) -> dict[str, object]:
         """The options that differ from the vanilla LSTM, by name, in declaration order."""
         vanilla = Variants()
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(vanilla, f.name)}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value != getattr(vanilla, name)}
 
     def describe(self) -> str:
         """The active options as keyword arguments, e.g. ``"peephole=True, zoneout=(0.1, 0.1)"``."""
@@ -109,7 +110,8 @@ def make_variants(
             raise ValueError(f"{owner}: cell_clip: expected None (no clipping) or a number > 0, got {cell_clip!r}")
         cell_clip = float(cell_clip)
     if merge_mode not in MERGE_MODES:
-        raise ValueError(f"{owner}: merge_mode: expected one of {', '.join(map(repr, MERGE_MODES))}, got {merge_mode!r}")
+        allowed = ", ".join(map(repr, MERGE_MODES))
+        raise ValueError(f"{owner}: merge_mode: expected one of {allowed}, got {merge_mode!r}")
     if merge_mode != "concat" and not bidirectional:
         raise ValueError(
             f"{owner}: merge_mode={merge_mode!r} combines the two directions of a bidirectional LSTM, "
