@@ -40,6 +40,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     ["train.optimizer=adamw", "train.schedule=onecycle", "train.epochs=2"],
     ["train.schedule=cosine", "data.val_fraction=0", "train.grad_clip=0"],
     ["model.conv=conv2d", "model.conv_channels=[4]", "model.cell_activation=relu", "model.hidden_activation=relu"],
+    ["model.layer_norm=true", "model.peephole=true", "model.zoneout=0.1"],
 ])
 def test_optimisers_schedules_and_front_ends_train(tmp_path, overrides):
     result = run_training(load_config(None, FAST + overrides), tmp_path / "run")

@@ -83,6 +83,19 @@ class ModelConfig:
     hidden_activation: Activation = "tanh"
     forget_bias: float = 1.0
     init: Literal["default", "torch"] = "default"
+    # LSTM variants (see ``lstmkit.nn.LSTM``); all off by default.
+    peephole: bool = False
+    coupled_gates: bool = False
+    layer_norm: bool = False
+    recurrent_dropout: float = field(default=0.0, metadata={"min": 0})
+    zoneout: float | list[float] = 0.0
+    """Zoneout probability on h and c, or ``[p_h, p_c]``."""
+    weight_drop: float = field(default=0.0, metadata={"min": 0})
+    cell_clip: float | None = None
+    """Clip the cell state to [-cell_clip, cell_clip]; unset means no clipping."""
+    residual: bool = False
+    merge_mode: Literal["concat", "sum", "mean"] = "concat"
+    """How a bidirectional layer merges its two directions."""
     conv: Literal["none", "conv1d", "conv2d"] = "none"
     """Optional front end: ``conv1d`` convolves along time, ``conv2d`` convolves an image before its rows are read."""
     conv_channels: list[int] = field(default_factory=lambda: [32])

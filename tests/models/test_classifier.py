@@ -17,6 +17,11 @@ SPEC = InputSpec(input_size=8, num_outputs=10, sequence_length=8, image_shape=(8
         {"bidirectional": True, "num_layers": 2, "dropout": 0.1, "readout": "mean"},
         {"proj_size": 4, "readout": "max", "head_hidden": 7, "head_dropout": 0.2},
         {"cell_activation": "relu", "hidden_activation": "relu"},
+        {"peephole": True, "layer_norm": True, "cell_clip": 3.0},
+        {"coupled_gates": True, "zoneout": [0.1, 0.2], "recurrent_dropout": 0.1, "weight_drop": 0.1},
+        {"num_layers": 2, "residual": True},
+        {"bidirectional": True, "merge_mode": "sum"},
+        {"bidirectional": True, "merge_mode": "mean", "readout": "max"},
     ],
 )
 def test_shapes_and_backward(overrides):
@@ -61,3 +66,25 @@ def test_registry_and_errors():
     model = build_model(ModelConfig(hidden_size=4), SPEC)
     with pytest.raises(ShapeError, match=r"expected input of shape \(N, L, 8\), got \(2, 8, 5\)"):
         model(torch.randn(2, 8, 5))
+
+
+def test_sum_merge_reads_out_the_sum_of_both_final_states():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ModelConfig(hidden_size=6, bidirectional=True, merge_mode="sum"), SPEC).eval()
+    x = torch.randn(3, 8, 8)
+    _, (h_n, _) = model.lstm(x)
+    torch.testing.assert_close(model(x), model.head(h_n[-2] + h_n[-1]))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"recurrent_dropout": 1.5}, r"config \[model\]: LSTM: recurrent_dropout: expected a probability in \[0, 1\), got 1.5"),
+        ({"zoneout": [0.1, 0.2, 0.3]}, r"config \[model\]: LSTM: zoneout: expected a probability"),
+        ({"cell_clip": -1.0}, r"config \[model\]: LSTM: cell_clip: expected None \(no clipping\) or a number > 0"),
+        ({"merge_mode": "sum"}, r"config \[model\]: LSTM: merge_mode='sum' combines the two directions"),
+    ],
+)
+def test_bad_variant_options_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model(ModelConfig(hidden_size=4, **overrides), SPEC)

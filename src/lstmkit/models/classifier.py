@@ -18,7 +18,7 @@ from lstmkit.errors import ConfigError, ShapeError
 from lstmkit.models.registry import InputSpec, register_model
 from lstmkit.nn import LSTM
 
-__all__ = ["SequenceClassifier", "ConvFrontEnd"]
+__all__ = ["SequenceClassifier", "ConvFrontEnd", "lstm_options"]
 
 
 class ConvFrontEnd(nn.Module):
@@ -62,13 +62,50 @@ class ConvFrontEnd(nn.Module):
             lengths = torch.div(lengths, self.pool, rounding_mode="floor")
         return lengths.clamp(min=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, L, F) -> (N, L', F')``. With ``lengths``, the steps past each sequence's end are zeroed
+        before every convolution, so a padded batch gives each sequence what it gets alone (where the
+        convolution's own zero padding lies past its end)."""
+        y = x.transpose(1, 2) if self.kind == "conv1d" else x.unsqueeze(1)  # (N, F, L) or (N, 1, L, F)
+        for layer in self.layers:
+            if lengths is not None and isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+                real = torch.arange(y.shape[2], device=y.device)[None, :] < lengths.to(y.device)[:, None]  # (N, L)
+                y = y * real.view(real.shape[0], 1, real.shape[1], *([1] * (y.dim() - 3))).to(y.dtype)
+            y = layer(y)
+            if lengths is not None and isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d)):
+                lengths = torch.div(lengths, self.pool, rounding_mode="floor")
         if self.kind == "conv1d":
-            y = self.layers(x.transpose(1, 2))  # (N, C, L')
             return y.transpose(1, 2)  # (N, L', C)
-        y = self.layers(x.unsqueeze(1))  # (N, C, L', F')
-        n, c, steps, width = y.shape
+        n, c, steps, width = y.shape  # (N, C, L', F')
         return y.permute(0, 2, 1, 3).reshape(n, steps, c * width)  # (N, L', C * F')
+
+    def min_length(self) -> int:
+        """The fewest input steps that leave at least one step after pooling."""
+        return self.pool**self.depth if self.pool > 1 else 1
+
+
+def lstm_options(config: ModelConfig) -> dict:
+    """The ``lstmkit.nn.LSTM`` keyword arguments that a ``[model]`` table asks for."""
+    return dict(
+        num_layers=config.num_layers,
+        dropout=config.dropout if config.num_layers > 1 else 0.0,
+        bidirectional=config.bidirectional,
+        proj_size=config.proj_size,
+        gate_activation=config.gate_activation,
+        cell_activation=config.cell_activation,
+        hidden_activation=config.hidden_activation,
+        forget_bias=config.forget_bias,
+        init=config.init,
+        peephole=config.peephole,
+        coupled_gates=config.coupled_gates,
+        layer_norm=config.layer_norm,
+        recurrent_dropout=config.recurrent_dropout,
+        zoneout=tuple(config.zoneout) if isinstance(config.zoneout, list) else config.zoneout,
+        weight_drop=config.weight_drop,
+        cell_clip=config.cell_clip,
+        residual=config.residual,
+        merge_mode=config.merge_mode,
+    )
 
 
 class SequenceClassifier(nn.Module):
@@ -97,21 +134,11 @@ class SequenceClassifier(nn.Module):
             raise ConfigError(
                 f"config [model] proj_size: expected less than hidden_size ({config.hidden_size}), got {config.proj_size}"
             )
-        self.lstm = LSTM(
-            features,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            batch_first=True,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            bidirectional=config.bidirectional,
-            proj_size=config.proj_size,
-            gate_activation=config.gate_activation,
-            cell_activation=config.cell_activation,
-            hidden_activation=config.hidden_activation,
-            forget_bias=config.forget_bias,
-            init=config.init,
-        )
-        directions = 2 if config.bidirectional else 1
+        try:
+            self.lstm = LSTM(features, config.hidden_size, batch_first=True, **lstm_options(config))
+        except ValueError as exc:  # the engine names the option; present it as a config problem
+            raise ConfigError(f"config [model]: {exc}") from None
+        directions = 2 if config.bidirectional and config.merge_mode == "concat" else 1
         width = directions * (config.proj_size or config.hidden_size)
         head: list[nn.Module] = []
         if config.head_dropout > 0:
@@ -122,19 +149,30 @@ class SequenceClassifier(nn.Module):
         head.append(nn.Linear(width, spec.num_outputs))
         self.head = nn.Sequential(*head)
 
+    def _merge_final_states(self, h_n: torch.Tensor) -> torch.Tensor:
+        """The top layer's final hidden state, both directions merged as the LSTM merges its outputs."""
+        if not self.lstm.bidirectional:
+            return h_n[-1]
+        forward, backward = h_n[-2], h_n[-1]
+        merge = self.lstm.variants.merge_mode
+        if merge == "sum":
+            return forward + backward
+        if merge == "mean":
+            return (forward + backward) / 2
+        return torch.cat([forward, backward], dim=-1)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(
                 f"SequenceClassifier: expected input of shape (N, L, {self.input_size}), got {tuple(x.shape)}"
             )
         if self.front is not None:
-            x = self.front(x)  # (N, L', F')
+            x = self.front(x, lengths)  # (N, L', F')
             if lengths is not None:
                 lengths = self.front.output_lengths(lengths)
         output, (h_n, _) = self.lstm(x, lengths=lengths)  # output (N, L, D * H_out)
         if self.readout == "last":
-            directions = 2 if self.lstm.bidirectional else 1
-            summary = torch.cat(list(h_n[-directions:]), dim=-1)  # (N, D * H_out)
+            summary = self._merge_final_states(h_n)  # (N, D * H_out), or (N, H_out) for sum/mean merges
         else:
             steps = torch.arange(output.shape[1], device=output.device)
             if lengths is None:
@@ -147,6 +185,62 @@ class SequenceClassifier(nn.Module):
             else:
                 summary = output.masked_fill(~mask, float("-inf")).amax(dim=1)
         return self.head(summary)  # (N, C)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Streaming: the output after every step, from the top layer's h_t through the head
+
+    def streaming_unsupported_reason(self) -> str | None:
+        """Why this model cannot stream step by step, or None when it can.
+
+        Streaming needs each step's output to depend on the steps so far only, and to equal what the
+        whole-sequence ``forward`` gives for that prefix: a unidirectional LSTM, no conv front end (its
+        kernels and pooling look ahead) and ``readout = "last"``.
+        """
+        reasons = []
+        if self.lstm.bidirectional:
+            reasons.append("it is bidirectional (the reverse direction needs the whole sequence)")
+        if self.front is not None:
+            reasons.append("it has a conv front end (its kernels and pooling look ahead in time)")
+        if self.readout != "last":
+            reasons.append(f'its readout is "{self.readout}" (streaming gives the "last" readout of each prefix)')
+        return "; ".join(reasons) or None
+
+    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero states ``(h, c)`` of shapes (num_layers, N, H_out) and (num_layers, N, H) for ``step``."""
+        weight = self.lstm.weight_ih_l0
+        h = torch.zeros(self.lstm.num_layers, batch_size, self.lstm.output_size, dtype=weight.dtype, device=weight.device)
+        c = torch.zeros(self.lstm.num_layers, batch_size, self.lstm.hidden_size, dtype=weight.dtype, device=weight.device)
+        return h, c
+
+    def step(
+        self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Advance by one step: ``x_t (N, F) -> logits (N, C)`` of the sequence so far, and the new state.
+
+        ``state`` is what the previous call returned, or None (zeros) at the start of a stream. In
+        evaluation mode the logits after step t equal ``forward(x[:, : t + 1])``.
+
+        Raises:
+            ValueError: the model cannot stream (see ``streaming_unsupported_reason``).
+        """
+        reason = self.streaming_unsupported_reason()
+        if reason is not None:
+            raise ValueError(f"SequenceClassifier.step: this model cannot stream: {reason}")
+        if x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
+            raise ShapeError(f"SequenceClassifier.step: expected x_t of shape (N, {self.input_size}), got {tuple(x_t.shape)}")
+        h_t, state = self.lstm.step(x_t, state)  # (N, H_out)
+        return self.head(h_t), state
+
+    def forward_steps(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The logits after every step, ``(N, L, F) -> (N, L, C)``: what ``step`` gives, in one call.
+
+        Steps past a sequence's length (``lengths``) hold the head applied to zeros; ignore them.
+        """
+        reason = self.streaming_unsupported_reason()
+        if reason is not None:
+            raise ValueError(f"SequenceClassifier.forward_steps: this model cannot stream: {reason}")
+        output, _ = self.lstm(x, lengths=lengths)  # (N, L, H_out)
+        return self.head(output)  # (N, L, C)
 
 
 @register_model("classifier")
