@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict] = {
     "proj_size=32": {"proj_size": 32},
     "hard_sigmoid gates": {"gate_activation": "hard_sigmoid"},
     "relu cell + hidden": {"cell_activation": "relu", "hidden_activation": "relu"},
+    "relu cell + hidden, cell_clip=5": {"cell_activation": "relu", "hidden_activation": "relu", "cell_clip": 5.0},
     "2 layers, residual": {"num_layers": 2, "residual": True},
     "bidirectional, merge sum": {"bidirectional": True, "merge_mode": "sum"},
 }

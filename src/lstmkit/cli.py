@@ -92,7 +92,50 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lstmkit.export import export_onnx
+
+    samples = None
+    if args.samples:
+        try:
+            samples = np.load(args.samples, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise LstmkitError(f"export --samples {args.samples}: expected a .npy array (N, L, F), got {exc}") from None
+    result = export_onnx(args.model, args.out, tolerance=args.tolerance, samples=samples, step=not args.no_step)
+    checks = ", ".join(f"{name} {diff:.2g}" for name, diff in result.checks.items())
+    print(f"wrote {result.path} (predict graph: input (N, L, {_input_size(result.path)}) and lengths (N,))")
+    if result.step_path is not None:
+        print(f"wrote {result.step_path} (step graph for streaming: input, lengths, h0, c0 -> outputs per step, h_n, c_n)")
+    else:
+        print(f"no step graph: {result.streaming_unsupported}")
+    print(f"verified in ONNX Runtime against PyTorch: max abs difference {result.max_abs_diff:.2g} ({checks})")
+    return 0
+
+
+def _input_size(path: Path) -> int:
+    from lstmkit.export import read_onnx_meta
+
+    return int(read_onnx_meta(path)["input_size"])
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from lstmkit.serve import ServeOptions, serve
+
+    options = ServeOptions(
+        max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, max_sequence_length=args.max_sequence_length,
+        max_payload_bytes=args.max_payload_bytes, session_ttl=args.session_ttl, max_sessions=args.max_sessions,
+        max_queue=args.max_queue,
+    )
+    serve(args.model, host=args.host, port=args.port, backend=args.backend, options=options, threads=args.threads,
+          access_log=args.access_log)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from lstmkit.serve.options import ServeOptions as ServeDefaults
+
     parser = argparse.ArgumentParser(prog="lstmkit", description="Train, evaluate and deploy LSTM models.")
     parser.add_argument("--version", action="version", version=f"lstmkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -123,6 +166,44 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=3, help="probabilities shown per input (default 3)")
     predict.add_argument("--json", action="store_true", help="print machine-readable JSON")
     predict.set_defaults(func=_cmd_predict)
+
+    export = sub.add_parser("export", help="export a model folder to ONNX, verified in ONNX Runtime")
+    export.add_argument("model", type=Path, help="model folder")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default onnx)")
+    export.add_argument("--out", type=Path, required=True,
+                        help="the .onnx file to write; a model that can stream also gets NAME.step.onnx beside it")
+    export.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest abs difference from PyTorch allowed in verification (default 1e-4)")
+    export.add_argument("--samples", type=Path,
+                        help="raw inputs to verify on, a .npy array (N, L, F) (default: the model's dataset, else random)")
+    export.add_argument("--no-step", action="store_true", help="do not write the step graph for streaming")
+    export.set_defaults(func=_cmd_export)
+
+    defaults = ServeDefaults()
+    serve = sub.add_parser("serve", help="serve a model over HTTP: batch predictions and streaming sessions")
+    serve.add_argument("model", type=Path, help="model folder, or a .onnx file written by `lstmkit export`")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                       help="auto (default): onnx for a .onnx file, torch for a folder; onnx with a folder exports it first")
+    serve.add_argument("--max-batch", type=int, default=defaults.max_batch,
+                       help=f"most sequences (or sessions) per model call and per predict request (default {defaults.max_batch})")
+    serve.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
+                       help=f"how long a batch waits for more requests (default {defaults.batch_wait_ms:g})")
+    serve.add_argument("--max-sequence-length", type=int, default=defaults.max_sequence_length,
+                       help=f"most steps per sequence or step request (default {defaults.max_sequence_length})")
+    serve.add_argument("--max-payload-bytes", type=int, default=defaults.max_payload_bytes,
+                       help=f"largest request body (default {defaults.max_payload_bytes})")
+    serve.add_argument("--session-ttl", type=float, default=defaults.session_ttl,
+                       help=f"seconds an idle session lives (default {defaults.session_ttl:g})")
+    serve.add_argument("--max-sessions", type=int, default=defaults.max_sessions,
+                       help=f"most open sessions (default {defaults.max_sessions})")
+    serve.add_argument("--max-queue", type=int, default=defaults.max_queue,
+                       help=f"most sequences or step requests waiting before 503 (default {defaults.max_queue})")
+    serve.add_argument("--threads", type=int, default=1,
+                       help="CPU threads of each model call (default 1: the event loop needs a core; 0: all cores)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 

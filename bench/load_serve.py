@@ -1,0 +1,270 @@
+"""Load test of ``lstmkit serve``: predict at several concurrencies, and many streaming sessions at once.
+
+Starts its own server on 127.0.0.1 (a free port) for each backend, then drives it from this process with a
+small keep-alive HTTP/1.1 client on asyncio (lighter than a general client, so that on a small machine the
+load generator takes as little CPU from the server as it can). Every phase is bounded in time and in count.
+
+* ``/v1/predict`` at concurrency 1, 8 and 64: each worker sends one digits-shaped sequence (8 steps of 8)
+  per request, on its own connection, as fast as answers come.
+* Sessions: ``--sessions`` (1,000) sessions are opened, and each has a worker that sends one step at a time
+  on its own connection; session-steps/s counts the steps answered.
+
+The model is a unidirectional LSTM(128) classifier with random weights on 8x8 inputs (``--model`` serves
+another folder). Prints the machine, then a markdown table: requests/s, p50 and p99 latency, and the mean
+number of sequences or sessions per model call (from the server's /metrics).
+
+    .venv/bin/python bench/load_serve.py                      # both backends, 5 s per phase
+    .venv/bin/python bench/load_serve.py --backend onnx --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import machine_info, markdown_table  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+def make_model(folder: Path, hidden: int = 128) -> Path:
+    """A random-weight unidirectional LSTM classifier for 8 steps of 8 features and 10 classes."""
+    import torch
+
+    from lstmkit.config import Config, ModelConfig
+    from lstmkit.data import Standardizer
+    from lstmkit.model_folder import save_model
+    from lstmkit.models import InputSpec, build_model
+
+    torch.manual_seed(0)
+    spec = InputSpec(input_size=8, num_outputs=10, sequence_length=8)
+    config = Config(model=ModelConfig(hidden_size=hidden))
+    module = build_model(config.model, spec).eval()
+    x = np.random.default_rng(0).uniform(0, 16, size=(64, 8, 8)).astype(np.float32)
+    return save_model(folder, module, config, spec, [str(d) for d in range(10)], Standardizer().fit(x))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; requests on it go one after another."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except ConnectionError:
+                pass
+
+
+def start_server(model: Path, backend: str, port: int, args: argparse.Namespace) -> subprocess.Popen:
+    command = [sys.executable, "-m", "lstmkit", "serve", str(model), "--host", HOST, "--port", str(port),
+               "--backend", backend, "--max-sessions", str(max(args.sessions, 1) + 10), "--max-batch",
+               str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue",
+               str(max(4096, 2 * args.sessions))]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {process.stderr.read()}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the server did not start within 120 s")
+
+
+async def metrics_sample(port: int) -> dict[str, float]:
+    connection = Connection(port)
+    _, body = await connection.request("GET", "/metrics")
+    await connection.close()
+    values = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
+
+
+def batch_mean(before: dict[str, float], after: dict[str, float], name: str) -> float:
+    calls = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
+    total = after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)
+    return total / calls if calls else float("nan")
+
+
+async def drive(workers: int, seconds: float, max_requests: int, one_request) -> tuple[list[float], int, float]:
+    """Run ``workers`` loops of ``one_request(worker)`` until the time or count runs out."""
+    latencies: list[float] = []
+    errors = 0
+    budget = [max_requests]
+    deadline = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            start = time.perf_counter()
+            ok = await one_request(index)
+            latencies.append(time.perf_counter() - start)
+            errors += not ok
+
+    start = time.perf_counter()
+    await asyncio.gather(*[worker(i) for i in range(workers)])
+    return latencies, errors, time.perf_counter() - start
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def predict_phase(port: int, concurrency: int, args: argparse.Namespace) -> dict[str, str]:
+    rng = np.random.default_rng(concurrency)
+    bodies = [json.dumps({"inputs": [rng.uniform(0, 16, size=(8, 8)).round(2).tolist()]}).encode()
+              for _ in range(64)]
+    connections = [Connection(port) for _ in range(concurrency)]
+    counter = [0]
+
+    async def one(index: int) -> bool:
+        counter[0] += 1
+        status, _ = await connections[index].request("POST", "/v1/predict", bodies[counter[0] % len(bodies)])
+        return status == 200
+
+    await drive(concurrency, 0.5, 10 * concurrency, one)  # warm-up
+    before = await metrics_sample(port)
+    latencies, errors, elapsed = await drive(concurrency, args.seconds, args.max_requests, one)
+    after = await metrics_sample(port)
+    for connection in connections:
+        await connection.close()
+    return {
+        "workload": "POST /v1/predict (1 sequence of 8x8)", "concurrency": str(concurrency),
+        "requests": str(len(latencies)), "throughput": f"{len(latencies) / elapsed:,.0f} req/s",
+        "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
+        "mean batch": f"{batch_mean(before, after, 'lstmkit_predict_batch_size'):.1f} seq", "errors": str(errors),
+    }
+
+
+async def sessions_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
+    n = args.sessions
+    connections = [Connection(port) for _ in range(n)]
+    opener_count = min(n, 50)
+    ids: list[str] = []
+
+    async def opener(index: int) -> None:
+        connection = connections[index]
+        for _ in range(index, n, opener_count):
+            status, body = await connection.request("POST", "/v1/sessions")
+            if status != 201:
+                raise RuntimeError(f"opening a session: {status} {body[:200]!r}")
+            ids.append(json.loads(body)["id"])
+
+    await asyncio.gather(*[opener(i) for i in range(opener_count)])
+    rng = np.random.default_rng(1)
+    steps = [json.dumps({"inputs": [rng.uniform(0, 16, size=8).round(2).tolist()]}).encode() for _ in range(32)]
+    paths = [f"/v1/sessions/{session}/step" for session in ids]
+    counter = [0]
+
+    async def one(index: int) -> bool:
+        counter[0] += 1
+        status, _ = await connections[index].request("POST", paths[index], steps[counter[0] % len(steps)])
+        return status == 200
+
+    await drive(n, 0.5, 2 * n, one)  # warm-up: every connection open
+    before = await metrics_sample(port)
+    latencies, errors, elapsed = await drive(n, args.seconds, args.max_requests, one)
+    after = await metrics_sample(port)
+    closer = [connections[i].request("DELETE", paths[i]) for i in range(n)]
+    await asyncio.gather(*closer)
+    for connection in connections:
+        await connection.close()
+    return {
+        "workload": f"POST /v1/sessions/{{id}}/step, {n:,} sessions, 1 step each", "concurrency": str(n),
+        "requests": str(len(latencies)), "throughput": f"{len(latencies) / elapsed:,.0f} session-steps/s",
+        "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
+        "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="model folder to serve (default: a random LSTM(128) on 8x8)")
+    parser.add_argument("--backend", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase (default 5)")
+    parser.add_argument("--max-requests", type=int, default=50_000, help="most requests per phase (default 50,000)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--max-batch", type=int, default=256, help="the server's --max-batch (default 256)")
+    parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="the server's --batch-wait-ms (default 2)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or make_model(Path(tmp) / "model")
+        rows = []
+        for backend in args.backend:
+            port = free_port()
+            server = start_server(model, backend, port, args)
+            try:
+                for concurrency in args.concurrency:
+                    rows.append({"backend": backend, **asyncio.run(predict_phase(port, concurrency, args))})
+                if args.sessions:
+                    rows.append({"backend": backend, **asyncio.run(sessions_phase(port, args))})
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+
+    info = machine_info()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"server: one uvicorn worker, --threads 1, --max-batch {args.max_batch}, --batch-wait-ms {args.batch_wait_ms:g}; "
+          f"client: this process, {args.seconds:g} s per phase; load average before: "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print()
+    print(markdown_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""``lstmkit serve``: an HTTP service for a model folder or an exported ONNX file.
+
+``create_app(backend, options)`` builds the FastAPI app (see ``lstmkit.serve.app`` for the endpoints);
+``load_backend(model, backend)`` opens a model with PyTorch or ONNX Runtime; ``serve(...)`` runs it all
+with uvicorn. Modules: ``backends`` (PyTorch / ONNX Runtime), ``batcher`` (micro-batching of predict
+requests), ``sessions`` (stream states and the cross-session step batcher), ``validation`` (request
+checks and their statuses), ``metrics`` (Prometheus), ``options`` (limits).
+
+The web stack is imported only when used, so ``import lstmkit.serve`` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+from pathlib import Path
+from typing import Any
+
+from lstmkit.serve.options import ServeOptions
+
+__all__ = ["Backend", "OnnxBackend", "ServeOptions", "TorchBackend", "create_app", "load_backend", "serve"]
+
+_LAZY = {"create_app": "app", "Backend": "backends", "OnnxBackend": "backends", "TorchBackend": "backends",
+         "load_backend": "backends"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"lstmkit.serve.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'lstmkit.serve' has no attribute {name!r}")
+
+
+def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
+          options: ServeOptions | None = None, threads: int = 1, access_log: bool = False,
+          sock: socket.socket | None = None) -> None:
+    """Load ``model`` and serve it on ``host:port`` until interrupted (SIGINT or SIGTERM)."""
+    import uvicorn
+
+    from lstmkit.serve.app import create_app
+    from lstmkit.serve.backends import load_backend
+
+    app = create_app(load_backend(model, backend, threads), options)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=access_log,
+                            timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

@@ -1,0 +1,228 @@
+"""The HTTP service (FastAPI): batch prediction, streaming sessions, health and metrics.
+
+=========================  ===================================================================================
+``POST /v1/predict``       ``{"inputs": [[[F numbers], ...steps], ...sequences]}`` -> one prediction per sequence
+``POST /v1/sessions``      open a streaming session -> ``{"id": ...}`` (201)
+``POST /v1/sessions/{id}/step``  ``{"inputs": [[F numbers], ...steps]}`` -> the output after every step
+``GET /v1/sessions/{id}``  steps so far and idle seconds
+``DELETE /v1/sessions/{id}``  close the session
+``GET /healthz``           ``{"status": "ok", ...}``
+``GET /metrics``           Prometheus text format
+``GET /openapi.json``      the schema (``/docs`` renders it)
+=========================  ===================================================================================
+
+Inputs are raw values, as the data source gives them; the server standardises them as in training. Every
+error is ``{"error": "..."}`` with a 4xx status (see ``lstmkit.serve.validation`` for which) or 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import lstmkit
+from lstmkit.serve.backends import Backend
+from lstmkit.serve.batcher import MicroBatcher
+from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
+from lstmkit.serve.options import ServeOptions
+from lstmkit.serve.sessions import SessionStore, StepBatcher
+from lstmkit.serve.validation import ApiError, parse_predict, parse_steps, read_json
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+# ---- schemas, for /openapi.json (bodies are parsed and checked by hand, for speed and clear errors) ----
+
+
+class PredictRequest(BaseModel):
+    inputs: list[list[list[float]]] = Field(description="Sequences (any lengths), each a list of steps of F numbers")
+
+
+class Prediction(BaseModel):
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class StepRequest(BaseModel):
+    inputs: list[list[float]] = Field(description="One or more time steps of this stream, each F numbers")
+
+
+class StepOutput(Prediction):
+    step: int = Field(description="0-based index of the step in the session")
+
+
+class StepResponse(BaseModel):
+    id: str
+    steps: int = Field(description="Steps the session has taken so far")
+    outputs: list[StepOutput]
+
+
+class SessionInfo(BaseModel):
+    id: str
+    steps: int
+    idle_seconds: float
+    ttl_seconds: float
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+_SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "The id that POST /v1/sessions returned"}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 422, 429, 503)}
+
+
+def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI:
+    """The FastAPI app serving ``backend`` with ``options`` (limits and batching)."""
+    options = options or ServeOptions()
+    info = backend.info
+    metrics = Metrics()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # One worker thread runs every model call, so predict and step batches never compete for the cores.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmkit-model",
+                                      initializer=backend.thread_init)
+        store = SessionStore(info.num_layers, info.state_sizes, options, metrics)
+        predictor = MicroBatcher(backend, executor, options, metrics)
+        stepper = StepBatcher(backend, store, executor, options, metrics)
+        predictor.start()
+        stepper.start()
+
+        async def reap_forever() -> None:
+            while True:
+                await asyncio.sleep(min(1.0, options.session_ttl / 4))
+                store.reap()
+
+        reaper = asyncio.get_running_loop().create_task(reap_forever(), name="lstmkit-session-reaper")
+        state.update(store=store, predictor=predictor, stepper=stepper)
+        gc.collect()
+        gc.freeze()  # the model and the libraries stay: later collections need not walk them again
+        log.info("serving %s with the %s backend", info.source, backend.name)
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await predictor.stop()
+            await stepper.stop()
+            executor.shutdown(wait=True)
+
+    app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan,
+                  description="LSTM models: batch prediction and streaming sessions.")
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    labels = info.label_names
+
+    def prediction(row: np.ndarray) -> dict[str, Any]:
+        best = int(row.argmax())
+        values = row.tolist()
+        return {"label": labels[best], "probability": values[best], "probabilities": dict(zip(labels, values))}
+
+    @app.get("/healthz", summary="Liveness and the model served")
+    async def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "backend": backend.name,
+            "model": info.source,
+            "labels": labels,
+            "input_size": info.input_size,
+            "streaming": info.streaming_unsupported is None,
+            "sessions": len(state["store"]) if "store" in state else 0,
+        }
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/predict", summary="Classify a batch of variable-length sequences", response_model=PredictResponse,
+              responses=_ERRORS, openapi_extra=_body(PredictRequest))
+    async def predict(request: Request) -> JSONResponse:
+        predictor = state["predictor"]
+        with predictor.arrival():
+            sequences = parse_predict(await read_json(request, options.max_payload_bytes), info, options)
+        probabilities = await predictor.predict(sequences)
+        return JSONResponse({"predictions": [prediction(row) for row in probabilities]})
+
+    @app.post("/v1/sessions", summary="Open a streaming session", status_code=201, response_model=SessionInfo,
+              responses=_ERRORS)
+    async def open_session(request: Request) -> JSONResponse:
+        if info.streaming_unsupported is not None:
+            raise ApiError(409, f"sessions are not supported for this model: {info.streaming_unsupported}; "
+                                "use /v1/predict with whole sequences")
+        session = state["store"].create()
+        return JSONResponse(_session_info(session), status_code=201)
+
+    def _session_info(session: Any) -> dict[str, Any]:
+        idle = state["store"].clock() - session.last_used
+        return {"id": session.id, "steps": session.steps, "idle_seconds": round(idle, 3),
+                "ttl_seconds": options.session_ttl}
+
+    @app.post("/v1/sessions/{session_id}/step", summary="Feed one or more steps; the output after each",
+              response_model=StepResponse, responses=_ERRORS,
+              openapi_extra={**_body(StepRequest), "parameters": [_SESSION_ID]})
+    async def step(request: Request) -> JSONResponse:
+        session_id = request.path_params["session_id"]  # read here: FastAPI's parameter machinery costs
+        store, stepper = state["store"], state["stepper"]
+        with stepper.arrival():
+            store.get(session_id)
+            x = parse_steps(await read_json(request, options.max_payload_bytes), info, options)
+        session = store.get(session_id)  # it may have expired while the body arrived
+        probabilities, first = await stepper.step(session, x)
+        outputs = [{"step": first + t, **prediction(row)} for t, row in enumerate(probabilities)]
+        return JSONResponse({"id": session.id, "steps": session.steps, "outputs": outputs})
+
+    @app.get("/v1/sessions/{session_id}", summary="A session's step count and idle time", response_model=SessionInfo,
+             responses=_ERRORS)
+    async def session_info(session_id: str) -> JSONResponse:
+        return JSONResponse(_session_info(state["store"].get(session_id)))
+
+    @app.delete("/v1/sessions/{session_id}", summary="Close a session", responses=_ERRORS)
+    async def close_session(session_id: str) -> JSONResponse:
+        session = state["store"].close(session_id)
+        return JSONResponse({"id": session.id, "deleted": True, "steps": session.steps})
+
+    return app

@@ -1,0 +1,128 @@
+"""Request bodies in, checked arrays out; every problem is an ``ApiError`` with a status and a message.
+
+========  ===============================================================================================
+status    when
+========  ===============================================================================================
+400       the body is not JSON, not an object, lacks ``inputs`` or has unknown keys
+404       an unknown or expired session, an unknown path
+409       a session asked of a model that cannot stream (bidirectional, conv front end, readout not "last")
+413       the body is larger than ``--max-payload-bytes``
+422       the values: a wrong number of features, a non-number, NaN/Inf, an empty or too long sequence,
+          more sequences than ``--max-batch``
+429       ``--max-sessions`` sessions are open
+503       the queue of work for the model is full (``--max-queue``), or the server is shutting down
+========  ===============================================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from lstmkit.serve.backends import ModelInfo
+from lstmkit.serve.options import ServeOptions
+
+__all__ = ["ApiError", "read_json", "parse_predict", "parse_steps"]
+
+_NUMBER_TYPES = (int, float)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def read_json(request: Any, limit: int) -> Any:
+    """The request body parsed as JSON, refusing bodies over ``limit`` bytes (413) before reading them."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise ApiError(400, f"Content-Length: expected an integer, got {declared!r}") from None
+        if size > limit:
+            raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got {size}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got more")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, f"request body: expected JSON, got invalid JSON ({exc})") from None
+
+
+def _inputs(body: Any, shape: str) -> Any:
+    if not isinstance(body, dict):
+        got = "an empty body" if body is None else f"a JSON {type(body).__name__}"
+        raise ApiError(400, f'request body: expected a JSON object {{"inputs": {shape}}}, got {got}')
+    unknown = sorted(set(body) - {"inputs"})
+    if unknown:
+        raise ApiError(400, f"request body: unknown key {unknown[0]!r}; expected only 'inputs'")
+    if "inputs" not in body:
+        raise ApiError(400, f'request body: expected the key "inputs" holding {shape}')
+    return body["inputs"]
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _sequence(steps: Any, where: str, features: int, max_steps: int, min_steps: int, what: str) -> np.ndarray:
+    """One sequence of steps, each a list of ``features`` finite numbers, as float32 (L, F)."""
+    if not isinstance(steps, list):
+        raise ApiError(422, f"{where}: expected a list of steps, each a list of {features} numbers, "
+                            f"got {_describe(steps)}")
+    if len(steps) < min_steps:
+        need = "at least one step" if min_steps == 1 else f"at least {min_steps} steps ({what})"
+        raise ApiError(422, f"{where}: expected {need}, got {len(steps)}")
+    if len(steps) > max_steps:
+        raise ApiError(422, f"{where}: expected at most {max_steps} steps (--max-sequence-length), got {len(steps)}")
+    for t, step in enumerate(steps):
+        if not isinstance(step, list) or len(step) != features:
+            got = f"{len(step)} numbers" if isinstance(step, list) else _describe(step)
+            raise ApiError(422, f"{where}[{t}]: expected {features} numbers (one per feature), got {got}")
+        for f, value in enumerate(step):
+            if type(value) not in _NUMBER_TYPES:  # bool is a subclass of int: refused as well
+                raise ApiError(422, f"{where}[{t}][{f}]: expected a number, got {_describe(value)}")
+    array = np.array(steps, dtype=np.float64)  # (L, F)
+    finite = np.isfinite(array) & (np.abs(array) <= np.finfo(np.float32).max)
+    if not finite.all():
+        t, f = (int(i) for i in np.argwhere(~finite)[0])
+        value = array[t, f]
+        shown = "NaN" if math.isnan(value) else ("Infinity" if math.isinf(value) else f"{value:g}, beyond float32")
+        raise ApiError(422, f"{where}[{t}][{f}]: expected a finite number, got {shown}")
+    return array.astype(np.float32)
+
+
+def parse_predict(body: Any, info: ModelInfo, options: ServeOptions) -> list[np.ndarray]:
+    """``{"inputs": [sequence, ...]}`` -> one float32 (L_i, F) array per sequence."""
+    features = info.input_size
+    sequences = _inputs(body, f"[[[{features} numbers], ...steps], ...sequences]")
+    if not isinstance(sequences, list) or not sequences:
+        raise ApiError(422, f"inputs: expected a non-empty list of sequences, got {_describe(sequences)}")
+    if len(sequences) > options.max_batch:
+        raise ApiError(422, f"inputs: expected at most {options.max_batch} sequences per request (--max-batch), "
+                            f"got {len(sequences)}")
+    why = "the conv front end pools steps away"
+    return [_sequence(s, f"inputs[{i}]", features, options.max_sequence_length, info.min_length, why)
+            for i, s in enumerate(sequences)]
+
+
+def parse_steps(body: Any, info: ModelInfo, options: ServeOptions) -> np.ndarray:
+    """``{"inputs": [step, ...]}`` (one or more steps of one stream) -> float32 (K, F)."""
+    steps = _inputs(body, f"[[{info.input_size} numbers], ...steps]")
+    return _sequence(steps, "inputs", info.input_size, options.max_sequence_length, 1, "")
