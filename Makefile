@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-engine clean
 
 $(BIN)/lstmkit: pyproject.toml tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-fast: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/fashion_epoch.py --rounds 3
+
+bench-engine: setup
+	$(BIN)/python bench/engine.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -79,7 +79,7 @@ def run(name: str, variant: dict, args: argparse.Namespace) -> dict[str, str]:
     seconds = time.perf_counter() - start
     print(f"{name}: {'reached' if reached else 'did not reach'} MSE < 0.01"
           f"{f' at step {reached}' if reached else ''}; test MSE {mse:.4f}; {seconds:.0f} s", flush=True)
-    return {"variant": name, "path": "fused" if model.lstm.fused else "reference",
+    return {"variant": name, "path": model.lstm.backend,
             "steps to MSE < 0.01": str(reached) if reached else f"not within {args.max_steps}",
             "final test MSE": f"{mse:.4f}", "seconds": f"{seconds:.0f}"}
 

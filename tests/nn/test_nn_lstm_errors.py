@@ -118,7 +118,7 @@ def test_unknown_init() -> None:
 
 
 def test_unknown_impl() -> None:
-    with pytest.raises(ValueError, match=r"LSTM: impl: expected one of 'auto', 'reference', 'fused', got 'cudnn'"):
+    with pytest.raises(ValueError, match=r"LSTM: impl: expected one of 'auto', 'reference', 'fused', 'fast', got 'cudnn'"):
         LSTM(3, 4, impl="cudnn")
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+import lstmkit.nn.fast
 import lstmkit.nn.fused
 import lstmkit.nn.layer
 from lstmkit.nn import LSTM
@@ -207,7 +208,8 @@ def test_dropout_between_layers_only(impl: str) -> None:
 
 def test_auto_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    for module, name in ((lstmkit.nn.fused, "fused_lstm"), (lstmkit.nn.layer, "reference_lstm")):
+    spied = ((lstmkit.nn.fused, "fused_lstm"), (lstmkit.nn.fast, "fast_lstm"), (lstmkit.nn.layer, "reference_lstm"))
+    for module, name in spied:
         original = getattr(module, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):
@@ -218,19 +220,19 @@ def test_auto_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.randn(3, 2, 4)
 
     vanilla = LSTM(4, 3)
-    assert vanilla.fused
+    assert vanilla.fused and vanilla.backend == "fused"
     vanilla(x)
     assert calls == ["fused_lstm"]
 
     calls.clear()
     relu = LSTM(4, 3, cell_activation="relu", hidden_activation="relu")
-    assert not relu.fused
+    assert not relu.fused and relu.backend == "fast"  # PyTorch's kernel has tanh only; lstmkit's has relu
     relu(x)
-    assert calls == ["reference_lstm"]
+    assert calls == ["fast_lstm"]
 
     calls.clear()
     forced = LSTM(4, 3, impl="reference")
-    assert not forced.fused
+    assert not forced.fused and forced.backend == "reference"
     forced(x)
     assert calls == ["reference_lstm"]
 

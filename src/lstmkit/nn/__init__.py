@@ -1,9 +1,11 @@
-"""The LSTM engine: one-step cells, the time loop over them, and PyTorch's fused kernel behind one module.
+"""The LSTM engine: one-step cells, the time loop over them, and the fast paths behind one module.
 
 ``LSTM`` is a drop-in for ``torch.nn.LSTM`` (same parameters, inputs and outputs) that adds configurable
 activations, variants (peepholes, coupled gates, layer norm, zoneout, recurrent dropout, weight drop, cell
-clipping, residual stacking, merge modes), a ``lengths`` argument and ``step`` for streaming. ``lstm_cell``
-is the reference time step every path is tested against; ``ACTIVATIONS`` is the registry of activation
+clipping, residual stacking, merge modes), a ``lengths`` argument, and ``step`` and ``stream`` (an
+``LSTMStream``) for streaming. It runs PyTorch's fused kernel for the vanilla LSTM and the C++ kernel of
+``lstmkit.nn.fast`` (compiled on first use) for the variants. ``lstm_cell`` is the reference time step every
+path is tested against; ``ACTIVATIONS`` is the registry of activation
 names. ``from_torch``, ``to_torch``, ``from_keras_weights`` and ``to_keras_weights`` convert to and from
 PyTorch's and Keras' LSTMs. Beside it: ``AttentionPooling`` (Att-BLSTM), ``ConvLSTM`` for frame sequences
 and ``sLSTM`` from xLSTM.
@@ -16,6 +18,7 @@ from .convert import KerasWeights, from_keras_weights, from_torch, to_keras_weig
 from .convlstm import ConvLSTM, ConvLSTMCell
 from .lstm import LSTM
 from .slstm import SLSTMState, slstm_cell, sLSTM
+from .stream import LSTMStream
 
 __all__ = [
     "ACTIVATIONS",
@@ -25,6 +28,7 @@ __all__ = [
     "ConvLSTMCell",
     "KerasWeights",
     "LSTM",
+    "LSTMStream",
     "SLSTMState",
     "from_keras_weights",
     "from_torch",

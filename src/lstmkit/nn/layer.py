@@ -12,7 +12,7 @@ passed through to :func:`lstm_cell`.
 from __future__ import annotations
 
 import itertools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -187,7 +187,35 @@ def reference_lstm(
     lengths: Tensor | None = None,
     variants: Variants = VANILLA,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """A stacked, optionally bidirectional LSTM over a time-major padded batch.
+    """A stacked, optionally bidirectional LSTM over a time-major padded batch, each direction run by the
+    loop over :func:`lstm_cell` (:func:`run_direction`); arguments and results as :func:`stack_layers`."""
+    return stack_layers(x, h0, c0, layers, activations, dropout, training, lengths, variants, run_direction)
+
+
+class DirectionRunner(Protocol):
+    """What :func:`stack_layers` calls to run one layer in one direction: :func:`run_direction`'s signature."""
+
+    def __call__(
+        self, xw: Tensor, h0: Tensor, c0: Tensor, weights: LayerWeights, activations: CellActivations,
+        valid: Tensor | None = None, *, variants: Variants = VANILLA, training: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]: ...  # fmt: skip
+
+
+def stack_layers(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    layers: list[list[LayerWeights]],
+    activations: CellActivations,
+    dropout: float,
+    training: bool,
+    lengths: Tensor | None,
+    variants: Variants,
+    run: DirectionRunner,
+    project: Callable[[Tensor, LayerWeights], Tensor] | None = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """A stacked, optionally bidirectional LSTM over a time-major padded batch, ``run`` running each
+    layer in each direction (the reference loop, or the fast kernel of :mod:`lstmkit.nn.fast`).
 
     Args:
         x: input, shape (L, N, H_in).
@@ -199,6 +227,8 @@ def reference_lstm(
         lengths: ``None`` when every sequence has L steps, else the length of each sequence, shape (N,),
             on ``x``'s device, values in 1..L.
         variants: the variant options; ``merge_mode`` and ``residual`` act here, the rest in the loop.
+        run: runs one layer in one direction, as :func:`run_direction` does.
+        project: computes what ``run`` takes as ``xw`` for all steps; :func:`input_projection` if ``None``.
 
     Returns:
         ``(output, (h_n, c_n))``: output (L, N, D * H_out), or (L, N, H_out) when ``merge_mode`` is
@@ -217,12 +247,10 @@ def reference_lstm(
         outputs = []
         for d, weights in enumerate(directions):
             state = k * num_directions + d
-            xw = input_projection(x, weights)  # (L, N, G*H)
+            xw = (project or input_projection)(x, weights)  # (L, N, G*H)
             if d == 1:
                 xw = _reverse_in_time(xw, masks)
-            out, h, c = run_direction(
-                xw, h0[state], c0[state], weights, activations, valid, variants=variants, training=training
-            )
+            out, h, c = run(xw, h0[state], c0[state], weights, activations, valid, variants=variants, training=training)
             if d == 1:
                 out = _reverse_in_time(out, masks)
             outputs.append(out)

@@ -5,22 +5,28 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+import weakref
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..errors import ShapeError
+from . import fast as _fast
 from . import fused as _fused
 from . import layer as _layer
 from .activations import ACTIVATIONS, get_activation
 from .cell import CellActivations
 from .layer import LayerWeights
+from .stream import LSTMStream
 from .variants import make_variants
+
+# Step plans of the fast kernel by module, outside the module so that copying or pickling it is unaffected.
+_STEP_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 _VANILLA_ACTIVATIONS = {"gate_activation": "sigmoid", "cell_activation": "tanh", "hidden_activation": "tanh"}
 _INITS = ("default", "torch")
-_IMPLS = ("auto", "reference", "fused")
+_IMPLS = ("auto", "reference", "fused", "fast")
 
 
 class LSTM(nn.Module):
@@ -115,10 +121,16 @@ class LSTM(nn.Module):
     evaluation, ``recurrent_dropout`` and ``weight_drop`` are the identity. Past the end of a sequence
     (``lengths`` or packed input) the state is frozen, so no mask there changes anything.
 
-    The module has two implementations that compute the same function: the reference path, a plain
-    PyTorch loop over :func:`lstmkit.nn.lstm_cell`, and the fused path, PyTorch's own LSTM kernel (the one
-    ``torch.nn.LSTM`` runs, oneDNN on CPU). ``impl="auto"`` takes the fused path whenever the activations
-    are the default ones and no variant is on; :attr:`fused` tells which path this module runs.
+    The module has three implementations that compute the same function: the reference path, a plain
+    PyTorch loop over :func:`lstmkit.nn.lstm_cell`; the fused path, PyTorch's own LSTM kernel (the one
+    ``torch.nn.LSTM`` runs, oneDNN on CPU), for the vanilla LSTM only; and the fast path
+    (:mod:`lstmkit.nn.fast`), a C++ kernel with a hand-written backward for every variant and activation,
+    float32 and float64 on the CPU, compiled on first use (a few seconds, once per machine). ``impl="auto"``
+    takes the fused path whenever the activations are the default ones and no variant is on, else the fast
+    path, else (other devices or dtypes, or no C++ compiler: one warning) the reference; :attr:`backend`
+    tells which path this module runs, and :attr:`fused` whether it is PyTorch's kernel. For streaming,
+    :meth:`step` runs a step of the fast kernel in evaluation mode without autograd, and :meth:`stream`
+    keeps the state and buffers for one call per step.
 
     Args:
         input_size: the number of features H_in of the input `x`.
@@ -139,8 +151,9 @@ class LSTM(nn.Module):
         forget_bias: initial forget-gate bias with ``init="default"`` (ignored when ``bias=False`` or
             ``init="torch"``). Default: 1.0
         init: ``"default"`` or ``"torch"``, see Initialisation. Default: ``"default"``
-        impl: ``"auto"``, ``"reference"`` or ``"fused"``; ``"fused"`` raises ``ValueError`` when the
-            activations are not the default ones or a variant is on. Default: ``"auto"``
+        impl: ``"auto"``, ``"reference"``, ``"fused"`` or ``"fast"``; ``"fused"`` raises ``ValueError`` when
+            the activations are not the default ones or a variant is on, ``"fast"`` when an activation has no
+            code in the kernel (one added to :data:`~lstmkit.nn.ACTIVATIONS` by the user). Default: ``"auto"``
         peephole: add peephole connections. Default: ``False``
         coupled_gates: couple the input and forget gates, :math:`f_t = 1 - i_t`. Default: ``False``
         layer_norm: layer-normalise the pre-activations and the cell state. Default: ``False``
@@ -320,6 +333,11 @@ class LSTM(nn.Module):
                 "LSTM: impl='fused' runs PyTorch's kernel, which computes the vanilla LSTM only; "
                 f"got {variants.describe()}. Use impl='auto' or 'reference'"
             )
+        if impl == "fast" and not _fast.covers(tuple(activation_names.values())):
+            raise ValueError(
+                f"LSTM: impl='fast': the fast kernel implements the activations {_quoted(_fast.ACTIVATION_CODES)}; "
+                f"got {', '.join(f'{n}={v!r}' for n, v in activation_names.items())}. Use impl='auto' or 'reference'"
+            )
         if residual and num_layers == 1:
             warnings.warn(
                 "LSTM: residual=True connects stacked layers (k > 0) only, so it does nothing with num_layers=1",
@@ -342,6 +360,11 @@ class LSTM(nn.Module):
         self.impl = impl
         self.variants = variants
         self._fused = impl == "fused" or (impl == "auto" and not non_vanilla and not variants.active())
+        # The fast kernel, when the fused one does not apply; built on first use, and replaced by the
+        # reference loop (after a warning) where it cannot be built, and for other devices and dtypes.
+        self._fast = impl == "fast" or (
+            impl == "auto" and not self._fused and _fast.covers(tuple(activation_names.values()))
+        )
         self._activations = CellActivations(
             gate=get_activation(gate_activation),
             cell=get_activation(cell_activation),
@@ -407,8 +430,19 @@ class LSTM(nn.Module):
 
     @property
     def fused(self) -> bool:
-        """Whether ``forward`` runs PyTorch's fused LSTM kernel (``True``) or the reference loop (``False``)."""
+        """Whether ``forward`` runs PyTorch's fused LSTM kernel (``True``) or not (``False``)."""
         return self._fused
+
+    @property
+    def backend(self) -> str:
+        """The path ``forward`` runs for this module's parameters: ``"fused"`` (PyTorch's kernel),
+        ``"fast"`` (:mod:`lstmkit.nn.fast`, built on first use, so the first read may take seconds) or
+        ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`)."""
+        if self._fused:
+            return "fused"
+        if self._fast and _fast.usable(self.weight_ih_l0):
+            return "fast"
+        return "reference"
 
     def reset_parameters(self) -> None:
         """Initialise every parameter as ``init`` says (see the class docstring)."""
@@ -465,11 +499,12 @@ class LSTM(nn.Module):
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         r"""Advance a unidirectional LSTM by one time step, for streaming input.
 
-        Every layer runs one step of the reference cell: ``h_t, state = lstm.step(x[t], state)`` for
-        t = 0, 1, ... gives, in evaluation mode, ``forward(x)``'s output at each step and its final
-        ``(h_n, c_n)`` (within float rounding), for every variant and activation. Nothing is reordered or
-        precomputed per call beyond one matrix product per weight (``torch.nn.LSTM`` on one step reorders
-        its weights on every call).
+        ``h_t, state = lstm.step(x[t], state)`` for t = 0, 1, ... gives, in evaluation mode, ``forward(x)``'s
+        output at each step and its final ``(h_n, c_n)`` (within float rounding), for every variant and
+        activation. In evaluation mode with autograd off (``torch.no_grad()``), every layer's step is one
+        call into the fast kernel (for a vanilla LSTM, once the kernel is loaded: the step never waits for
+        a build); otherwise each layer runs one step of the reference cell, differentiably. For the lowest
+        latency per step, use :meth:`stream`, which also keeps the state and output buffers.
 
         In training mode every call draws fresh masks: zoneout and inter-layer ``dropout`` then behave as
         in ``forward`` (they draw per step there too), but ``recurrent_dropout`` and ``weight_drop``, which
@@ -524,12 +559,58 @@ class LSTM(nn.Module):
         is_batched = x_t.dim() == 2
         x = x_t if is_batched else x_t.unsqueeze(0)  # (N, H_in)
         h0, c0 = self._initial_state(state, x.size(0), is_batched, x, owner="LSTM.step", names=("state", "h", "c"))
-        h_t, (h_n, c_n) = _layer.step_lstm(
-            x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, self.variants
-        )
+        if not self.training and not torch.is_grad_enabled() and self._fast_step_possible(x):
+            h_t, (h_n, c_n) = self._fast_step(x, h0, c0)
+        else:
+            h_t, (h_n, c_n) = _layer.step_lstm(
+                x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, self.variants
+            )
         if not is_batched:
             h_t = h_t.squeeze(0)  # (H_out,)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)  # (num_layers, H_out), (num_layers, H_cell)
+        return h_t, (h_n, c_n)
+
+    def stream(self, batch_size: int | None = None) -> LSTMStream:
+        r"""An :class:`~lstmkit.nn.stream.LSTMStream` over this unidirectional LSTM: the evaluation-mode
+        function one step per call, with the state kept inside and no per-call allocation (one C call per
+        step where the fast kernel is available).
+
+        Args:
+            batch_size: N, or ``None`` for one unbatched sequence. Default: ``None``
+
+        Examples::
+
+            >>> import torch
+            >>> from lstmkit.nn import LSTM
+            >>> lstm = LSTM(3, 8).eval()
+            >>> stream = lstm.stream()
+            >>> y = stream.step(torch.randn(3))  # (H_out,), overwritten by the next step
+        """
+        return LSTMStream(self, batch_size)
+
+    def _fast_step_possible(self, tensor: Tensor, build: bool = False) -> bool:
+        """Whether an evaluation-mode step on ``tensor``'s device and dtype can run the fast kernel; unless
+        ``build``, a vanilla module does not build it (its users never pay for the build)."""
+        return (
+            self.impl != "reference"
+            and (build or not self._fused or _fast.loaded())
+            and not self.bidirectional
+            and _fast.covers((self.gate_activation, self.cell_activation, self.hidden_activation))
+            and _fast.usable(tensor)
+        )
+
+    def _fast_step(self, x: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``step`` in evaluation mode without autograd, as one C call; (N, H_in) input, batched states."""
+        layers = self._layer_weights()
+        key = (x.size(0), x.dtype, tuple(w.data_ptr() for directions in layers for w in directions[0] if w is not None))
+        cached = _STEP_PLANS.get(self)
+        if cached is None or cached[0] != key:
+            cached = (key, _fast.StepPlan(layers, self._activations, self.variants, x.size(0)))
+            _STEP_PLANS[self] = cached
+        plan = cached[1]
+        h_n, c_n = h0.clone(memory_format=torch.contiguous_format), c0.clone(memory_format=torch.contiguous_format)
+        h_t = x.new_empty((x.size(0), self.output_size))
+        plan.run_on(x.contiguous(), h_n, c_n, h_t)
         return h_t, (h_n, c_n)
 
     def _forward_padded(
@@ -561,10 +642,7 @@ class LSTM(nn.Module):
             )  # fmt: skip
         else:
             x = input.transpose(0, 1) if self.batch_first else input  # (L, N, H_in)
-            output, (h_n, c_n) = _layer.reference_lstm(
-                x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training,
-                None if lengths is None else lengths.to(input.device), self.variants,
-            )  # fmt: skip
+            output, (h_n, c_n) = self._unfused(x, h0, c0, None if lengths is None else lengths.to(input.device))
             if self.batch_first:
                 output = output.transpose(0, 1)  # (N, L, D * H_out)
 
@@ -587,10 +665,7 @@ class LSTM(nn.Module):
             )  # fmt: skip
 
         padded, lengths = pad_packed_sequence(input)  # (L, N, H_in) and (N,), in the caller's batch order
-        output, hidden = _layer.reference_lstm(
-            padded, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training,
-            lengths.to(padded.device), self.variants,
-        )  # fmt: skip
+        output, hidden = self._unfused(padded, h0, c0, lengths.to(padded.device))
         # Pack again in the input's order: sorted by length, time-major, only the real steps.
         if input.sorted_indices is not None:
             output = output.index_select(1, input.sorted_indices)  # (L, N, D * H_out), sorted
@@ -599,6 +674,13 @@ class LSTM(nn.Module):
         data = output[valid]  # (sum(lengths), D * H_out)
         packed = PackedSequence(data, batch_sizes, input.sorted_indices, input.unsorted_indices)
         return packed, hidden
+
+    def _unfused(
+        self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The fast kernel where it applies, else the reference loop, on a time-major (L, N, H_in) input."""
+        run = _fast.fast_lstm if self._fast and _fast.usable(x) else _layer.reference_lstm
+        return run(x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, lengths, self.variants)
 
     def _check_input(self, input: Tensor, ranks: tuple[int, ...], packed: bool = False) -> None:
         if not isinstance(input, Tensor):
