@@ -24,7 +24,7 @@ from lstmkit.serve.metrics import Metrics
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["BatchWindow", "MicroBatcher"]
+__all__ = ["BatchWindow", "MicroBatcher", "QueueWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -71,27 +71,20 @@ class BatchWindow:
                 pass
 
 
-@dataclass(eq=False)
-class _PredictJob:
-    sequences: list[np.ndarray]  # each (L_i, F)
-    future: asyncio.Future = field(repr=False)
+class QueueWorker:
+    """A background task that drains ``self._pending`` jobs (each with a ``future``) in batches.
 
+    Subclasses set ``_pending``, ``_window`` and ``_task_name`` and implement ``_run_forever``; this class
+    starts and stops the task and fails whatever is still queued at shutdown with a 503.
+    """
 
-class MicroBatcher:
-    """Collects predict requests into batched model calls."""
-
-    def __init__(self, backend: Backend, executor: Executor, options: ServeOptions, metrics: Metrics) -> None:
-        self.backend = backend
-        self.executor = executor
-        self.options = options
-        self.metrics = metrics
-        self._pending: deque[_PredictJob] = deque()
-        self._queued = 0  # sequences in _pending
-        self._window = BatchWindow(options.batch_wait_ms / 1000.0)
-        self._task: asyncio.Task | None = None
+    _task_name = "lstmkit-batcher"
+    _pending: deque
+    _window: BatchWindow
+    _task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run_forever(), name="lstmkit-predict-batcher")
+        self._task = asyncio.get_running_loop().create_task(self._run_forever(), name=self._task_name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -108,6 +101,31 @@ class MicroBatcher:
     def arrival(self):
         """Wrap the reading of a request that will be submitted: the batch window waits for it."""
         return self._window.arrival()
+
+    async def _run_forever(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class _PredictJob:
+    sequences: list[np.ndarray]  # each (L_i, F)
+    future: asyncio.Future = field(repr=False)
+
+
+class MicroBatcher(QueueWorker):
+    """Collects predict requests into batched model calls."""
+
+    _task_name = "lstmkit-predict-batcher"
+
+    def __init__(self, backend: Backend, executor: Executor, options: ServeOptions, metrics: Metrics) -> None:
+        self.backend = backend
+        self.executor = executor
+        self.options = options
+        self.metrics = metrics
+        self._pending: deque[_PredictJob] = deque()
+        self._queued = 0  # sequences in _pending
+        self._window = BatchWindow(options.batch_wait_ms / 1000.0)
+        self._task: asyncio.Task | None = None
 
     async def predict(self, sequences: list[np.ndarray]) -> np.ndarray:
         """Probabilities (n, C) for ``n`` sequences, computed in a shared model call."""

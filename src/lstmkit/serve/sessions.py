@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lstmkit.serve.backends import Backend
-from lstmkit.serve.batcher import BatchWindow
+from lstmkit.serve.batcher import BatchWindow, QueueWorker
 from lstmkit.serve.metrics import Metrics
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
@@ -149,8 +149,10 @@ class _StepJob:
     future: asyncio.Future = field(repr=False)
 
 
-class StepBatcher:
+class StepBatcher(QueueWorker):
     """Runs the pending steps of many sessions as one batched model call per round."""
+
+    _task_name = "lstmkit-step-batcher"
 
     def __init__(self, backend: Backend, store: SessionStore, executor: Executor, options: ServeOptions,
                  metrics: Metrics) -> None:
@@ -162,25 +164,6 @@ class StepBatcher:
         self._pending: deque[_StepJob] = deque()
         self._window = BatchWindow(options.batch_wait_ms / 1000.0)
         self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run_forever(), name="lstmkit-step-batcher")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        while self._pending:
-            job = self._pending.popleft()
-            if not job.future.done():
-                job.future.set_exception(ApiError(503, "server is shutting down"))
-
-    def arrival(self):
-        """Wrap the reading of a step request: the batch window waits for it."""
-        return self._window.arrival()
 
     async def step(self, session: Session, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Queue ``x`` (K, F) for ``session``; returns the probabilities after each step, (K, C), and the
