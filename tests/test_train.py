@@ -1,6 +1,7 @@
 """The training loop: determinism, early stopping, optimisers and schedules, data checks."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from lstmkit.config import load_config
 from lstmkit.data import write_idx
 from lstmkit.train import run_training
 
+CONFIGS = Path(__file__).parent.parent / "configs"
 FAST = ["train.progress=false", "model.hidden_size=16", "train.epochs=1"]
 
 
@@ -67,7 +69,7 @@ def _idx_folder(folder, n_train, n_test, images=None):
 
 def test_an_empty_dataset_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
     data = _idx_folder(tmp_path / "mnist", 0, 5)
-    status = main(["train", "configs/mnist.toml", "--data-dir", str(data), "--out", str(tmp_path / "run"),
+    status = main(["train", str(CONFIGS / "mnist.toml"), "--data-dir", str(data), "--out", str(tmp_path / "run"),
                    "--set", "train.progress=false"])
     assert status == 2
     err = capsys.readouterr().err

@@ -56,7 +56,7 @@ from torch import nn
 import lstmkit
 from lstmkit.config import ModelConfig
 from lstmkit.errors import LstmkitError
-from lstmkit.model_folder import LoadedModel, load_model
+from lstmkit.model_folder import LoadedModel, load_model, write_synced_temp
 
 __all__ = [
     "ExportError",
@@ -575,15 +575,6 @@ def build_verified_graphs(
     return predict_proto, step_proto, checks
 
 
-def _write_atomically(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return tmp
-
-
 def export_onnx(
     model_dir: str | Path | LoadedModel,
     out_path: str | Path,
@@ -615,9 +606,9 @@ def export_onnx(
     predict_proto, step_proto, checks = build_verified_graphs(
         model, tolerance=tolerance, samples=samples, step=step, step_file=step_path.name, target=str(out_path))
     worst = max(checks.values())
-    pending = [(out_path, _write_atomically(out_path, predict_proto.SerializeToString()))]
+    pending = [(out_path, write_synced_temp(out_path, predict_proto.SerializeToString()))]
     if step_proto is not None:
-        pending.append((step_path, _write_atomically(step_path, step_proto.SerializeToString())))
+        pending.append((step_path, write_synced_temp(step_path, step_proto.SerializeToString())))
     for final, tmp in reversed(pending):  # the step file first, so a predict file always has its step file
         os.replace(tmp, final)
     log.debug("export: wrote %s%s (max abs difference %.3g)", out_path,

@@ -31,20 +31,28 @@ from lstmkit.data.transforms import Standardizer, check_finite
 from lstmkit.errors import ConfigError, DataError, ModelFolderError
 from lstmkit.models import InputSpec, build_model
 
-__all__ = ["LoadedModel", "save_model", "load_model", "atomic_write_bytes"]
+__all__ = ["LoadedModel", "save_model", "load_model", "atomic_write_bytes", "write_synced_temp"]
 
 WEIGHTS, CONFIG, META = "model.safetensors", "config.toml", "meta.json"
 FORMAT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
+def write_synced_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, flushed to disk; return the temporary's path.
+
+    Renaming it onto ``path`` (``os.replace``) then publishes the whole file at once.
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
+    os.replace(write_synced_temp(path, data), path)
 
 
 @dataclass
