@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ from common import machine_info, markdown_table, summarize  # noqa: E402
 
 from lstmkit.config import load_config  # noqa: E402
 from lstmkit.data import Standardizer, load_source  # noqa: E402
-from lstmkit.models import InputSpec, build_model  # noqa: E402
-from lstmkit.train import make_optimizer, make_scheduler, train_epoch  # noqa: E402
+from lstmkit.data import ArrayDataset  # noqa: E402
+from lstmkit.models import InputSpec, build_model, model_objective  # noqa: E402
+from lstmkit.trainer import Trainer  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 
@@ -50,17 +50,15 @@ def lstmkit_epoch_runner(config, x, y):
     spec = InputSpec(input_size=28, num_outputs=10, sequence_length=28, image_shape=(28, 28))
     torch.manual_seed(0)
     module = build_model(config.model, spec)
-    optimizer = make_optimizer(module.parameters(), config.train)
-    steps = math.ceil(len(y) / config.train.batch_size)
-    scheduler = make_scheduler(optimizer, config.train, steps)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(0)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    config.train.progress = False
+    config.train.epochs = 1
+    trainer = Trainer(module, model_objective(config.model), config.train)
 
     def run(limit: int | None = None) -> None:
-        n = len(yt) if limit is None else limit * config.train.batch_size
-        train_epoch(module, optimizer, scheduler, loss_fn, xt[:n], yt[:n], config.train.batch_size, generator,
-                    config.train.grad_clip)
+        """One epoch (or ``limit`` batches) of the loop ``lstmkit train`` runs, without validation."""
+        n = len(y) if limit is None else limit * config.train.batch_size
+        trainer.position.epoch, trainer.stop = 1, False  # run epoch 1 again each call
+        trainer.fit(ArrayDataset(x[:n], y[:n]))
 
     return run
 

@@ -19,23 +19,59 @@ from lstmkit.errors import LstmkitError
 log = logging.getLogger("lstmkit")
 
 
+def _train_worker(config: object, out: Path, resume: bool) -> None:
+    """One process of a data-parallel run (module level, so ``spawn`` can pickle it)."""
+    from lstmkit.train import run_training
+
+    run_training(config, out, resume=resume)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    from lstmkit import distributed
     from lstmkit.config import load_config
     from lstmkit.train import run_training
 
     overrides = list(args.set or [])
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
-    config = load_config(args.config, overrides)
-    out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_training(config, out)
-    print(Path(result.run_dir / "evaluation.txt").read_text(), end="")
+    if args.resume:
+        if args.config or args.out or overrides:
+            raise LstmkitError("train --resume RUN: continues RUN with the config it started with; "
+                               "give no CONFIG, --out, --set or --data-dir")
+        if not (args.resume / "config.toml").is_file():
+            raise LstmkitError(f"train --resume {args.resume}: no config.toml and no checkpoints/last.pt to "
+                               "continue from (expected a run folder written by lstmkit train)")
+        config, out = load_config(args.resume / "config.toml"), args.resume
+    else:
+        if not args.config:
+            raise LstmkitError("train: expected a CONFIG file (or --resume RUN)")
+        config = load_config(args.config, overrides)
+        out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    resume = args.resume is not None
+    if args.nproc > 1:
+        import torch.multiprocessing as mp
+
+        try:
+            distributed.launch_local(args.nproc, _train_worker, config, out, resume)
+        except mp.ProcessRaisedException as exc:
+            last = str(exc).strip().splitlines()[-1]
+            raise LstmkitError(f"train --nproc {args.nproc}: a worker failed: {last}") from None
+        metrics = json.loads((out / "metrics.json").read_text())
+    else:
+        distributed.init_from_env()  # under torchrun: join the group
+        metrics = run_training(config, out, resume=resume).metrics
+        if not distributed.is_main_process():
+            distributed.shutdown()
+            return 0
+        distributed.shutdown()
+    print((out / "evaluation.txt").read_text(), end="")
     print()
-    for key in ("test_accuracy", "test_precision_macro", "test_recall_macro", "test_f1_macro"):
-        print(f"{key} {result.metrics[key]:.4f}")
-    print(f"train_seconds {result.metrics['train_seconds']:.1f} ({result.metrics['epochs_run']} epochs)")
-    print(f"run folder: {result.run_dir}")
-    print(f"model folder: {result.model_dir}")
+    for key, value in metrics.items():
+        if key.startswith("test_") and key != "test_loss":
+            print(f"{key} {value:.4f}")
+    print(f"train_seconds {metrics['train_seconds']:.1f} ({metrics['epochs_run']} epochs)")
+    print(f"run folder: {out}")
+    print(f"model folder: {out / 'model'}")
     return 0
 
 
@@ -142,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model from a TOML config")
-    train.add_argument("config", help="TOML config, e.g. configs/digits.toml")
+    train.add_argument("config", nargs="?", help="TOML config, e.g. configs/digits.toml")
+    train.add_argument("--resume", type=Path, metavar="RUN",
+                       help="continue the interrupted run folder RUN from its last checkpoint")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel worker processes on this machine (default 1; see README for torchrun)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config key, e.g. --set train.epochs=1 (repeatable)")
     train.add_argument("--out", type=Path, help="run folder (default: runs/CONFIG-TIMESTAMP)")

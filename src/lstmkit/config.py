@@ -107,7 +107,8 @@ class ModelConfig:
     head_hidden: int = field(default=0, metadata={"min": 0})
     """Width of an extra dense ReLU layer before the output layer; 0 means none."""
     head_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
-    loss: Literal["cross_entropy"] = "cross_entropy"
+    loss: Literal["auto", "cross_entropy", "mse", "mae", "huber"] = "auto"
+    """The training loss; ``auto`` takes the task's own (cross-entropy for classifiers, MSE for regressors)."""
     label_smoothing: float = field(default=0.0, metadata={"min": 0, "max": 1})
 
 
@@ -130,13 +131,20 @@ class TrainConfig:
     """Maximum global gradient norm; 0 turns clipping off."""
     patience: int = field(default=0, metadata={"min": 0})
     """Early stopping: epochs without validation improvement before stopping; 0 turns it off."""
-    monitor: Literal["val_loss", "val_accuracy"] = "val_accuracy"
+    monitor: Literal["auto", "val_loss", "val_accuracy", "val_mae", "val_rmse"] = "auto"
+    """The validation metric that picks the best epoch; ``auto`` is val_accuracy for classifiers, else val_loss."""
     seed: int = field(default=0, metadata={"min": 0})
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = field(default=0, metadata={"min": 0})
     """CPU threads for PyTorch; 0 keeps PyTorch's default."""
     progress: bool = True
     """Show a progress bar with loss and accuracy."""
+    checkpoint_every: int = field(default=0, metadata={"min": 0})
+    """Also write ``checkpoints/last.pt`` every this many batches (0: only at the end of each epoch)."""
+    deterministic: bool = True
+    """Ask PyTorch for deterministic kernels, so the same seed gives bit-identical weights on the CPU."""
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run folder's ``tensorboard/`` when tensorboard is installed."""
 
 
 @dataclass

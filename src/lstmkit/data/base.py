@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -24,20 +24,26 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ArrayDataset:
-    """Fixed-length sequences and their class labels, held in memory.
+    """Sequences and their targets, held in memory.
 
     Attributes:
         x: float32 array of shape (N, L, F): N samples of L steps with F features each. Other numeric
-            dtypes are converted to float32.
-        y: int64 array of shape (N,): the class index of each sample. Integer-valued floats are converted.
+            dtypes are converted to float32. Shorter sequences are zero-padded at the end.
+        y: the targets. For ``targets="classes"``, int64 class indices of shape (N,) (integer-valued floats
+            are converted); for ``targets="values"``, float32 values of shape (N,) or (N, K).
+        lengths: int64 array of shape (N,) with each sample's real number of steps (1..L), or None when
+            every sample has all L steps. Steps past a sample's length are padding and never read.
+        targets: ``"classes"`` for classification, ``"values"`` for regression and forecasting.
 
     Raises:
-        DataError: if ``x`` is not 3-D, ``y`` is not 1-D, their sample counts differ, or a label is not
-            an integer.
+        DataError: if ``x`` is not 3-D, the sample counts differ, a label is not an integer, a value is
+            not finite, or a length is outside 1..L.
     """
 
     x: np.ndarray
     y: np.ndarray
+    lengths: np.ndarray | None = None
+    targets: Literal["classes", "values"] = "classes"
 
     def __post_init__(self) -> None:
         x = np.asarray(self.x)
@@ -46,20 +52,56 @@ class ArrayDataset:
             raise DataError(f"ArrayDataset x: expected an array of shape (N, L, F), got {x.shape}")
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
             raise DataError(f"ArrayDataset x: expected a numeric array, got dtype {x.dtype}")
-        if y.ndim != 1:
-            raise DataError(f"ArrayDataset y: expected an array of shape (N,), got {y.shape}")
-        if y.shape[0] != x.shape[0]:
+        if self.targets not in ("classes", "values"):
+            raise DataError(f'ArrayDataset targets: expected "classes" or "values", got {self.targets!r}')
+        if y.ndim == 0 or y.shape[0] != x.shape[0]:
             raise DataError(
-                f"ArrayDataset: expected as many labels as samples ({x.shape[0]}), got {y.shape[0]}"
+                f"ArrayDataset: expected as many {'labels' if self.targets == 'classes' else 'targets'} "
+                f"as samples ({x.shape[0]}), got {0 if y.ndim == 0 else y.shape[0]}"
             )
-        if not np.issubdtype(y.dtype, np.integer):
-            if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y) & (y == np.round(y))):
-                raise DataError(f"ArrayDataset y: expected integer class indices, got dtype {y.dtype}")
+        if self.targets == "classes":
+            if y.ndim != 1:
+                raise DataError(f"ArrayDataset y: expected an array of shape (N,), got {y.shape}")
+            if not np.issubdtype(y.dtype, np.integer):
+                if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y) & (y == np.round(y))):
+                    raise DataError(f"ArrayDataset y: expected integer class indices, got dtype {y.dtype}")
+            y = y.astype(np.int64, copy=False)
+        else:
+            if y.ndim > 2 or not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+                raise DataError(f"ArrayDataset y: expected numeric targets of shape (N,) or (N, K), "
+                                f"got {y.dtype} {y.shape}")
+            y = y.astype(np.float32, copy=False)
+            if not np.all(np.isfinite(y)):
+                raise DataError(f"ArrayDataset y: expected finite targets, got {int((~np.isfinite(y)).sum())} NaN/Inf")
+        if self.lengths is not None:
+            lengths = np.asarray(self.lengths)
+            if lengths.shape != (x.shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
+                raise DataError(f"ArrayDataset lengths: expected integers of shape ({x.shape[0]},), "
+                                f"got {lengths.dtype} {lengths.shape}")
+            if lengths.size and (lengths.min() < 1 or lengths.max() > x.shape[1]):
+                raise DataError(f"ArrayDataset lengths: expected values in 1..{x.shape[1]}, "
+                                f"got {int(lengths.min())}..{int(lengths.max())}")
+            self.lengths = lengths.astype(np.int64, copy=False)
         self.x = x.astype(np.float32, copy=False)
-        self.y = y.astype(np.int64, copy=False)
+        self.y = y
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def subset(self, index: np.ndarray) -> ArrayDataset:
+        """The samples at ``index`` (an integer array or a slice), with their lengths and target kind."""
+        lengths = None if self.lengths is None else self.lengths[index]
+        return ArrayDataset(self.x[index], self.y[index], lengths, self.targets)
+
+    def with_x(self, x: np.ndarray) -> ArrayDataset:
+        """The same samples with transformed inputs ``x`` (same N and L)."""
+        return ArrayDataset(x, self.y, self.lengths, self.targets)
+
+    def step_mask(self) -> np.ndarray | None:
+        """Boolean (N, L): True on real steps, False on padding; None when there is no padding."""
+        if self.lengths is None:
+            return None
+        return np.arange(self.x.shape[1])[None, :] < self.lengths[:, None]
 
 
 @dataclass
@@ -69,7 +111,7 @@ class SourceData:
     Attributes:
         train: the training split (validation is held out of it later, by ``split_train_val``).
         test: the test split, never used for training or model selection.
-        label_names: one name per class; ``y`` values index this list.
+        label_names: one name per class; ``y`` values index this list. Empty for ``targets="values"``.
         image_shape: ``(rows, cols)`` when each sample is an image read row by row (then L = rows,
             F = cols); ``None`` for sequences that are not images.
         pixel_max: the raw scale of pixel values (16 for digits, 255 for MNIST), used to bring a user's
@@ -141,6 +183,11 @@ def _check_source(name: str, source: SourceData) -> None:
     if source.train.x.shape[1:] != source.test.x.shape[1:]:
         raise DataError(f"{name}: expected test samples of the training shape {source.train.x.shape[1:]}, "
                         f"got {source.test.x.shape[1:]}")
+    if source.train.targets != source.test.targets:
+        raise DataError(f"{name}: the training and test splits disagree on their targets "
+                        f"({source.train.targets} and {source.test.targets})")
+    if source.train.targets == "values":
+        return
     classes = len(source.label_names)
     for split_name, ds in (("training", source.train), ("test", source.test)):
         low, high = int(ds.y.min()), int(ds.y.max())

@@ -11,7 +11,7 @@ from lstmkit.data.base import ArrayDataset, SourceData, load_source
 from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
 from lstmkit.errors import DataError
 
-__all__ = ["PreparedData", "prepare_data", "apply_standardizer"]
+__all__ = ["PreparedData", "prepare_data", "load_splits", "apply_standardizer"]
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,18 @@ class PreparedData:
 def apply_standardizer(ds: ArrayDataset, standardizer: Standardizer | None) -> ArrayDataset:
     if standardizer is None:
         return ds
-    return ArrayDataset(standardizer.transform(ds.x), ds.y)
+    x = standardizer.transform(ds.x)
+    mask = ds.step_mask()
+    if mask is not None:
+        x[~mask] = 0.0  # padding stays zero
+    return ds.with_x(x)
 
 
-def prepare_data(config: DataConfig, seed: int) -> PreparedData:
-    """Load ``config.name``, reject empty or non-finite data, hold out validation, standardise on train."""
+def load_splits(config: DataConfig, seed: int) -> tuple[SourceData, ArrayDataset, ArrayDataset | None]:
+    """Load ``config.name``, reject empty or non-finite data and hold out validation: ``(source, train, val)``.
+
+    The inputs are raw (not standardised); the test split is ``source.test``.
+    """
     data_dir = Path(config.data_dir) if config.data_dir else None
     source = load_source(config.name, data_dir=data_dir, download=config.download)
     for split_name, ds in (("training", source.train), ("test", source.test)):
@@ -46,7 +53,13 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
             raise DataError(f"{config.name}: the {split_name} split is empty")
         check_finite(ds.x, f"{config.name} {split_name} split")
     train, val = split_train_val(source.train, config.val_fraction, seed)
-    standardizer = Standardizer().fit(train.x) if config.normalize else None
+    return source, train, val
+
+
+def prepare_data(config: DataConfig, seed: int) -> PreparedData:
+    """Load ``config.name``, reject empty or non-finite data, hold out validation, standardise on train."""
+    source, train, val = load_splits(config, seed)
+    standardizer = Standardizer().fit(train.x, train.step_mask()) if config.normalize else None
     log.info("%s: %d train, %d val, %d test samples of shape %s", config.name, len(train),
              0 if val is None else len(val), len(source.test), tuple(train.x.shape[1:]))
     return PreparedData(

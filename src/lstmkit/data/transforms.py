@@ -59,13 +59,16 @@ class Standardizer:
         self._require_fitted()
         return int(self.mean.shape[0])
 
-    def fit(self, x: np.ndarray) -> Standardizer:
-        """Compute mean and std per feature (last axis) in float64; returns ``self``."""
+    def fit(self, x: np.ndarray, mask: np.ndarray | None = None) -> Standardizer:
+        """Compute mean and std per feature (last axis) in float64; returns ``self``.
+
+        ``mask`` (shape ``x.shape[:-1]``, True on real steps) leaves padding out of the statistics.
+        """
         x = np.asarray(x)
         if x.ndim < 2 or x.shape[-1] == 0 or x.size == 0:
             raise DataError(f"Standardizer.fit: expected a non-empty array of shape (N, L, F), got {x.shape}")
         check_finite(x, "Standardizer.fit input")
-        rows = x.reshape(-1, x.shape[-1])  # (N*L, F)
+        rows = x.reshape(-1, x.shape[-1]) if mask is None else x[np.asarray(mask, dtype=bool)]  # (N*L, F)
         chunk = 1 << 18
         total = np.zeros(rows.shape[1])
         for start in range(0, rows.shape[0], chunk):
@@ -155,13 +158,15 @@ def split_train_val(ds: ArrayDataset, fraction: float, seed: int) -> tuple[Array
     if n_val >= n:
         raise DataError(f"validation fraction {fraction}: expected to leave at least one training sample, "
                         f"got an empty training split ({n} samples, {n_val} held out)")
-    classes, counts = np.unique(ds.y, return_counts=True)
-    stratify = (counts.min() >= 2 and n_val >= len(classes) and n - n_val >= len(classes))
-    if not stratify:
+    stratify = False
+    if ds.targets == "classes":
+        classes, counts = np.unique(ds.y, return_counts=True)
+        stratify = bool(counts.min() >= 2 and n_val >= len(classes) and n - n_val >= len(classes))
+    if ds.targets == "classes" and not stratify:
         log.info("split_train_val: a class has fewer than 2 samples or a split is smaller than %d classes; "
                  "splitting at random", len(classes))
     train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, random_state=seed,
                                           stratify=ds.y if stratify else None)
     train_idx.sort()
     val_idx.sort()
-    return ArrayDataset(ds.x[train_idx], ds.y[train_idx]), ArrayDataset(ds.x[val_idx], ds.y[val_idx])
+    return ds.subset(train_idx), ds.subset(val_idx)

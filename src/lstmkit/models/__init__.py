@@ -1,7 +1,9 @@
-"""Task models and their registry."""
+"""Task models, their objectives and their registry."""
 
-from lstmkit.models.registry import InputSpec, available_models, build_model, register_model
-from lstmkit.models import classifier as _classifier  # noqa: F401  (registers "classifier")
+from lstmkit.models.registry import InputSpec, available_models, build_model, model_objective, register_model
+from lstmkit.models import classifier as _classifier  # noqa: F401  (registers "classifier" and "regressor")
 from lstmkit.models.classifier import SequenceClassifier
+from lstmkit.models.objectives import Objective, make_objective
 
-__all__ = ["InputSpec", "SequenceClassifier", "available_models", "build_model", "register_model"]
+__all__ = ["InputSpec", "Objective", "SequenceClassifier", "available_models", "build_model", "make_objective",
+           "model_objective", "register_model"]

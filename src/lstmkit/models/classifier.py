@@ -243,6 +243,12 @@ class SequenceClassifier(nn.Module):
         return self.head(output)  # (N, L, C)
 
 
-@register_model("classifier")
+@register_model("classifier", default_loss="cross_entropy")
 def build_classifier(config: ModelConfig, spec: InputSpec) -> nn.Module:
+    return SequenceClassifier(config, spec)
+
+
+@register_model("regressor", default_loss="mse")
+def build_regressor(config: ModelConfig, spec: InputSpec) -> nn.Module:
+    """The classifier's network with ``num_outputs`` real-valued outputs (no softmax is ever applied)."""
     return SequenceClassifier(config, spec)

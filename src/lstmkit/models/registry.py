@@ -14,9 +14,10 @@ from torch import nn
 
 from lstmkit.config import ModelConfig
 from lstmkit.errors import ConfigError
+from lstmkit.models.objectives import Objective, make_objective
 from lstmkit.registry import Registry
 
-__all__ = ["InputSpec", "register_model", "build_model", "available_models"]
+__all__ = ["InputSpec", "register_model", "build_model", "available_models", "model_objective"]
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,21 @@ class InputSpec:
 
 Builder = Callable[[ModelConfig, InputSpec], nn.Module]
 _MODELS: Registry[Builder] = Registry("config [model] task", ConfigError)
+_DEFAULT_LOSS: dict[str, str] = {}
 
 
-def register_model(name: str) -> Callable[[Builder], Builder]:
-    """Decorator that registers a model builder under ``name``."""
+def register_model(name: str, default_loss: str = "cross_entropy") -> Callable[[Builder], Builder]:
+    """Decorator that registers a model builder under ``name``, trained with ``default_loss`` unless the
+    config's ``[model] loss`` names another (see ``lstmkit.models.objectives``)."""
+    _DEFAULT_LOSS[name] = default_loss
     return _MODELS.register(name)
+
+
+def model_objective(config: ModelConfig) -> Objective:
+    """The objective (loss and metrics) that trains ``config.task``."""
+    _MODELS.get(config.task)  # an unknown task is reported by name
+    loss = _DEFAULT_LOSS[config.task] if config.loss == "auto" else config.loss
+    return make_objective(loss, config.label_smoothing)
 
 
 def available_models() -> list[str]:

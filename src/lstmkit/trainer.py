@@ -1,0 +1,318 @@
+"""The training loop: backpropagation through time over shuffled mini-batches, with callbacks and resume.
+
+``Trainer.fit`` runs epochs of: shuffle (a seeded generator), for each batch forward, loss, backward
+(BPTT through the LSTM's time loop), clip the global gradient norm, optimiser step, schedule step; then
+evaluate on the validation split and hand the epoch's row to the callbacks.
+
+Everything that decides what happens next is part of ``Trainer.state_dict()``: weights, optimiser,
+schedule, the epoch's sample order, the position in it, the running sums, the RNG states of Python,
+NumPy and PyTorch, and each callback's state. ``load_state_dict`` puts all of it back, so a run killed
+mid-epoch and resumed from its last checkpoint ends bit-identical to one that was never interrupted (on
+the CPU, with deterministic kernels and the same thread count).
+
+Data-parallel training (``torch.distributed``): every rank draws the same order, each global batch of
+``batch_size`` samples is cut into ``world_size`` equal slices, each rank back-propagates its slice, and
+DDP averages the gradients, so the update equals the one-process update on the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lstmkit.config import TrainConfig
+from lstmkit.data.base import ArrayDataset
+from lstmkit.errors import ConfigError
+from lstmkit.models.objectives import Objective
+
+__all__ = ["Callback", "Trainer", "make_optimizer", "make_scheduler", "seed_everything", "resolve_device",
+           "predict_outputs"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError('config [train] device: "cuda" was asked for, but PyTorch sees no CUDA device')
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so a run on the CPU repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A schedule stepped once per batch: cosine decay, step decay or one-cycle; None for ``constant``."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size * steps_per_epoch,
+                                               gamma=config.gamma)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+    return None
+
+
+@torch.no_grad()
+def predict_outputs(module: nn.Module, data: ArrayDataset | np.ndarray | torch.Tensor,
+                    lengths: np.ndarray | torch.Tensor | None = None, batch_size: int = 512,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """Raw model outputs for prepared inputs ``(N, L, F)``, computed in batches in eval mode, on the CPU."""
+    if isinstance(data, ArrayDataset):
+        data, lengths = data.x, data.lengths
+    was_training = module.training
+    module.eval()
+    x = torch.as_tensor(data)
+    lens = None if lengths is None else torch.as_tensor(lengths)
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        lb = None if lens is None else lens[start:start + batch_size]
+        outputs.append((module(xb) if lb is None else module(xb, lengths=lb)).cpu())
+    module.train(was_training)
+    return torch.cat(outputs)
+
+
+class Callback:
+    """Hooks called by ``Trainer.fit``. Override what you need; set ``trainer.stop = True`` to stop.
+
+    ``on_epoch_end`` receives the epoch's row: ``epoch``, ``lr``, ``train_loss``, ``train_<metric>``,
+    ``val_loss``, ``val_<metric>`` (with a validation split) and ``seconds``. A callback that must survive
+    a resume keeps its state in ``state_dict`` / ``load_state_dict``.
+    """
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class _Position:
+    """Where the loop stands: the epoch in progress and how far into its order it got."""
+
+    epoch: int = 1
+    step: int = 0
+    order: torch.Tensor | None = None
+    sums: dict[str, float] = field(default_factory=dict)
+    seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Train ``module`` under ``objective`` with the ``[train]`` settings in ``config``.
+
+    Args:
+        module: the task model; ``module(x, lengths=...)`` gives outputs the objective understands.
+        objective: the loss and metrics (``lstmkit.models.objectives``).
+        config: the ``[train]`` table (optimiser, schedule, batch size, epochs, clipping, seed).
+        callbacks: hooks run around epochs and batches (progress, logging, checkpoints, early stopping).
+        device: where the batches and the model live.
+
+    Example::
+
+        trainer = Trainer(module, Classification(), TrainConfig(epochs=3))
+        history = trainer.fit(train, val)      # one row per epoch
+    """
+
+    def __init__(self, module: nn.Module, objective: Objective, config: TrainConfig,
+                 callbacks: Iterable[Callback] = (), device: torch.device | str = "cpu") -> None:
+        self.module = module
+        self.objective = objective
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.device = torch.device(device)
+        self.stop = False
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world_size = dist.get_world_size() if self.distributed else 1
+        if config.batch_size % self.world_size:
+            raise ConfigError(f"config [train] batch_size: expected a multiple of the {self.world_size} "
+                              f"processes, got {config.batch_size}")
+        self.network: nn.Module = module
+        if self.distributed:
+            self.network = nn.parallel.DistributedDataParallel(module)
+        self.optimizer = make_optimizer(module.parameters(), config)
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._scheduler_built = False
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.position = _Position()
+
+    # ----------------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where the loop stands (see the module docstring)."""
+        p = self.position
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "epoch": p.epoch, "step": p.step, "order": p.order, "sums": dict(p.sums), "seen": p.seen,
+            "history": list(p.history), "seconds": p.seconds,
+            "shuffle_rng": self.shuffle.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "callbacks": dict(zip(self._callback_keys(), (cb.state_dict() for cb in self.callbacks))),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], steps_per_epoch: int) -> None:
+        """Continue from ``state_dict()``'s output (the schedule needs ``steps_per_epoch`` to be rebuilt)."""
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler = make_scheduler(self.optimizer, self.config, steps_per_epoch)
+        self._scheduler_built = True
+        if state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.position = _Position(epoch=state["epoch"], step=state["step"], order=state["order"],
+                                  sums=dict(state["sums"]), seen=state["seen"], history=list(state["history"]),
+                                  seconds=state["seconds"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        saved = state["callbacks"]
+        for key, callback in zip(self._callback_keys(), self.callbacks):
+            if key in saved:
+                callback.load_state_dict(saved[key])
+
+    def _callback_keys(self) -> list[str]:
+        """A stable name per callback (class name, numbered when repeated) to match states on resume."""
+        keys, seen = [], {}
+        for callback in self.callbacks:
+            name = type(callback).__name__
+            seen[name] = seen.get(name, 0) + 1
+            keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+        return keys
+
+    # ----------------------------------------------------------------------------------------------------
+
+    def steps_per_epoch(self, n: int) -> int:
+        return math.ceil(n / self.config.batch_size)
+
+    def fit(self, train: ArrayDataset, val: ArrayDataset | None = None) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs (or until a callback stops it); returns one row per epoch."""
+        if train.targets != self.objective.targets:
+            raise ConfigError(f"the data has {train.targets} targets, but the model's loss expects "
+                              f"{self.objective.targets}; check [model] task and loss")
+        tc = self.config
+        steps = self.steps_per_epoch(len(train))
+        if not self._scheduler_built:
+            self.scheduler = make_scheduler(self.optimizer, tc, steps)
+            self._scheduler_built = True
+        x = torch.from_numpy(train.x).to(self.device)
+        y = torch.from_numpy(train.y).to(self.device)
+        lengths = None if train.lengths is None else torch.from_numpy(train.lengths)
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
+        p = self.position
+        while p.epoch <= tc.epochs and not self.stop:
+            started = time.perf_counter()
+            if p.order is None:
+                p.order, p.step, p.sums, p.seen = torch.randperm(len(y), generator=self.shuffle), 0, {}, 0
+                for callback in self.callbacks:
+                    callback.on_epoch_start(self, p.epoch)
+            lr = self.optimizer.param_groups[0]["lr"] if p.step == 0 else p.sums.get("_lr", 0.0)
+            p.sums.setdefault("_lr", lr)
+            self.module.train()
+            batches = p.order.split(tc.batch_size)
+            while p.step < len(batches) and not self.stop:
+                logs = self._train_step(x, y, lengths, batches[p.step])
+                p.step += 1
+                for callback in self.callbacks:
+                    callback.on_batch_end(self, p.step, logs)
+            if p.step < len(batches):
+                break  # stopped mid-epoch by a callback
+            p.seconds += time.perf_counter() - started
+            row = self._epoch_row(val)
+            p.history.append(row)
+            p.epoch, p.order, p.seconds = p.epoch + 1, None, 0.0
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, row["epoch"], row)
+        for callback in self.callbacks:
+            callback.on_fit_end(self)
+        return p.history
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None,
+                    batch: torch.Tensor) -> dict[str, float]:
+        """Forward, loss, BPTT, clip, step on one global batch (this rank's slice of it)."""
+        p, tc = self.position, self.config
+        count = len(batch)
+        if self.world_size > 1:
+            batch = batch.tensor_split(self.world_size)[self.rank]
+        xb, yb = x[batch.to(x.device)], y[batch.to(y.device)]
+        lb = None if lengths is None else lengths[batch]
+        outputs = self.network(xb) if lb is None else self.network(xb, lengths=lb)
+        loss, stats = self.objective.loss(outputs, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        # DDP averages gradients over ranks; weight each slice so that uneven last batches still give
+        # the gradient of the mean loss over the whole global batch.
+        (loss * (len(batch) * self.world_size / count)).backward()
+        if tc.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.module.parameters(), tc.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        stats = {"loss": float(loss.detach()) * len(batch), **stats}
+        if self.world_size > 1:
+            stats = self._all_reduce(stats)
+        for key, value in stats.items():
+            p.sums[key] = p.sums.get(key, 0.0) + value
+        p.seen += count
+        return {"loss": p.sums["loss"] / p.seen, **self.objective.summarize(p.sums, p.seen)}
+
+    def _all_reduce(self, stats: dict[str, float]) -> dict[str, float]:
+        keys = sorted(stats)
+        values = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(values)
+        return dict(zip(keys, values.tolist()))
+
+    def _epoch_row(self, val: ArrayDataset | None) -> dict[str, Any]:
+        p = self.position
+        row: dict[str, Any] = {"epoch": p.epoch, "lr": p.sums["_lr"], "train_loss": p.sums["loss"] / p.seen}
+        row.update({f"train_{k}": v for k, v in self.objective.summarize(p.sums, p.seen).items()})
+        started = time.perf_counter()
+        if val is not None:
+            row.update({f"val_{k}": v for k, v in self.validate(val).items()})
+        row["seconds"] = round(p.seconds + time.perf_counter() - started, 3)
+        return row
+
+    def validate(self, data: ArrayDataset) -> dict[str, float]:
+        """Loss and the objective's running metrics on ``data`` (the same numbers training reports)."""
+        outputs = predict_outputs(self.module, data, batch_size=max(self.config.batch_size, 256),
+                                  device=self.device)
+        loss, stats = self.objective.loss(outputs, torch.from_numpy(data.y))
+        return {"loss": float(loss), **self.objective.summarize(stats, len(data))}
