@@ -64,6 +64,12 @@ class DataConfig:
     """Fraction of the training split held out for validation and early stopping."""
     normalize: bool = True
     """Standardise each feature with the training split's mean and standard deviation."""
+    path: str | None = None
+    """A user file for sources that read one (a .ts file, a CSV, a text file); see each source."""
+    length: int = field(default=0, metadata={"min": 0})
+    """Sequence length of generated sources (0: the source's default)."""
+    samples: int = field(default=0, metadata={"min": 0})
+    """Training samples of generated sources (0: the source's default)."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -127,12 +127,17 @@ class SourceData:
     name: str
 
 
-Loader = Callable[[Path | None, bool], SourceData]
+Loader = Callable[..., SourceData]
 _SOURCES: Registry[Loader] = Registry("data source", DataError)
+_CONFIGURABLE: set[str] = set()
 
 
-def register_source(name: str) -> Callable[[Loader], Loader]:
+def register_source(name: str, configurable: bool = False) -> Callable[[Loader], Loader]:
     """Decorator that registers a loader ``(data_dir: Path | None, download: bool) -> SourceData``.
+
+    A ``configurable`` loader also receives the whole ``[data]`` table as a third argument,
+    ``(data_dir, download, config: DataConfig)``, for settings such as ``path``, ``length`` or ``samples``
+    (generated tasks, user files).
 
     Example::
 
@@ -141,6 +146,8 @@ def register_source(name: str) -> Callable[[Loader], Loader]:
             ...
             return SourceData(train, test, label_names, image_shape=None, pixel_max=None, name="my-source")
     """
+    if configurable:
+        _CONFIGURABLE.add(name)
     return _SOURCES.register(name)
 
 
@@ -149,7 +156,8 @@ def available_sources() -> list[str]:
     return _SOURCES.names()
 
 
-def load_source(name: str, data_dir: str | Path | None = None, download: bool = True) -> SourceData:
+def load_source(name: str, data_dir: str | Path | None = None, download: bool = True,
+                config: Any = None) -> SourceData:
     """Load the registered source ``name`` and check that what it returned is usable.
 
     Args:
@@ -157,6 +165,7 @@ def load_source(name: str, data_dir: str | Path | None = None, download: bool = 
         data_dir: a folder holding the source's files; when given, a source that reads files looks
             only there. Sources that need no files ignore it.
         download: whether a source may download missing files into its cache.
+        config: the ``[data]`` table (``DataConfig``) for configurable sources; defaults when None.
 
     Raises:
         DataError: for an unknown name, a ``data_dir`` that is not a folder, or a source whose splits are
@@ -167,7 +176,14 @@ def load_source(name: str, data_dir: str | Path | None = None, download: bool = 
     if folder is not None and not folder.is_dir():
         raise DataError(f"{name}: data_dir {folder}: expected an existing folder, got "
                         f"{'a file' if folder.exists() else 'no such path'}")
-    source = loader(folder, download)
+    if name in _CONFIGURABLE:
+        if config is None:
+            from lstmkit.config import DataConfig
+
+            config = DataConfig(name=name)
+        source = loader(folder, download, config)
+    else:
+        source = loader(folder, download)
     _check_source(name, source)
     log.debug("%s: %d train and %d test samples of shape %s", name, len(source.train), len(source.test),
               tuple(source.train.x.shape[1:]))

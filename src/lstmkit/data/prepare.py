@@ -47,7 +47,7 @@ def load_splits(config: DataConfig, seed: int) -> tuple[SourceData, ArrayDataset
     The inputs are raw (not standardised); the test split is ``source.test``.
     """
     data_dir = Path(config.data_dir) if config.data_dir else None
-    source = load_source(config.name, data_dir=data_dir, download=config.download)
+    source = load_source(config.name, data_dir=data_dir, download=config.download, config=config)
     for split_name, ds in (("training", source.train), ("test", source.test)):
         if len(ds) == 0:
             raise DataError(f"{config.name}: the {split_name} split is empty")
