@@ -75,6 +75,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from lstmkit.config import load_config
+    from lstmkit.tune import load_space, tune
+
+    base = load_config(args.config, list(args.set or []))
+    space = load_space(args.space, base)
+    out = args.out or Path("runs") / f"tune-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = tune(base, space, args.trials, out, storage=args.storage, study_name=args.study)
+    print(f"{result.trials} trials ({result.pruned} pruned) in {result.storage}")
+    print(f"best value {result.best_value:.4f} with " + ", ".join(f"{k}={v}" for k, v in result.best_params.items()))
+    print(f"best recipe: {result.best_config} (train it with: lstmkit train {result.best_config})")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.data import load_source
     from lstmkit.evaluate import classification_report, format_classification_report
@@ -188,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="run folder (default: runs/CONFIG-TIMESTAMP)")
     train.add_argument("--data-dir", type=Path, help="folder with the dataset's files (sets data.data_dir)")
     train.set_defaults(func=_cmd_train)
+
+    tune = sub.add_parser("tune", help="search hyperparameters with Optuna and write the best recipe")
+    tune.add_argument("config", help="base TOML config")
+    tune.add_argument("--space", type=Path, required=True, help="search space TOML ([train.lr] low/high/log, ...)")
+    tune.add_argument("--trials", type=int, default=20, help="trials to run in this process (default 20)")
+    tune.add_argument("--out", type=Path, help="folder for study.db, trials.csv and best.toml")
+    tune.add_argument("--storage", help="Optuna storage URL shared by several machines (default: sqlite in --out)")
+    tune.add_argument("--study", default="lstmkit", help="study name in the storage (default lstmkit)")
+    tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key (repeatable)")
+    tune.set_defaults(func=_cmd_tune)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
     evaluate.add_argument("model", type=Path, help="model folder, e.g. runs/digits/model")
