@@ -106,3 +106,16 @@ def test_serve_option_errors(capsys, model_dir):
     with pytest.raises(ConfigError, match=r"serve --max-concurrency: expected a positive number, got 0"):
         ServeOptions(max_concurrency=0)
     assert "secret" not in repr(ServeOptions(api_key="secret" * 4))  # never in a log line
+
+
+def test_the_api_key_comes_from_the_environment_unless_given(model_dir, monkeypatch):
+    import lstmkit.serve
+
+    seen = {}
+    monkeypatch.setattr(lstmkit.serve, "serve", lambda model, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("LSTMKIT_API_KEY", "e" * 20)
+    assert main(["serve", str(model_dir), "--host", "0.0.0.0", "--rate-limit", "5", "--access-log"]) == 0
+    options = seen["options"]
+    assert options.api_key == "e" * 20 and options.rate_limit == 5 and options.access_log is True
+    assert main(["serve", str(model_dir), "--api-key", "f" * 16]) == 0
+    assert seen["options"].api_key == "f" * 16
