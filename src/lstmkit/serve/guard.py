@@ -43,7 +43,8 @@ def client_address(scope: dict[str, Any]) -> str:
     return client[0] if client else "unknown"
 
 
-async def send_error(send: Callable, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(send: Callable, status: int, message: str,
+                     headers: tuple[tuple[bytes, bytes], ...] | list = ()) -> None:
     """Answer ``{"error": message}`` with ``status`` straight from the middleware."""
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
