@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast bench bench-engine clean
+.PHONY: setup demo test test-fast audit bench bench-engine clean
 
 $(BIN)/lstmkit: pyproject.toml tools/install_torch.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Known-vulnerable packages in the installed environment (lstmkit itself, editable, is skipped). Needs the
+# vulnerability service of the package index; a package it cannot look up is listed as skipped, not as safe.
+audit: setup
+	$(BIN)/python -m pip_audit --skip-editable --progress-spinner off --desc on
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

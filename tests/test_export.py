@@ -193,3 +193,12 @@ def test_cli_export(tmp_path, capsys):
     assert "lstmkit: error: model folder" in capsys.readouterr().err
     assert main(["export", str(make_folder(tmp_path / "proj", proj_size=2)), "--out", str(tmp_path / "p.onnx")]) == 2
     assert "proj_size = 2" in capsys.readouterr().err
+
+
+def test_cli_export_refuses_a_tampered_folder_naming_the_file(tmp_path, capsys):
+    folder = make_folder(tmp_path / "model")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4])  # truncated
+    assert main(["export", str(folder), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "model.safetensors does not match manifest.json" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,4 +1,5 @@
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.model_folder import load_model, save_model
+from lstmkit.model_folder import load_model, save_model, write_manifest
 from lstmkit.models import InputSpec, build_model
 
 SPEC = InputSpec(input_size=4, num_outputs=3, sequence_length=5)
@@ -37,7 +38,8 @@ def test_round_trip_gives_identical_predictions(saved):
 
 def test_the_folder_holds_no_pickle(saved):
     folder = saved[0]
-    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "meta.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "manifest.json", "meta.json",
+                                                        "model.safetensors"]
     assert not (folder / "model.safetensors").read_bytes().startswith(b"\x80")  # pickle protocol marker
 
 
@@ -68,10 +70,105 @@ def test_wrong_inputs_are_refused(saved):
     ],
 )
 def test_damaged_folders_name_the_file(saved, damage, message):
+    """Damage that the manifest vouches for (as if saved so) still meets a clear error from the parsers."""
     folder = saved[0]
     damage(folder)
+    if "missing" not in message:
+        write_manifest(folder)
     with pytest.raises(ModelFolderError, match=message):
         load_model(folder)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def _flip_one_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.toml", "meta.json"])
+@pytest.mark.parametrize("tamper", [_truncate, _flip_one_byte])
+def test_a_tampered_file_is_refused_naming_it(saved, name, tamper):
+    folder = saved[0]
+    tamper(folder / name)
+    with pytest.raises(ModelFolderError, match=rf"model folder .*: {name} does not match manifest.json \(SHA-256 "
+                                               r"[0-9a-f]{12}\.\.\., expected [0-9a-f]{12}\.\.\.\): it was modified, "
+                                               r"truncated or replaced after saving"):
+        load_model(folder)
+
+
+def test_a_file_swapped_from_another_model_is_refused(saved, tmp_path):
+    folder, module, standardizer, x = saved
+    config = Config(model=ModelConfig(hidden_size=6, bidirectional=True))
+    other = save_model(tmp_path / "other", build_model(config.model, SPEC), config, SPEC, ["a", "b", "c"], standardizer)
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())  # loads fine otherwise
+    with pytest.raises(ModelFolderError, match=r"model.safetensors does not match manifest.json"):
+        load_model(folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelFolderError, match=r"missing model.safetensors"):
+        load_model(folder)
+
+
+def test_a_folder_without_a_manifest_is_refused_with_a_way_out(saved):
+    folder = saved[0]
+    (folder / "manifest.json").unlink()
+    with pytest.raises(ModelFolderError, match=r"missing manifest.json .*a folder saved by an older lstmkit has "
+                                               r"none: if you trust it, add one with .*write_manifest"):
+        load_model(folder)
+    write_manifest(folder)  # the way out the message gives
+    assert load_model(folder).label_names == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ("{not json", r"manifest.json is not valid"),
+    ('{"format": "something else", "files": {}}', r'manifest.json is not valid \(expected a JSON object with "format"'),
+    ('{"format": "lstmkit-manifest-1", "files": {"../outside.safetensors": "%s"}}' % ("0" * 64),
+     r"manifest.json lists '../outside.safetensors'; expected only model.safetensors, config.toml, meta.json"),
+    ('{"format": "lstmkit-manifest-1", "files": {"/etc/passwd": "%s"}}' % ("0" * 64), r"manifest.json lists '/etc/passwd'"),
+    ('{"format": "lstmkit-manifest-1", "files": {"meta.json": "abc"}}', r"manifest.json: meta.json: expected a SHA-256"),
+    ('{"format": "lstmkit-manifest-1", "files": {}}', r"manifest.json does not list model.safetensors"),
+])
+def test_a_malicious_or_broken_manifest_is_refused(saved, manifest, message):
+    folder = saved[0]
+    (folder / "manifest.json").write_text(manifest)
+    with pytest.raises(ModelFolderError, match=message):
+        load_model(folder)
+
+
+def test_names_in_meta_never_choose_a_file(saved, tmp_path):
+    """meta.json naming other files (vouched for by the manifest) changes nothing that loading reads."""
+    folder = saved[0]
+    (tmp_path / "outside.safetensors").write_bytes(b"\x80\x04 pickle that must never be read")
+    meta = json.loads((folder / "meta.json").read_text())
+    meta.update(weights="../outside.safetensors", step_file="../../outside.onnx", data_name="../../etc")
+    (folder / "meta.json").write_text(json.dumps(meta))
+    write_manifest(folder)
+    model = load_model(folder)
+    assert model.label_names == ["a", "b", "c"]
+
+
+def test_a_link_to_outside_the_folder_is_refused(saved, tmp_path):
+    folder = saved[0]
+    target = tmp_path / "elsewhere.toml"
+    target.write_bytes((folder / "config.toml").read_bytes())  # same bytes: the hash alone would pass
+    (folder / "config.toml").unlink()
+    (folder / "config.toml").symlink_to(target)
+    with pytest.raises(ModelFolderError, match=r"config.toml is a link to outside the folder"):
+        load_model(folder)
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling was attempted")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(np, "load", refuse)
+    assert load_model(saved[0]).predict(saved[3]).shape == (7,)
 
 
 def test_missing_folder(tmp_path):

@@ -78,3 +78,18 @@ def metric(text, name):
         if key == name:
             return float(value)
     raise AssertionError(f"metric {name} not found in:\n{text}")
+
+
+class SlowBackend:
+    """``backend`` whose every model call takes ``seconds`` longer: work queues up behind it."""
+
+    def __init__(self, backend, seconds):
+        self._backend = backend
+        self.seconds = seconds
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def predict(self, x, lengths):
+        time.sleep(self.seconds)
+        return self._backend.predict(x, lengths)

@@ -12,7 +12,8 @@
 =========================  ===================================================================================
 
 Inputs are raw values, as the data source gives them; the server standardises them as in training. Every
-error is ``{"error": "..."}`` with a 4xx status (see ``lstmkit.serve.validation`` for which) or 500.
+error is ``{"error": "..."}`` with a 4xx or 5xx status (see ``lstmkit.serve.validation`` for which). Every
+request first passes ``lstmkit.serve.guard``: rate limit, API key, concurrency, body size and time limits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import lstmkit
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
+from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
@@ -92,7 +94,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 _SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"},
                "description": "The id that POST /v1/sessions returned"}
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 422, 429, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 429, 503, 504)}
 
 
 def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI:
@@ -133,7 +135,11 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
 
     app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan,
                   description="LSTM models: batch prediction and streaming sessions.")
+    # The last added runs first: the access log sees every answer, the metrics count the guard's refusals too.
+    app.add_middleware(GuardMiddleware, options=options)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if options.access_log:
+        app.add_middleware(AccessLogMiddleware)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -183,7 +189,7 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     async def predict(request: Request) -> JSONResponse:
         predictor = state["predictor"]
         with predictor.arrival():
-            sequences = parse_predict(await read_json(request, options.max_payload_bytes), info, options)
+            sequences = parse_predict(await read_json(request), info, options)
         probabilities = await predictor.predict(sequences)
         return JSONResponse({"predictions": [prediction(row) for row in probabilities]})
 
@@ -209,7 +215,7 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
         store, stepper = state["store"], state["stepper"]
         with stepper.arrival():
             store.get(session_id)
-            x = parse_steps(await read_json(request, options.max_payload_bytes), info, options)
+            x = parse_steps(await read_json(request), info, options)
         session = store.get(session_id)  # it may have expired while the body arrived
         probabilities, first = await stepper.step(session, x)
         outputs = [{"step": first + t, **prediction(row)} for t, row in enumerate(probabilities)]

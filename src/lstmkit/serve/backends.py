@@ -137,6 +137,10 @@ class OnnxBackend:
             raise LstmkitError(f"serve: {path} is a {meta.get('graph')} graph; give the predict graph (the file "
                                "`lstmkit export --out` names)")
         step_file = meta.get("step_file")
+        if step_file is not None and (not isinstance(step_file, str) or Path(step_file).name != step_file
+                                      or step_file in ("", ".", "..") or "\\" in step_file):
+            raise LstmkitError(f"serve: {path}: its step_file {step_file!r} is not a plain file name next to it; "
+                               "export it again")
         step_path = path.with_name(step_file) if step_file else None
         step = step_path.read_bytes() if step_path is not None and step_path.is_file() else None
         missing = None

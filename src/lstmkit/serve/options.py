@@ -1,17 +1,37 @@
-"""The server's limits and batching settings, each a flag of ``lstmkit serve``."""
+"""The server's limits, batching and security settings, each a flag of ``lstmkit serve``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import ipaddress
+from dataclasses import dataclass, field, fields
 
-from lstmkit.errors import ConfigError
+from lstmkit.errors import ConfigError, LstmkitError
 
-__all__ = ["ServeOptions"]
+__all__ = ["ServeOptions", "is_loopback"]
+
+MIN_API_KEY_LENGTH = 16
+_NOT_NUMBERS = {"api_key", "insecure", "access_log"}
+_ZERO_MEANS_OFF = {"batch_wait_ms", "rate_limit", "request_timeout"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to any address
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """Limits and batching of ``lstmkit serve`` (the flag of each is its name with dashes)."""
+    """Limits, batching and security of ``lstmkit serve`` (the flag of each is its name with dashes).
+
+    Secure by default: the server listens on 127.0.0.1 only; every other setting below bounds what one
+    client can make the server do. ``check_bind`` refuses a non-loopback address without an ``api_key``
+    unless ``insecure`` is set.
+    """
 
     max_batch: int = 64
     """Most sequences in one model call, and so in one ``/v1/predict`` request; also the most sessions
@@ -21,18 +41,50 @@ class ServeOptions:
     max_sequence_length: int = 1024
     """Most steps in one sequence of ``/v1/predict``, and in one ``/step`` request."""
     max_payload_bytes: int = 1 << 20
-    """Largest request body; larger ones get 413."""
+    """Largest request body, checked on Content-Length and on the bytes received, before any parsing; 413."""
     session_ttl: float = 300.0
     """Seconds a session may stay idle before it expires."""
     max_sessions: int = 10_000
     """Most open sessions; one more gets 429."""
     max_queue: int = 4096
     """Most sequences (predict) or step requests waiting for the model; beyond that requests get 503."""
+    max_concurrency: int = 256
+    """Most requests in progress at once (``/healthz`` aside); one more gets 503 at once, before its body
+    is read, so memory stays bounded under a flood."""
+    request_timeout: float = 30.0
+    """Seconds a request may take, body reading included; then 504 (0: no limit)."""
+    rate_limit: float = 0.0
+    """Requests per second allowed to each client address, a token bucket (0, the default: no limit);
+    beyond it 429 with Retry-After. ``/healthz`` is never limited."""
+    rate_burst: int = 20
+    """Requests a client may send at once before ``rate_limit`` applies (the bucket's size)."""
+    api_key: str | None = field(default=None, repr=False)
+    """When set, every request but ``/healthz`` needs ``Authorization: Bearer KEY`` (else 401)."""
+    insecure: bool = False
+    """Allow a non-loopback address without an ``api_key``."""
+    access_log: bool = False
+    """Log one JSON line per request (method, path, status, duration, client; never bodies or headers)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name in _NOT_NUMBERS:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                    value == 0 and f.name != "batch_wait_ms"):
+                    value == 0 and f.name not in _ZERO_MEANS_OFF):
                 flag = "--" + f.name.replace("_", "-")
                 raise ConfigError(f"serve {flag}: expected a positive number, got {value!r}")
+        key = self.api_key
+        if key is not None and (not isinstance(key, str) or len(key) < MIN_API_KEY_LENGTH
+                                or not key.isascii() or not key.isprintable() or " " in key):
+            shown = f"{len(key)} characters" if isinstance(key, str) else repr(type(key).__name__)
+            raise ConfigError(f"serve --api-key: expected at least {MIN_API_KEY_LENGTH} printable ASCII "
+                              f"characters without spaces, got {shown}")
+
+    def check_bind(self, host: str) -> None:
+        """Refuse to listen on a non-loopback ``host`` without an API key, unless ``insecure`` is set."""
+        if is_loopback(host) or self.api_key is not None or self.insecure:
+            return
+        raise LstmkitError(f"serve --host {host}: refusing to listen on a non-loopback address without an API "
+                           "key; set LSTMKIT_API_KEY (or pass --api-key KEY), or pass --insecure to serve "
+                           "anyone who can reach it")

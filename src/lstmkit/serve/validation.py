@@ -4,13 +4,16 @@
 status    when
 ========  ===============================================================================================
 400       the body is not JSON, not an object, lacks ``inputs`` or has unknown keys
+401       ``--api-key`` is set and the request lacks ``Authorization: Bearer KEY`` (``lstmkit.serve.guard``)
 404       an unknown or expired session, an unknown path
 409       a session asked of a model that cannot stream (bidirectional, conv front end, readout not "last")
-413       the body is larger than ``--max-payload-bytes``
+413       the body is larger than ``--max-payload-bytes`` (``lstmkit.serve.guard``, before it is parsed)
 422       the values: a wrong number of features, a non-number, NaN/Inf, an empty or too long sequence,
           more sequences than ``--max-batch``
-429       ``--max-sessions`` sessions are open
-503       the queue of work for the model is full (``--max-queue``), or the server is shutting down
+429       ``--max-sessions`` sessions are open, or the client is over ``--rate-limit`` (``lstmkit.serve.guard``)
+503       the queue of work for the model is full (``--max-queue``), ``--max-concurrency`` requests are in
+          progress (``lstmkit.serve.guard``), or the server is shutting down
+504       the request took longer than ``--request-timeout`` (``lstmkit.serve.guard``)
 ========  ===============================================================================================
 """
 
@@ -39,23 +42,9 @@ class ApiError(Exception):
         self.message = message
 
 
-async def read_json(request: Any, limit: int) -> Any:
-    """The request body parsed as JSON, refusing bodies over ``limit`` bytes (413) before reading them."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise ApiError(400, f"Content-Length: expected an integer, got {declared!r}") from None
-        if size > limit:
-            raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got {size}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got more")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+async def read_json(request: Any) -> Any:
+    """The request body parsed as JSON (``GuardMiddleware`` has refused oversized bodies before this: 413)."""
+    body = await request.body()
     if not body.strip():
         return None
     try:

@@ -1,0 +1,215 @@
+"""ASGI middleware that bounds and guards every request before the app sees it, and the access log.
+
+``GuardMiddleware`` applies, in this order (``/healthz`` skips the first three, so probes always answer):
+
+=======================  ======  ==================================================================================
+check                    status  setting
+=======================  ======  ==================================================================================
+rate per client address  429     ``--rate-limit`` requests/s, ``--rate-burst`` at once (a token bucket); Retry-After
+API key                  401     ``--api-key`` / ``LSTMKIT_API_KEY``: ``Authorization: Bearer KEY``
+requests in progress     503     ``--max-concurrency``; Retry-After
+body size                413     ``--max-payload-bytes``: Content-Length, then the bytes as they arrive
+time                     504     ``--request-timeout``
+=======================  ======  ==================================================================================
+
+``AccessLogMiddleware`` logs one JSON line per request on the ``lstmkit.serve.access`` logger: never a
+body, a header or a query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+from lstmkit.serve.options import ServeOptions
+from lstmkit.serve.validation import ApiError
+
+__all__ = ["AccessLogMiddleware", "GuardMiddleware", "RateLimiter"]
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("lstmkit.serve.access")
+
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+async def send_error(send: Callable, status: int, message: str,
+                     headers: tuple[tuple[bytes, bytes], ...] | list = ()) -> None:
+    """Answer ``{"error": message}`` with ``status`` straight from the middleware."""
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, then ``rate`` per second.
+
+    At most ``max_clients`` buckets are kept (the least recently seen go first), so memory stays bounded
+    whatever the number of client addresses.
+    """
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 65_536,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
+
+    def take(self, client: str) -> float:
+        """Take one token of ``client``'s bucket: 0.0 when allowed, else the seconds until one is there."""
+        now = self.clock()
+        previous = self._buckets.pop(client, None)
+        tokens = self.burst if previous is None else min(self.burst, previous[0] + (now - previous[1]) * self.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self._buckets[client] = (tokens, now)
+        if len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class GuardMiddleware:
+    """Rate limit, API key, concurrency, body size and time limits of every HTTP request (see the module)."""
+
+    def __init__(self, app: Any, options: ServeOptions) -> None:
+        self.app = app
+        self.options = options
+        self.limiter = RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0 else None
+        self.key = None if options.api_key is None else options.api_key.encode()
+        self.in_progress = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        open_path = scope["path"] in OPEN_PATHS
+        if not open_path:
+            if self.limiter is not None:
+                wait = self.limiter.take(client_address(scope))
+                if wait > 0:
+                    retry = max(1, math.ceil(wait))
+                    await send_error(send, 429, f"too many requests: more than {self.options.rate_limit:g} per "
+                                                f"second from this client (--rate-limit); retry after {retry} s",
+                                     [(b"retry-after", str(retry).encode())])
+                    return
+            if self.key is not None:
+                problem = self._key_problem(scope)
+                if problem is not None:
+                    await send_error(send, 401, f"{scope['method']} {scope['path']}: {problem}",
+                                     [(b"www-authenticate", b'Bearer realm="lstmkit"')])
+                    return
+            if self.in_progress >= self.options.max_concurrency:
+                await send_error(send, 503, f"server busy: {self.in_progress} requests in progress "
+                                            f"(--max-concurrency {self.options.max_concurrency}); retry",
+                                 [(b"retry-after", b"1")])
+                return
+        limit = self.options.max_payload_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_error(send, 400, f"Content-Length: expected an integer, got {declared.decode('latin-1')!r}")
+                return
+            if int(declared) > limit:
+                await send_error(send, 413, f"request body: expected at most {limit} bytes (--max-payload-bytes), "
+                                            f"got {int(declared)}")
+                return
+        received = 0
+
+        async def receive_limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:  # answered 413 by the app's ApiError handler
+                    raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got more")
+            return message
+
+        started = False
+
+        async def send_tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        if not open_path:
+            self.in_progress += 1
+        try:
+            if self.options.request_timeout > 0:
+                await asyncio.wait_for(self.app(scope, receive_limited, send_tracked), self.options.request_timeout)
+            else:
+                await self.app(scope, receive_limited, send_tracked)
+        except asyncio.TimeoutError:
+            log.warning("%s %s: timed out after %g s", scope["method"], scope["path"], self.options.request_timeout)
+            if not started:
+                await send_error(send, 504, f"request timed out after {self.options.request_timeout:g} s "
+                                            "(--request-timeout)")
+        finally:
+            if not open_path:
+                self.in_progress -= 1
+
+    def _key_problem(self, scope: Any) -> str | None:
+        """Why the request's API key is refused, or None when it is the right one."""
+        value = _header(scope, b"authorization")
+        if value is None:
+            return "expected the header 'Authorization: Bearer KEY', got none"
+        scheme, _, token = value.partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return "expected the header 'Authorization: Bearer KEY', got another scheme"
+        if not hmac.compare_digest(token.strip(), self.key):
+            return "invalid API key"
+        return None
+
+
+def _header(scope: Any, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+class AccessLogMiddleware:
+    """One JSON line per request: time, method, path, status, duration_ms, client."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            access_log.info(json.dumps({
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "method": scope["method"], "path": scope["path"],
+                "status": status, "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "client": client_address(scope)}))
