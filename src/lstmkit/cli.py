@@ -187,6 +187,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_signal(path: Path | None):
+    import numpy as np
+
+    from lstmkit.errors import ReportError
+
+    if path is None:
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"--signal {path}: expected a .npy array (samples, L) or (L,), got {exc}") from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lstmkit.report import parse_indices, write_report
+
+    samples = parse_indices(args.samples, "report --samples")
+    units = parse_indices(args.units, "report --units") if args.units else None
+    path = write_report(args.run, samples=samples, signal=_load_signal(args.signal), units=units)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from lstmkit.report import inspect_input, parse_indices
+
+    units = parse_indices(args.units, "inspect --units") if args.units else None
+    path = inspect_input(args.model, args.input, units=units, out_dir=args.out, signal=_load_signal(args.signal))
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lstmkit.serve.options import ServeOptions as ServeDefaults
 
@@ -246,6 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="raw inputs to verify on, a .npy array (N, L, F) (default: the model's dataset, else random)")
     export.add_argument("--no-step", action="store_true", help="do not write the step graph for streaming")
     export.set_defaults(func=_cmd_export)
+
+    report = sub.add_parser("report", help="write RUN/report.html: curves, evaluation, gate and cell-state views")
+    report.add_argument("run", type=Path, help="run folder written by lstmkit train")
+    report.add_argument("--samples", default="0,1,2", help="test-split indices to look inside (default 0,1,2)")
+    report.add_argument("--signal", type=Path, help="a .npy array (samples, L) or (L,) to rank units against")
+    report.add_argument("--units", help="units to plot in every layer, e.g. 3,7 (default: the top-ranked ones)")
+    report.set_defaults(func=_cmd_report)
+
+    inspect = sub.add_parser("inspect", help="gate and cell-state views of one input file (as predict reads it)")
+    inspect.add_argument("model", type=Path, help="model folder")
+    inspect.add_argument("input", help="input file: .npy, .csv or an image")
+    inspect.add_argument("--units", help="units to plot, e.g. 3,7 (default: the widest-ranging ones)")
+    inspect.add_argument("--signal", type=Path, help="a .npy array (samples, L) or (L,) to rank units against")
+    inspect.add_argument("--out", type=Path, help="output folder (default: inspect-STEM beside the input)")
+    inspect.set_defaults(func=_cmd_inspect)
 
     defaults = ServeDefaults()
     serve = sub.add_parser("serve", help="serve a model over HTTP: batch predictions and streaming sessions")

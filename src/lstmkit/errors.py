@@ -24,3 +24,7 @@ class ShapeError(LstmkitError, ValueError):
 
 class ModelFolderError(LstmkitError, ValueError):
     """A saved model folder is missing files or holds something unreadable."""
+
+
+class ReportError(LstmkitError, ValueError):
+    """A run folder, sample, unit or signal given to a report or an inspection cannot be used."""

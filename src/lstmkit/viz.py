@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_confusion_matrix"]
+__all__ = ["plot_confusion_matrix", "plot_curves", "plot_forecast", "plot_gate_heatmaps", "plot_saturation"]
 
 
 def plot_confusion_matrix(matrix: np.ndarray | list, label_names: list[str], path: str | Path,
@@ -35,5 +35,111 @@ def plot_confusion_matrix(matrix: np.ndarray | list, label_names: list[str], pat
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(epochs: np.ndarray, metrics: dict[str, dict[str, np.ndarray]], path: str | Path,
+                title: str = "Training curves") -> Path:
+    """One panel per metric (``{"loss": {"train": ..., "val": ...}, "mae": {"val": ...}}``), a line per split."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, (metric, splits) in zip(axes[0], metrics.items()):
+        for split, values in splits.items():
+            ax.plot(epochs, values, marker="o", markersize=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_forecast(steps: np.ndarray, actual: np.ndarray, forecast: np.ndarray, path: str | Path,
+                  lower: np.ndarray | None = None, upper: np.ndarray | None = None,
+                  title: str = "Forecast vs actual") -> Path:
+    """Actual and forecast values over time (NaN where absent), with the interval when given."""
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.plot(steps, actual, color="black", label="actual")
+    ax.plot(steps, forecast, color="tab:orange", label="forecast")
+    if lower is not None and upper is not None:
+        ax.fill_between(steps, lower, upper, color="tab:orange", alpha=0.2, label="interval")
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_gate_heatmaps(panels: dict[str, np.ndarray], path: str | Path, title: str,
+                       signal: np.ndarray | None = None, lines: dict[str, np.ndarray] | None = None,
+                       units: list[int] | tuple[int, ...] = ()) -> Path:
+    """One figure of a sample's gates over time: ``signal`` (L,) on top, then a heatmap of units (rows)
+    over steps (columns) per entry of ``panels`` (each (L, H)), then a line plot per unit in ``units`` of
+    each entry of ``lines`` (each (L, H)). Names starting with "c" are drawn on a symmetric red-blue scale
+    (its bound in the label), the others (gates) on a fixed 0..1 scale (yellow: open)."""
+    steps, num_units = next(iter(panels.values())).shape
+    heights = ([0.8] if signal is not None else []) + [min(2.2, 0.5 + 0.015 * num_units)] * len(panels)
+    heights += [1.1] * len(units)
+    fig, axes = plt.subplots(len(heights), 1, figsize=(8, sum(heights) + 0.9), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    fig.subplots_adjust(left=0.14, right=0.97, top=1 - 0.45 / (sum(heights) + 0.9), bottom=0.5 / (sum(heights) + 0.9),
+                        hspace=0.15)
+    axes = list(axes[:, 0])
+    time = np.arange(steps)
+    if signal is not None:
+        ax = axes.pop(0)
+        ax.step(time, signal, where="mid", color="black")
+        ax.set_ylabel("signal", fontsize=8)
+    for name, values in panels.items():
+        ax = axes.pop(0)
+        if name.startswith("c"):
+            bound = float(np.abs(values).max()) or 1.0
+            ax.imshow(values.T, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+            name = f"{name}\n(\u00b1{bound:.2g})"
+        else:
+            ax.imshow(values.T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_ylabel(f"{name}\nunit", fontsize=8)
+    for unit in units:
+        ax = axes.pop(0)
+        if signal is not None:
+            ax.step(time, signal, where="mid", color="grey", alpha=0.5, label="signal")
+        for name, values in (lines or {}).items():
+            ax.plot(time, values[:, unit], label=name, linewidth=1.2)
+        ax.set_ylabel(f"unit {unit}", fontsize=8)
+        ax.grid(alpha=0.3)
+        if unit == units[0]:
+            ax.legend(fontsize=7, ncol=6, loc="upper left")
+    fig.axes[-1].set_xlabel("step")
+    fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_saturation(fractions: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str,
+                    low: float = 0.1, high: float = 0.9) -> Path:
+    """For each gate, histograms over units of the fraction of steps below ``low`` and above ``high``."""
+    fig, axes = plt.subplots(1, len(fractions), figsize=(3.3 * len(fractions), 2.8), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.8, bottom=0.18, wspace=0.3)
+    bins = np.linspace(0, 1, 21)
+    for ax, (gate, (below, above)) in zip(axes[0], fractions.items()):
+        ax.hist(below, bins=bins, alpha=0.6, label=f"< {low:g} (closed)")
+        ax.hist(above, bins=bins, alpha=0.6, label=f"> {high:g} (open)")
+        ax.set_xlabel("fraction of steps")
+        ax.set_title(gate, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("units")
+    fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

@@ -8,7 +8,8 @@ clipping, residual stacking, merge modes), a ``lengths`` argument, and ``step`` 
 path is tested against; ``ACTIVATIONS`` is the registry of activation
 names. ``from_torch``, ``to_torch``, ``from_keras_weights`` and ``to_keras_weights`` convert to and from
 PyTorch's and Keras' LSTMs. Beside it: ``AttentionPooling`` (Att-BLSTM), ``ConvLSTM`` for frame sequences
-and ``sLSTM`` from xLSTM.
+and ``sLSTM`` from xLSTM. ``record_gates`` records every gate and state of the LSTMs in a model while a
+block runs (``lstmkit.nn.record``).
 """
 
 from .activations import ACTIVATIONS, get_activation
@@ -17,6 +18,7 @@ from .cell import CellActivations, lstm_cell
 from .convert import KerasWeights, from_keras_weights, from_torch, to_keras_weights, to_torch
 from .convlstm import ConvLSTM, ConvLSTMCell
 from .lstm import LSTM
+from .record import GateTrace, Recording, record_gates
 from .slstm import SLSTMState, slstm_cell, sLSTM
 from .stream import LSTMStream
 
@@ -24,16 +26,19 @@ __all__ = [
     "ACTIVATIONS",
     "AttentionPooling",
     "CellActivations",
+    "GateTrace",
     "ConvLSTM",
     "ConvLSTMCell",
     "KerasWeights",
     "LSTM",
     "LSTMStream",
+    "Recording",
     "SLSTMState",
     "from_keras_weights",
     "from_torch",
     "get_activation",
     "lstm_cell",
+    "record_gates",
     "sLSTM",
     "slstm_cell",
     "to_keras_weights",

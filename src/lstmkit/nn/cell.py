@@ -7,7 +7,7 @@ belongs to one stage and joins as a keyword-only option of ``lstm_cell`` that is
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,6 +34,24 @@ class CellActivations(NamedTuple):
 DEFAULT_ACTIVATIONS = CellActivations()
 
 
+class CellStep(NamedTuple):
+    """What one step of :func:`lstm_cell` computed, as its ``record`` hook receives it.
+
+    Attributes:
+        input_gate, forget_gate, candidate, output_gate: :math:`i_t, f_t, g_t, o_t`, each (N, H); with
+            ``coupled_gates`` the forget gate is :math:`1 - i_t`.
+        cell: the new cell state :math:`c_t` (N, H), after clipping and zoneout: the one carried on.
+        hidden: the new hidden state :math:`h_t` (N, H_out), after projection and zoneout.
+    """
+
+    input_gate: Tensor
+    forget_gate: Tensor
+    candidate: Tensor
+    output_gate: Tensor
+    cell: Tensor
+    hidden: Tensor
+
+
 def lstm_cell(
     xw_t: Tensor,
     h: Tensor,
@@ -50,6 +68,7 @@ def lstm_cell(
     cell_clip: float | None = None,
     recurrent_mask: Tensor | None = None,
     zoneout: tuple[Tensor | float, Tensor | float] | None = None,
+    record: Callable[[CellStep], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Advance an LSTM by one time step.
 
@@ -105,6 +124,8 @@ def lstm_cell(
         zoneout: ``(z_h, z_c)``: weights, masks of 0 and 1 (training) or probabilities (evaluation), with
             which each unit keeps its previous value: :math:`h_t = z_h h_{t-1} + (1 - z_h) \tilde h_t`,
             likewise for :math:`c_t`; a weight of 0 leaves that state alone. ``None`` for no zoneout.
+        record: called once with the step's gates and new states (a :class:`CellStep`), or ``None``
+            (see :mod:`lstmkit.nn.record`).
 
     Returns:
         ``(h_t, c_t)`` of shapes (N, H_out) and (N, H).
@@ -151,6 +172,8 @@ def lstm_cell(
             h_next = h_next + keep_h * (h - h_next)  # (N, H_out)
         if not _is_zero(keep_c):
             c_next = c_next + keep_c * (c - c_next)  # (N, H)
+    if record is not None:
+        record(CellStep(input_gate, forget_gate, candidate, output_gate, c_next, h_next))
     return h_next, c_next
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from .cell import DEFAULT_ACTIVATIONS, CellActivations, lstm_cell
+from .cell import DEFAULT_ACTIVATIONS, CellActivations, CellStep, lstm_cell
 from .variants import LAYER_NORM_EPS, VANILLA, Variants
 
 
@@ -73,6 +73,7 @@ def run_direction(
     *,
     variants: Variants = VANILLA,
     training: bool = False,
+    record: Callable[[CellStep], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run one layer forward in time over precomputed input projections.
 
@@ -88,6 +89,8 @@ def run_direction(
         variants: the variant options; the dropout-like ones act only when ``training``.
         training: whether ``recurrent_dropout``, ``weight_drop`` and zoneout masks are drawn (zoneout
             uses its expectation otherwise).
+        record: passed to every :func:`lstm_cell` call, which hands it each step's gates and states in
+            the order of the loop (see :mod:`lstmkit.nn.record`); ``None`` records nothing.
 
     Returns:
         ``(outputs, h_n, c_n)``: outputs (L, N, H_out), with the held state (not zero) past each end, and
@@ -100,6 +103,8 @@ def run_direction(
     recurrent_mask = _recurrent_mask(h0, variants, training)
     if recurrent_mask is not None:
         options["recurrent_mask"] = recurrent_mask
+    if record is not None:
+        options["record"] = record
     zoneouts = _zoneout_weights(xw.size(0), h0, c0, variants, training)
     # unbind, not xw[t]: indexing in the loop makes the backward pass quadratic in L.
     if valid is None:

@@ -252,6 +252,10 @@ class LSTM(nn.Module):
         (torch.Size([3, 20]), torch.Size([1, 3, 20]))
     """
 
+    # Set (on the instance) only inside ``lstmkit.nn.record_gates``: then forward runs the reference loop
+    # and hands each step's gates to it. Off, it costs the fused and fast paths one attribute test.
+    _recorder = None
+
     def __init__(
         self,
         input_size: int,
@@ -635,7 +639,7 @@ class LSTM(nn.Module):
             if bool((lengths == seq_len).all()):
                 lengths = None  # every sequence is full: the plain path computes the same, faster
 
-        if self._fused:
+        if self._fused and self._recorder is None:
             output, (h_n, c_n) = _fused.fused_lstm(
                 input, (h0, c0), self._flat_weights(), self.bias, self.num_layers, self.dropout,
                 self.training, self.bidirectional, self.batch_first, lengths,
@@ -658,7 +662,7 @@ class LSTM(nn.Module):
         batch_sizes = input.batch_sizes  # (L,) on the CPU, non-increasing
         batch_size = int(batch_sizes[0])
         h0, c0 = self._initial_state(hx, batch_size, True, input.data)
-        if self._fused:
+        if self._fused and self._recorder is None:
             return _fused.fused_lstm_packed(
                 input, (h0, c0), self._flat_weights(), self.bias, self.num_layers, self.dropout,
                 self.training, self.bidirectional,
@@ -678,7 +682,10 @@ class LSTM(nn.Module):
     def _unfused(
         self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """The fast kernel where it applies, else the reference loop, on a time-major (L, N, H_in) input."""
+        """The fast kernel where it applies, else the reference loop, on a time-major (L, N, H_in) input;
+        the reference loop with its gates recorded while a recorder is attached."""
+        if self._recorder is not None:
+            return self._recorder.run(self, x, h0, c0, lengths)
         run = _fast.fast_lstm if self._fast and _fast.usable(x) else _layer.reference_lstm
         return run(x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, lengths, self.variants)
 
