@@ -25,7 +25,7 @@ def test_train_writes_a_complete_run_folder(trained_run, capsys):
     out = trained_run
     for name in ["config.toml", "metrics.csv", "metrics.json", "evaluation.txt", "evaluation.json",
                  "confusion_matrix.png", "checkpoints/best.pt", "checkpoints/last.pt",
-                 "model/model.safetensors", "model/config.toml", "model/meta.json"]:
+                 "model/model.safetensors", "model/config.toml", "model/meta.json", "report.html"]:
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ["test_accuracy", "test_precision_macro", "test_recall_macro", "test_f1_macro"]:

@@ -17,7 +17,7 @@ from lstmkit.config import load_config
 from lstmkit.train import run_training
 
 # Zoneout and dropout draw random numbers every batch, so a resume that lost the RNG state would differ.
-OVERRIDES = ["train.progress=false", "model.hidden_size=16", "train.epochs=3", "train.num_threads=1",
+OVERRIDES = ["train.progress=false", "train.report=false", "model.hidden_size=16", "train.epochs=3", "train.num_threads=1",
              "train.checkpoint_every=4", "model.zoneout=0.1", "model.head_dropout=0.2", "train.seed=5",
              "train.schedule=cosine", "train.patience=5"]
 

@@ -13,7 +13,7 @@ from lstmkit.data import write_idx
 from lstmkit.train import run_training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-FAST = ["train.progress=false", "model.hidden_size=16", "train.epochs=1"]
+FAST = ["train.progress=false", "train.report=false", "model.hidden_size=16", "train.epochs=1"]
 
 
 def test_the_same_seed_gives_bit_identical_weights(tmp_path):

@@ -149,6 +149,8 @@ class TrainConfig:
     """Also write ``checkpoints/last.pt`` every this many batches (0: only at the end of each epoch)."""
     deterministic: bool = True
     """Ask PyTorch for deterministic kernels, so the same seed gives bit-identical weights on the CPU."""
+    report: bool = True
+    """Write the HTML run report (``report.html``: curves, evaluation, gate and cell views) at the end."""
     tensorboard: bool = True
     """Write TensorBoard event files into the run folder's ``tensorboard/`` when tensorboard is installed."""
 

@@ -301,7 +301,7 @@ def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int], signal:
         page.text("The model folder names no dataset, so there are no test samples to show.", note=True)
         return
     data = model.config.data
-    source = load_source(name, data_dir=data.data_dir or None, download=data.download)
+    source = load_source(name, data_dir=data.data_dir or None, download=data.download, config=data)
     test = source.test
     bad = [i for i in samples if not 0 <= i < len(test)]
     if bad:

@@ -10,6 +10,7 @@ validation metric, evaluate on the test split and save a self-contained model fo
     checkpoints/last.pt      the whole trainer state after the latest epoch, and every
                              [train] checkpoint_every batches (written atomically): resume continues from it
     tensorboard/             TensorBoard event files (when tensorboard is installed)
+    report.html, report/     the HTML report: curves, evaluation, gate and cell-state views (lstmkit.report)
     metrics.json             final metrics (test_accuracy, test_precision_macro, ... or test_mae, test_rmse)
     evaluation.txt           classifiers: per-class table and confusion matrix as text
     confusion_matrix.png     classifiers
@@ -95,6 +96,17 @@ def _write_evaluation(model: Model, config: Config, source: SourceData, out_dir:
     return {**metrics, "test_loss": report["loss"]}
 
 
+def _write_report(out_dir: Path) -> None:
+    """The HTML report, after everything else is saved: a failure here costs the report, not the run."""
+    from lstmkit.report import write_report
+
+    try:
+        write_report(out_dir)
+    except LstmkitError as exc:
+        log.warning("the run finished, but its report could not be written: %s (try: lstmkit report %s)",
+                    exc, out_dir)
+
+
 def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> RunResult:
     """Train ``config`` end to end into the run folder ``out_dir`` and return the final metrics.
 
@@ -133,6 +145,8 @@ def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> R
                         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 3)})
         model.save(model_dir, extra_meta={"data_name": config.data.name, "pixel_max": source.pixel_max})
         atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+        if tc.report:
+            _write_report(out_dir)
     return RunResult(run_dir=out_dir, model_dir=model_dir, metrics=metrics)
 
 
