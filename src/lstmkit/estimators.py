@@ -312,8 +312,7 @@ class _LSTMEstimator(BaseEstimator):
         if table["feature_cols"] is not None:
             table["feature_cols"] = tuple(table["feature_cols"])
         estimator = cls.from_config(model.config, **table)
-        estimator.model_ = model
-        estimator.history_, estimator.best_epoch_ = [], 0
+        estimator.model_ = model  # history_ and best_epoch_ belong to a fit, and are not saved
         estimator.input_format_ = meta.get("input_format", "sequences")
         estimator.n_features_in_ = int(meta.get("n_features_in", model.spec.input_size))
         if "feature_names_in" in meta:
