@@ -389,6 +389,11 @@ class LSTMRegressor(RegressorMixin, _LSTMEstimator):
 
     _task = "regressor"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y (N, K)
+        return tags
+
     def fit(self, X: Any, y: Any, callbacks: Iterable[Callback] = ()) -> LSTMRegressor:
         """Train on ``X``, ``y``: ``val_fraction`` of it (by ``random_state``) picks the best epoch;
         ``callbacks`` are extra ``lstmkit.callbacks``."""
@@ -400,9 +405,9 @@ class LSTMRegressor(RegressorMixin, _LSTMEstimator):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted values, ``(N,)`` (or ``(N, K)`` for K outputs)."""
+        """Predicted values, ``(N,)`` (or ``(N, K)`` for K outputs), float64 as scikit-learn's regressors give."""
         x, lengths = self._outputs_input(X)
-        return self.model_.predict(x, lengths)
+        return self.model_.predict(x, lengths).astype(np.float64)
 
 
 # ------------------------------------------------------------------------------------------------------------
