@@ -59,7 +59,7 @@ RENAMED = {"random_state": ("train", "seed"), "verbose": ("train", "progress")}
 EXCLUDED_KEYS = {
     "data": {"name", "data_dir", "download", "path", "length", "samples"},  # the data comes from fit(X, y)
     "model": {"task"},  # the estimator's class decides: classifier or regressor
-    "train": {"checkpoint_every", "tensorboard"},  # no run folder: pass callbacks to fit() instead
+    "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
 }
 """Config keys that are not constructor arguments, and why."""
 
