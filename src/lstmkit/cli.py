@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=1.0,
                           help="sampling temperature: lower is more conservative, 0 always takes the likeliest "
                                "(default 1.0)")
-    generate.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same text (default 0)")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="random seed; the same seed gives the same text (default 0)")
     generate.set_defaults(func=_cmd_generate)
 
     export = sub.add_parser("export", help="export a model folder to ONNX, verified in ONNX Runtime")

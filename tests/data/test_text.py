@@ -69,7 +69,8 @@ def test_csv_and_jsonl_readers(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("a.csv", "words,label\nhi,x\n", r"a.csv: expected a column 'text' \(\[data\] text_column\), got columns \['words', 'label'\]"),
+        ("a.csv", "words,label\nhi,x\n",
+         r"a.csv: expected a column 'text' \(\[data\] text_column\), got columns \['words', 'label'\]"),
         ("a.csv", "text,label\nhi,x\n   ,y\n", r"a.csv line 3: expected a non-empty text in 'text', got nothing"),
         ("a.csv", "text,label\nhi,\n", r"a.csv line 2: expected a label in 'label'"),
         ("a.jsonl", '{"text": "hi", "label": "x"}\n{"text": "oops", label: 1}\n', r"a.jsonl line 2: not valid JSON"),
