@@ -3,7 +3,9 @@
 Each text becomes a sequence of token ids held as ``x`` of shape (N, L, 1) (float32 ids, which the token
 models' embedding reads back as integers) with ``lengths``; padded steps hold id 0, ``<pad>``. The
 ``Tokenizer`` and its vocabulary are fitted on the training split only, so a word that appears only in
-the test split reads as ``<unk>`` (id 1), exactly as it would for a user's new text. The tokenizer is
+the test split reads as ``<unk>`` (id 1), exactly as it would for a user's new text. (The validation part,
+which ``split_train_val`` holds out of the training split afterwards, does add words to the vocabulary;
+the test split never does.) The tokenizer is
 plain JSON (``Tokenizer.to_dict``) which a run stores in the model folder's ``meta.json``; loading the
 model rebuilds it, so raw text can be classified, tagged or continued.
 
