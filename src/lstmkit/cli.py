@@ -118,6 +118,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from lstmkit.model_folder import load_model
 
     model = load_model(args.model)
+    if args.text or "tokenizer" in model.meta:
+        return _predict_text(args, model)
+    if not args.inputs:
+        raise LstmkitError("predict: expected input files (or - for CSV on stdin)")
     length, features = model.input_shape
     image_shape = model.meta.get("image_shape")
     results = []
@@ -139,6 +143,47 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
         others = "  ".join(f"{name} {p:.3f}" for name, p in top)
         print(f"{r['input']}[{r['index']}]\t{r['label']}\t{r['probability']:.3f}\t({others})")
+    return 0
+
+
+def _read_text_lines(source: str) -> list[str]:
+    if source == "-":
+        return [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        return [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LstmkitError(f"predict {source}: expected a UTF-8 text file, one text per line ({exc})") from None
+
+
+def _predict_text(args: argparse.Namespace, loaded: object) -> int:
+    from lstmkit.text_inference import TextModel
+
+    model = TextModel.from_loaded(loaded, args.model)
+    items = [("--text", i, text) for i, text in enumerate(args.text or [])]
+    for source in args.inputs:
+        items += [(source, i, text) for i, text in enumerate(_read_text_lines(source))]
+    if not items:
+        raise LstmkitError("predict: expected --text TEXT or text files (one text per line)")
+    results = [{"input": source, "index": i, "text": text, **r}
+               for (source, i, text), r in zip(items, model.predict([text for _, _, text in items]))]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        if "tokens" in r:
+            print(" ".join(f"{token}/{label}" for token, label in zip(r["tokens"], r["labels"])))
+        else:
+            top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
+            others = "  ".join(f"{name} {p:.3f}" for name, p in top)
+            print(f"{r['input']}[{r['index']}]\t{r['label']}\t{r['probability']:.3f}\t({others})")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from lstmkit.text_inference import TextModel
+
+    text = TextModel.load(args.model).generate(args.prompt, args.length, args.temperature, args.seed)
+    print(args.prompt + text)
     return 0
 
 
@@ -259,13 +304,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print machine-readable JSON")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    predict = sub.add_parser("predict", help="predict labels for .npy, .csv or image files (or - for CSV on stdin)")
+    predict = sub.add_parser("predict", help="predict labels for .npy, .csv or image files (or - for CSV on stdin), "
+                                              "or for text (text models)")
     predict.add_argument("model", type=Path, help="model folder")
-    predict.add_argument("inputs", nargs="+", help="input files, or - to read CSV rows from stdin")
+    predict.add_argument("inputs", nargs="*", help="input files, or - to read CSV rows from stdin; for a text model, "
+                                                   "text files with one text per line (- for stdin)")
+    predict.add_argument("--text", action="append", metavar="TEXT",
+                         help="a text to classify or tag (text models; repeatable)")
     predict.add_argument("--invert", action="store_true", help="invert image brightness (dark digits on light paper)")
     predict.add_argument("--top", type=int, default=3, help="probabilities shown per input (default 3)")
     predict.add_argument("--json", action="store_true", help="print machine-readable JSON")
     predict.set_defaults(func=_cmd_predict)
+
+    generate = sub.add_parser("generate", help="continue a prompt with a char-lm model, sampling step by step")
+    generate.add_argument("model", type=Path, help="model folder of a char-lm model")
+    generate.add_argument("--prompt", required=True, help="the text to continue (at least one character)")
+    generate.add_argument("--length", type=int, default=200, help="characters to generate (default 200)")
+    generate.add_argument("--temperature", type=float, default=1.0,
+                          help="sampling temperature: lower is more conservative, 0 always takes the likeliest "
+                               "(default 1.0)")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="random seed; the same seed gives the same text (default 0)")
+    generate.set_defaults(func=_cmd_generate)
 
     export = sub.add_parser("export", help="export a model folder to ONNX, verified in ONNX Runtime")
     export.add_argument("model", type=Path, help="model folder")

@@ -67,9 +67,30 @@ class DataConfig:
     path: str | None = None
     """A user file for sources that read one (a .ts file, a CSV, a text file); see each source."""
     length: int = field(default=0, metadata={"min": 0})
-    """Sequence length of generated sources (0: the source's default)."""
+    """Sequence length of generated sources (0: the source's default); for ``text-classification`` the
+    most tokens kept per text (0: all), for ``char-lm`` the characters per training window (0: 64)."""
     samples: int = field(default=0, metadata={"min": 0})
     """Training samples of generated sources (0: the source's default)."""
+    test_path: str | None = None
+    """Text sources: a separate test file in the format of ``path``; when absent, ``test_fraction`` of
+    ``path`` is held out (a fixed seeded choice of texts or sentences; the end of the text for ``char-lm``)."""
+    test_fraction: float = field(default=0.2, metadata={"min": 0, "max": 0.9, "exclusive": True})
+    """Text sources without ``test_path``: the fraction of ``path`` held out as the test split."""
+    text_column: str = "text"
+    """``text-classification``: the CSV column or JSON key that holds the text."""
+    label_column: str = "label"
+    """``text-classification``: the CSV column or JSON key that holds the label."""
+    tokenizer: Literal["word", "char"] = "word"
+    """``text-classification``: split texts into words (runs of letters and digits, and each punctuation
+    mark) or into characters. (``tagging`` reads the file's tokens; ``char-lm`` always reads characters.)"""
+    lowercase: bool = True
+    """Text sources: lowercase texts and tokens before looking them up in the vocabulary."""
+    max_vocab: int = field(default=0, metadata={"min": 0})
+    """Text sources: keep at most this many of the most frequent training tokens (0: no limit), besides
+    ``<pad>`` and ``<unk>``."""
+    min_freq: int = field(default=1, metadata={"min": 1})
+    """Text sources: keep only tokens seen at least this often in the training split; rarer ones read as
+    ``<unk>``."""
 
 
 @dataclass
@@ -110,6 +131,13 @@ class ModelConfig:
     """Max-pooling size after each conv layer (1 turns pooling off)."""
     readout: Literal["last", "mean", "max"] = "last"
     """How the sequence of LSTM outputs becomes one vector: last real step, mean or max over real steps."""
+    vocab_size: int = field(default=0, metadata={"min": 0})
+    """Token models (``text-classifier``, ``tagger``, ``char-lm``): rows of the embedding table, ``<pad>`` and
+    ``<unk>`` included. 0 lets a text data source set it from its vocabulary (``lstmkit train`` does)."""
+    embedding_size: int = field(default=64, metadata=_positive())
+    """Token models: the width E of each token's embedding vector."""
+    embedding_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    """Token models: dropout on the embeddings before the LSTM."""
     head_hidden: int = field(default=0, metadata={"min": 0})
     """Width of an extra dense ReLU layer before the output layer; 0 means none."""
     head_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})

@@ -96,6 +96,8 @@ class Model:
         self.standardizer: Standardizer | None = None
         self.history: list[dict[str, Any]] = []
         self.best_epoch = 0
+        self.meta: dict[str, Any] = {}
+        """The model folder's metadata after ``load`` (preprocessing such as a text vocabulary)."""
         self.trainer: Trainer | None = None
 
     @classmethod
@@ -260,4 +262,5 @@ class Model:
                                image_shape=tuple(image_shape) if image_shape else None)
         model.label_names = list(meta.get("label_names") or [])
         model.standardizer = loaded.standardizer
+        model.meta = dict(meta)
         return model

@@ -22,6 +22,7 @@ power): it reloads ``checkpoints/last.pt`` and ends exactly where an uninterrupt
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -35,18 +36,21 @@ from lstmkit.callbacks import (Callback, Checkpoint, CSVLogger, EarlyStopping, P
 from lstmkit.config import Config, dump_config
 from lstmkit.data.base import SourceData
 from lstmkit.data.prepare import load_splits
-from lstmkit.errors import LstmkitError
+from lstmkit.errors import ConfigError, LstmkitError
 from lstmkit.evaluate import format_classification_report
 from lstmkit.model import Model
 from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.trainer import make_optimizer, make_scheduler, resolve_device, seed_everything
 from lstmkit.viz import plot_confusion_matrix
 
-__all__ = ["RunResult", "run_training", "resolve_device", "seed_everything", "make_optimizer", "make_scheduler"]
+__all__ = ["RunResult", "run_training", "apply_source_settings", "resolve_device", "seed_everything",
+           "make_optimizer", "make_scheduler"]
 
 log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
+MAX_PLOTTED_CLASSES = 40
+"""Above this many classes (a character LM's vocabulary) the confusion matrix is written as text only."""
 
 
 @dataclass
@@ -84,14 +88,16 @@ def _write_evaluation(model: Model, config: Config, source: SourceData, out_dir:
     report = model.evaluate(source.test)
     if model.objective.targets == "classes":
         (out_dir / "evaluation.txt").write_text(format_classification_report(report) + "\n")
-        plot_confusion_matrix(report["confusion_matrix"], model.label_names, out_dir / "confusion_matrix.png",
-                              title=f"{config.data.name}: test confusion matrix")
+        if len(model.label_names) <= MAX_PLOTTED_CLASSES:
+            plot_confusion_matrix(report["confusion_matrix"], model.label_names, out_dir / "confusion_matrix.png",
+                                  title=f"{config.data.name}: test confusion matrix")
         metrics = {"test_accuracy": report["accuracy"], "test_precision_macro": report["precision_macro"],
                    "test_recall_macro": report["recall_macro"], "test_f1_macro": report["f1_macro"]}
     else:
         metrics = {"test_mae": report["mae"], "test_rmse": report["rmse"]}
         (out_dir / "evaluation.txt").write_text(
             f"test MAE {report['mae']:.6g}   test RMSE {report['rmse']:.6g}   ({len(source.test)} samples)\n")
+    metrics.update({f"test_{key}": report[key] for key in model.objective.headline})
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     return {**metrics, "test_loss": report["loss"]}
 
@@ -102,9 +108,23 @@ def _write_report(out_dir: Path) -> None:
 
     try:
         write_report(out_dir)
-    except LstmkitError as exc:
-        log.warning("the run finished, but its report could not be written: %s (try: lstmkit report %s)",
-                    exc, out_dir)
+    except Exception as exc:  # noqa: BLE001 - the run's results are saved; only the report is lost
+        log.warning("the run finished, but its report could not be written: %s: %s (try: lstmkit report %s)",
+                    type(exc).__name__, exc, out_dir)
+
+
+def apply_source_settings(config: Config, source: SourceData) -> Config:
+    """``config`` with the ``[model]`` keys that the data decides (``source.model_settings``, such as a text
+    source's ``vocab_size``) filled in where the config leaves them unset (0); a different value is an error."""
+    changes = {}
+    for key, value in source.model_settings.items():
+        current = getattr(config.model, key)
+        if current in (0, None):
+            changes[key] = value
+        elif current != value:
+            raise ConfigError(f"config [model] {key}: the data source {source.name!r} gives {value}, got {current}; "
+                              f"leave it unset (0) to take the data's")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **changes)) if changes else config
 
 
 def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> RunResult:
@@ -126,6 +146,7 @@ def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> R
         state = load_checkpoint(last)
     seed_everything(tc.seed)
     source, train, val = load_splits(config.data, tc.seed)
+    config = apply_source_settings(config, source)
     if not resume and rank == 0:
         _prepare_run_dir(out_dir)
         dump_config(config, out_dir / "config.toml")
@@ -143,7 +164,8 @@ def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> R
         metrics.update({"best_epoch": model.best_epoch, "epochs_run": epochs_run,
                         "train_seconds": round(train_seconds, 3),
                         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 3)})
-        model.save(model_dir, extra_meta={"data_name": config.data.name, "pixel_max": source.pixel_max})
+        model.save(model_dir, extra_meta={**source.meta, "data_name": config.data.name,
+                                          "pixel_max": source.pixel_max})
         atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
         if tc.report:
             _write_report(out_dir)

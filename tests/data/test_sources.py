@@ -99,7 +99,8 @@ def test_array_dataset_converts_dtypes() -> None:
     ("x", "y", "message"),
     [
         (np.zeros((3, 4)), np.zeros(3), r"^ArrayDataset x: expected an array of shape \(N, L, F\), got \(3, 4\)$"),
-        (np.zeros((3, 4, 1)), np.zeros((3, 1)), r"^ArrayDataset y: expected an array of shape \(N,\), got \(3, 1\)$"),
+        (np.zeros((3, 4, 1)), np.zeros((3, 1)),
+         r"^ArrayDataset y: expected an array of shape \(N,\), or \(N, 4\) for one class per step, got \(3, 1\)$"),
         (np.zeros((3, 4, 1)), np.zeros(2), r"^ArrayDataset: expected as many labels as samples \(3\), got 2$"),
         (np.zeros((2, 4, 1)), np.array([0.5, 1.0]),
          r"^ArrayDataset y: expected integer class indices, got dtype float64$"),

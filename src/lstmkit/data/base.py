@@ -8,7 +8,7 @@ for how to add one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -17,9 +17,12 @@ import numpy as np
 from lstmkit.errors import DataError
 from lstmkit.registry import Registry
 
-__all__ = ["ArrayDataset", "SourceData", "register_source", "load_source", "available_sources"]
+__all__ = ["ArrayDataset", "SourceData", "register_source", "load_source", "available_sources", "IGNORE_INDEX"]
 
 log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+"""The per-step class target of a padded step: no loss, no metric (``torch.nn.CrossEntropyLoss``'s default)."""
 
 
 @dataclass
@@ -30,7 +33,8 @@ class ArrayDataset:
         x: float32 array of shape (N, L, F): N samples of L steps with F features each. Other numeric
             dtypes are converted to float32. Shorter sequences are zero-padded at the end.
         y: the targets. For ``targets="classes"``, int64 class indices of shape (N,) (integer-valued floats
-            are converted); for ``targets="values"``, float32 values of shape (N,) or (N, K).
+            are converted), or of shape (N, L) for one class per step (tagging, language models), where
+            padded steps hold ``IGNORE_INDEX``; for ``targets="values"``, float32 values of shape (N,) or (N, K).
         lengths: int64 array of shape (N,) with each sample's real number of steps (1..L), or None when
             every sample has all L steps. Steps past a sample's length are padding and never read.
         targets: ``"classes"`` for classification, ``"values"`` for regression and forecasting.
@@ -60,8 +64,9 @@ class ArrayDataset:
                 f"as samples ({x.shape[0]}), got {0 if y.ndim == 0 else y.shape[0]}"
             )
         if self.targets == "classes":
-            if y.ndim != 1:
-                raise DataError(f"ArrayDataset y: expected an array of shape (N,), got {y.shape}")
+            if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] != x.shape[1]):
+                raise DataError(f"ArrayDataset y: expected an array of shape (N,), or (N, {x.shape[1]}) for one "
+                                f"class per step, got {y.shape}")
             if not np.issubdtype(y.dtype, np.integer):
                 if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y) & (y == np.round(y))):
                     raise DataError(f"ArrayDataset y: expected integer class indices, got dtype {y.dtype}")
@@ -117,6 +122,11 @@ class SourceData:
         pixel_max: the raw scale of pixel values (16 for digits, 255 for MNIST), used to bring a user's
             0..255 image onto the training scale; ``None`` for non-images.
         name: the registered source name.
+        meta: JSON-serialisable preprocessing that turns a user's raw input into ``x`` (such as a text
+            source's tokenizer and vocabulary, fitted on the training split); a run saves it in the model
+            folder's ``meta.json``. Empty for sources whose inputs are already numbers.
+        model_settings: ``[model]`` keys that the data decides (such as ``vocab_size``); a run sets them in
+            its config before building the network. Empty for most sources.
     """
 
     train: ArrayDataset
@@ -125,6 +135,8 @@ class SourceData:
     image_shape: tuple[int, int] | None
     pixel_max: float | None
     name: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    model_settings: dict[str, Any] = field(default_factory=dict)
 
 
 Loader = Callable[..., SourceData]
@@ -206,7 +218,10 @@ def _check_source(name: str, source: SourceData) -> None:
         return
     classes = len(source.label_names)
     for split_name, ds in (("training", source.train), ("test", source.test)):
-        low, high = int(ds.y.min()), int(ds.y.max())
+        labels = ds.y[ds.y != IGNORE_INDEX] if ds.y.ndim == 2 else ds.y
+        if labels.size == 0:
+            raise DataError(f"{name}: the {split_name} split has no labelled steps")
+        low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= classes:
             bad = low if low < 0 else high
             raise DataError(f"{name}: expected {split_name} labels in 0..{classes - 1} "

@@ -141,8 +141,8 @@ def split_train_val(ds: ArrayDataset, fraction: float, seed: int) -> tuple[Array
     """Hold out ``fraction`` of ``ds`` for validation; returns ``(train, val)``, ``val`` None when 0.
 
     The split is stratified by label when every class has at least 2 samples and both parts can hold
-    every class, otherwise random; either way it depends only on ``seed``. Samples keep their order.
-    The validation part has ``ceil(fraction * N)`` samples.
+    every class, otherwise (and for per-step classes) random; either way it depends only on ``seed``.
+    Samples keep their order. The validation part has ``ceil(fraction * N)`` samples.
 
     Raises:
         DataError: if ``fraction`` is not in [0, 1) or the split would leave the training part empty.
@@ -159,10 +159,11 @@ def split_train_val(ds: ArrayDataset, fraction: float, seed: int) -> tuple[Array
         raise DataError(f"validation fraction {fraction}: expected to leave at least one training sample, "
                         f"got an empty training split ({n} samples, {n_val} held out)")
     stratify = False
-    if ds.targets == "classes":
+    per_sample_classes = ds.targets == "classes" and ds.y.ndim == 1  # per-step classes: a random split
+    if per_sample_classes:
         classes, counts = np.unique(ds.y, return_counts=True)
         stratify = bool(counts.min() >= 2 and n_val >= len(classes) and n - n_val >= len(classes))
-    if ds.targets == "classes" and not stratify:
+    if per_sample_classes and not stratify:
         log.info("split_train_val: a class has fewer than 2 samples or a split is smaller than %d classes; "
                  "splitting at random", len(classes))
     train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, random_state=seed,

@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from torch import nn
 
 from lstmkit.evaluate import classification_report
 
-__all__ = ["Objective", "Classification", "Regression", "make_objective", "LOSSES"]
+__all__ = ["Objective", "Classification", "Regression", "make_objective", "register_objective", "LOSSES"]
 
 LOSSES = ("cross_entropy", "mse", "mae", "huber")
 
@@ -37,6 +37,9 @@ class Objective:
     """``"classes"`` or ``"values"``: the kind of ``ArrayDataset`` targets it trains on."""
     monitor: str
     """The validation metric that picks the best epoch by default."""
+    headline: tuple[str, ...] = ()
+    """Keys of ``evaluate``'s report that a run also writes into ``metrics.json`` as ``test_<key>``, beside
+    the accuracy and macro scores (classes) or MAE and RMSE (values)."""
 
     def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The batch loss to back-propagate, and statistics summed over the batch (e.g. correct count)."""
@@ -118,10 +121,23 @@ class Regression(Objective):
         return outputs
 
 
+_REGISTERED: dict[str, Callable[[float], Objective]] = {}
+
+
+def register_objective(name: str, factory: Callable[[float], Objective]) -> None:
+    """Make ``make_objective(name, label_smoothing)`` return ``factory(label_smoothing)``: an objective that a
+    task model names as its ``default_loss`` (see ``lstmkit.models.sequence_objectives``)."""
+    if name in LOSSES or name in _REGISTERED:
+        raise ValueError(f"objective {name!r} is already registered")
+    _REGISTERED[name] = factory
+
+
 def make_objective(loss: str, label_smoothing: float = 0.0) -> Objective:
-    """The objective for a ``[model] loss`` name (one of ``LOSSES``)."""
+    """The objective for a ``[model] loss`` name (one of ``LOSSES``, or one given to ``register_objective``)."""
+    if loss in _REGISTERED:
+        return _REGISTERED[loss](label_smoothing)
     if loss == "cross_entropy":
         return Classification(label_smoothing)
     if loss in ("mse", "mae", "huber"):
         return Regression(loss)
-    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join([*LOSSES, *_REGISTERED])}")
