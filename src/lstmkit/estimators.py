@@ -57,8 +57,10 @@ RENAMED = {"random_state": ("train", "seed"), "verbose": ("train", "progress")}
 """Constructor arguments spelled the scikit-learn way, and the config key each one sets."""
 
 EXCLUDED_KEYS = {
-    "data": {"name", "data_dir", "download", "path", "length", "samples"},  # the data comes from fit(X, y)
-    "model": {"task"},  # the estimator's class decides: classifier or regressor
+    # The data comes from fit(X, y): the keys that find, read or tokenise a source do not apply.
+    "data": {"name", "data_dir", "download", "path", "length", "samples", "test_path", "test_fraction",
+             "text_column", "label_column", "tokenizer", "lowercase", "max_vocab", "min_freq"},
+    "model": {"task", "vocab_size", "embedding_size", "embedding_dropout"},  # the class decides the task; no text
     "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
 }
 """Config keys that are not constructor arguments, and why."""
