@@ -1,6 +1,7 @@
 """Data sources (one module per source, found through a registry), transforms and input readers.
 
-Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``.
+Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``, the
+UCR/UEA sources (``lstmkit.data.ucr``) and the generated long-time-lag tasks (``lstmkit.data.longlag``).
 See ``lstmkit/data/template.py`` for how to add a source.
 """
 
@@ -8,7 +9,7 @@ from lstmkit.data.base import ArrayDataset, SourceData, available_sources, load_
 from lstmkit.data.idx import read_idx, write_idx
 from lstmkit.data.inputs import read_inputs
 from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
-from lstmkit.data import digits, idx  # noqa: F401  (registers the built-in sources)
+from lstmkit.data import digits, idx, longlag, ucr  # noqa: F401  (registers the built-in sources)
 
 __all__ = [
     "ArrayDataset",
