@@ -67,7 +67,11 @@ def test_temporal_order_places_x_and_y_in_the_papers_windows(relevant, windows):
 def test_sources_take_length_and_samples_from_the_data_table():
     source = load_source("adding", config=DataConfig(name="adding", length=30, samples=64))
     assert source.train.x.shape == (64, 33, 2) and len(source.test) == TEST_SAMPLES
-    assert source.train.targets == "values" and source.train.lengths is not None
+    assert source.train.targets == "values" and source.train.lengths is None
+    x, _, lengths = adding_problem_1997(64, 30, np.random.default_rng(1997))
+    for i in (0, 1):  # each sequence ends on the last step, after blank steps
+        np.testing.assert_array_equal(source.train.x[i, 33 - lengths[i]:], x[i, :lengths[i]])
+        assert not source.train.x[i, :33 - lengths[i]].any()
     again = load_source("adding", config=DataConfig(name="adding", length=30, samples=64))
     np.testing.assert_array_equal(source.train.x, again.train.x)
     order = load_source("temporal-order-8", config=DataConfig(name="temporal-order-8", length=50, samples=16))
