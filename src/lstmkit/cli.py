@@ -89,6 +89,52 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_longlag(args: argparse.Namespace) -> int:
+    from lstmkit.config import load_config
+    from lstmkit.data import load_source
+    from lstmkit.data.longlag import TASKS, evaluate_criterion
+    from lstmkit.model import Model
+    from lstmkit.train import run_training
+
+    overrides = list(args.set or [])
+    if args.length is not None:
+        overrides.append(f"data.length={args.length}")
+    if args.samples is not None:
+        overrides.append(f"data.samples={args.samples}")
+    if args.variant:
+        overrides.append(f"model.{args.variant}=true")
+    if args.rnn:
+        overrides.append("model.task=rnn-regressor" if _task_targets(args.config, overrides) == "values"
+                         else "model.task=rnn-classifier")
+    config = load_config(args.config, overrides)
+    if config.data.name not in TASKS:
+        raise LstmkitError(f"longlag: expected a config whose [data] name is one of {', '.join(TASKS)}, "
+                           f"got {config.data.name!r}")
+    out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    started = time.perf_counter()
+    result = run_training(config, out)
+    seconds = time.perf_counter() - started
+    source = load_source(config.data.name, config=config.data)
+    report = evaluate_criterion(config.data.name, Model.load(result.model_dir), source.test)
+    report.update({"task": config.data.name, "length": config.data.length, "model": config.model.task,
+                   "wall_seconds": round(seconds, 1), "epochs_run": result.metrics["epochs_run"]})
+    (out / "criterion.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{config.data.name} T={config.data.length or 100} {config.model.task}: "
+          f"{'SOLVED' if report['solved'] else 'not solved'} by the 1997 criterion")
+    print(f"  {report['criterion']}")
+    print(f"  wrong {report['wrong']} of {report['sequences']} test sequences, MSE {report['mse']:.4g}")
+    print(f"  {result.metrics['epochs_run']} epochs, {seconds:.0f} s; run folder: {out}")
+    return 0
+
+
+def _task_targets(config_path: str, overrides: list[str]) -> str:
+    """Whether the config's task model trains on "classes" or "values" (to pick the RNN counterpart)."""
+    from lstmkit.config import load_config
+    from lstmkit.models import model_objective
+
+    return model_objective(load_config(config_path, overrides).model).targets
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.data import load_source
     from lstmkit.evaluate import classification_report, format_classification_report
@@ -293,6 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", default="lstmkit", help="study name in the storage (default lstmkit)")
     tune.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a base config key (repeatable)")
     tune.set_defaults(func=_cmd_tune)
+    longlag = sub.add_parser("longlag", help="train on a long-time-lag task of the 1997 LSTM paper and judge it "
+                                             "by the paper's criterion")
+    longlag.add_argument("config", help="a long-lag recipe, e.g. configs/adding.toml")
+    longlag.add_argument("--length", type=int, help="minimal sequence length T (sets data.length)")
+    longlag.add_argument("--samples", type=int, help="training sequences (sets data.samples)")
+    longlag.add_argument("--rnn", action="store_true",
+                         help="train a plain tanh RNN (rnn-regressor / rnn-classifier) under the same budget instead")
+    longlag.add_argument("--variant", choices=["peephole", "coupled_gates", "layer_norm"],
+                         help="an LSTM variant to switch on (sets model.VARIANT=true)")
+    longlag.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="override a config key, e.g. --set model.zoneout=0.1 (repeatable)")
+    longlag.add_argument("--out", type=Path, help="run folder (default: runs/CONFIG-TIMESTAMP)")
+    longlag.set_defaults(func=_cmd_longlag)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved model on a dataset split")
     evaluate.add_argument("model", type=Path, help="model folder, e.g. runs/digits/model")

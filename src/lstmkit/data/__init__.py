@@ -1,6 +1,7 @@
 """Data sources (one module per source, found through a registry), transforms and input readers.
 
-Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``, and the
+Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``, the
+UCR/UEA sources (``lstmkit.data.ucr``), the generated long-time-lag tasks (``lstmkit.data.longlag``) and the
 text sources ``text-classification``, ``tagging`` and ``char-lm`` (``lstmkit.data.text``).
 See ``lstmkit/data/template.py`` for how to add a source.
 """
@@ -9,7 +10,7 @@ from lstmkit.data.base import ArrayDataset, SourceData, available_sources, load_
 from lstmkit.data.idx import read_idx, write_idx
 from lstmkit.data.inputs import read_inputs
 from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
-from lstmkit.data import digits, idx, text  # noqa: F401  (registers the built-in sources)
+from lstmkit.data import digits, idx, longlag, text, ucr  # noqa: F401  (registers the built-in sources)
 
 __all__ = [
     "ArrayDataset",
