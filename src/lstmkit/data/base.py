@@ -109,7 +109,8 @@ class SourceData:
     """A dataset as a source delivers it: a fixed train/test split plus what describes the samples.
 
     Attributes:
-        train: the training split (validation is held out of it later, by ``split_train_val``).
+        train: the training split (validation is held out of it later, by ``split_train_val``, unless the
+            source gives ``val``).
         test: the test split, never used for training or model selection.
         label_names: one name per class; ``y`` values index this list. Empty for ``targets="values"``.
         image_shape: ``(rows, cols)`` when each sample is an image read row by row (then L = rows,
@@ -117,6 +118,10 @@ class SourceData:
         pixel_max: the raw scale of pixel values (16 for digits, 255 for MNIST), used to bring a user's
             0..255 image onto the training scale; ``None`` for non-images.
         name: the registered source name.
+        val: a validation split chosen by the source itself, or None to hold one out of ``train`` at random
+            (``split_train_val``). Time series use it: their validation windows are the latest ones.
+        forecast: for forecasting sources, the ``lstmkit.data.series.ForecastSpec`` (raw series, split
+            points, scaling) that turns predictions back into values and scores them against baselines.
     """
 
     train: ArrayDataset
@@ -125,6 +130,8 @@ class SourceData:
     image_shape: tuple[int, int] | None
     pixel_max: float | None
     name: str
+    val: ArrayDataset | None = None
+    forecast: Any = None
 
 
 Loader = Callable[..., SourceData]
