@@ -1,14 +1,16 @@
 """Data sources (one module per source, found through a registry), transforms and input readers.
 
-Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``.
+Importing this package registers the built-in sources ``digits``, ``mnist`` and ``fashion-mnist``, and the
+forecasting sources ``airline``, ``shampoo-sales``, ``lynx`` and ``series`` (a user's CSV or Parquet file).
 See ``lstmkit/data/template.py`` for how to add a source.
 """
 
 from lstmkit.data.base import ArrayDataset, SourceData, available_sources, load_source, register_source
 from lstmkit.data.idx import read_idx, write_idx
 from lstmkit.data.inputs import read_inputs
+from lstmkit.data.timeseries import Series, read_series
 from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
-from lstmkit.data import digits, idx  # noqa: F401  (registers the built-in sources)
+from lstmkit.data import digits, forecast_sources, idx  # noqa: F401  (registers the built-in sources)
 
 __all__ = [
     "ArrayDataset",
@@ -20,6 +22,8 @@ __all__ = [
     "check_finite",
     "split_train_val",
     "read_inputs",
+    "read_series",
+    "Series",
     "read_idx",
     "write_idx",
 ]
