@@ -142,6 +142,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from lstmkit.forecasting import forecast_from_model, write_forecast
+
+    result = forecast_from_model(args.model, horizon=args.horizon, input=args.input, backtest=args.backtest)
+    out = args.out or Path("forecast.csv")
+    png = out.with_suffix(".png")
+    write_forecast(result, out, png, title=f"{args.model}: {len(result.forecast)}-step forecast")
+    print(f"wrote {out} ({len(result.forecast)} steps of {len(result.names)} series) and {png}")
+    for name, metrics in result.metrics.items():
+        print(f"{name:<16}" + "   ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -230,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=3, help="probabilities shown per input (default 3)")
     predict.add_argument("--json", action="store_true", help="print machine-readable JSON")
     predict.set_defaults(func=_cmd_predict)
+
+    forecast = sub.add_parser("forecast", help="forecast with a forecaster's model folder; writes a CSV and a PNG")
+    forecast.add_argument("model", type=Path, help="model folder of a run on a forecasting source")
+    forecast.add_argument("--horizon", type=int, default=None,
+                          help="steps to forecast (default: the model's horizon; longer ones feed forecasts back)")
+    forecast.add_argument("--input", type=Path,
+                          help="CSV or Parquet series laid out as the training data (default: the model's own series)")
+    forecast.add_argument("--backtest", action="store_true",
+                          help="hold out the last HORIZON points and forecast them, to compare with the actuals")
+    forecast.add_argument("--out", type=Path,
+                          help="CSV to write (default forecast.csv); the plot goes beside it as .png")
+    forecast.set_defaults(func=_cmd_forecast)
 
     export = sub.add_parser("export", help="export a model folder to ONNX, verified in ONNX Runtime")
     export.add_argument("model", type=Path, help="model folder")

@@ -2,6 +2,7 @@
 
 from lstmkit.models.registry import InputSpec, available_models, build_model, model_objective, register_model
 from lstmkit.models import classifier as _classifier  # noqa: F401  (registers "classifier" and "regressor")
+from lstmkit.models import forecaster as _forecaster  # noqa: F401  (registers "forecaster")
 from lstmkit.models.classifier import SequenceClassifier
 from lstmkit.models.objectives import Objective, make_objective
 
