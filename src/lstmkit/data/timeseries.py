@@ -79,8 +79,17 @@ class Series:
                    list(names) if names is not None else [f"y{i}" for i in range(count)])
 
 
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise DataError("series files and the forecasting sources need pandas "
+                        "(pip install 'lstmkit[forecast]'), which is not installed") from None
+    return pandas
+
+
 def _read_frame(path: Path) -> Any:
-    import pandas as pd
+    pd = _pandas()
 
     name = str(path)
     if not path.exists():
@@ -131,7 +140,7 @@ def read_series(path: str | Path, time_column: str = "", format: str = "auto", s
 def series_from_frame(frame: Any, name: str, time_column: str = "", format: str = "auto",
                       series: Sequence[str] = (), id_column: str = "id", value_column: str = "value") -> Series:
     """``read_series`` on a pandas DataFrame already in memory; ``name`` appears in error messages."""
-    import pandas as pd
+    pd = _pandas()
 
     if format not in ("auto", "wide", "long"):
         raise DataError(f'series {name}: expected format "auto", "wide" or "long", got {format!r}')
@@ -149,7 +158,8 @@ def series_from_frame(frame: Any, name: str, time_column: str = "", format: str 
             raise DataError(f"series {name}: a long file needs the columns {time_column!r}, {id_column!r} and "
                             f"{value_column!r}; missing {missing} in {columns}")
         values = _numeric(frame[value_column], name, value_column)
-        frame = frame.assign(**{value_column: values, id_column: frame[id_column].astype(str)})
+        frame = frame.assign(**{value_column: values, id_column: frame[id_column].astype(str),
+                                time_column: frame[time_column].astype(str)})
         repeated = frame.duplicated([time_column, id_column])
         if repeated.any():
             row = frame[repeated].iloc[0]

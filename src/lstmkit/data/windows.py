@@ -174,6 +174,7 @@ def split_windows(length: int, window: int, horizon: int, test_windows: int, val
 def make_windows(z: np.ndarray, origins: np.ndarray, window: int, horizon: int, offset: int) -> ArrayDataset:
     """Samples ``x (N, W, S)`` and targets ``y (N, H * S)`` from scaled points ``z`` whose first is time ``offset``."""
     s = z.shape[1]
+    assert len(origins) == 0 or (origins.min() - offset - window >= 0 and origins.max() - offset + horizon <= len(z))
     x = np.stack([z[o - offset - window:o - offset] for o in origins]) if len(origins) else np.zeros((0, window, s))
     if len(origins):
         y = np.stack([z[o - offset:o - offset + horizon].reshape(-1) for o in origins])  # (N, H * S), step-major
