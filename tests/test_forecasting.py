@@ -57,6 +57,12 @@ def test_forecast_command_writes_csv_and_png(airline_run, tmp_path, capsys):
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
+def test_classifier_commands_point_a_forecaster_to_forecast(airline_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(airline_run / "model")]) == 2
+    assert "got a forecaster's; use lstmkit forecast" in capsys.readouterr().err
+
+
 def test_backtest_reproduces_the_runs_test_metrics(airline_run, tmp_path, capsys):
     result = forecast_from_model(airline_run / "model", backtest=True)
     metrics = json.loads((airline_run / "metrics.json").read_text())

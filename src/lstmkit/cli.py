@@ -89,6 +89,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_forecaster(meta: dict, folder: Path, command: str) -> None:
+    if "forecast" in meta:
+        raise LstmkitError(f"{command} {folder}: expected a classifier's model folder, got a forecaster's; "
+                           f"use lstmkit forecast {folder} (--backtest compares with the actual values)")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.data import load_source
     from lstmkit.evaluate import classification_report, format_classification_report
@@ -96,6 +102,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.viz import plot_confusion_matrix
 
     model = load_model(args.model)
+    _refuse_forecaster(model.meta, args.model, "evaluate")
     name = args.data or model.meta.get("data_name")
     if not name:
         raise LstmkitError("evaluate: the model folder does not name its dataset; pass --data NAME")
@@ -118,6 +125,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from lstmkit.model_folder import load_model
 
     model = load_model(args.model)
+    _refuse_forecaster(model.meta, args.model, "predict")
     length, features = model.input_shape
     image_shape = model.meta.get("image_shape")
     results = []

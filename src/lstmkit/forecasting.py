@@ -180,7 +180,7 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
                   result.forecasts["lstm"].reshape(-1, s), actual=result.actual.reshape(-1, s),
                   baselines={b: result.forecasts[b].reshape(-1, s) for b in BASELINES}, names=result.names,
                   title=f"{result.name}: test forecast", last=max(4 * len(result.times), 3 * spec.window))
-    log.info("%s", text)
+    log.debug("%s", text)
     metrics: dict[str, Any] = {}
     for method in METHODS:
         prefix = "test_" if method == "lstm" else f"test_{method}_"

@@ -42,7 +42,7 @@ def test_builtin_sources_are_registered() -> None:
 
 
 def test_unknown_source_lists_the_available_ones() -> None:
-    with pytest.raises(DataError, match=r"^data source: expected one of .*digits, fashion-mnist, mnist.*, got 'nope'$"):
+    with pytest.raises(DataError, match=r"^data source: expected one of .*digits, fashion-mnist, lynx, mnist.*, got 'nope'$"):
         load_source("nope")
 
 
