@@ -32,3 +32,13 @@ def test_fashion_mnist_recipe_learns_in_one_epoch(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.78, metrics
     assert len(json.loads((out / "model" / "meta.json").read_text())["label_names"]) == 10
+
+
+@pytest.mark.slow
+def test_airline_recipe_beats_the_seasonal_naive_forecast(tmp_path):
+    """The forecasting acceptance: the airline recipe, as shipped, has a lower test MASE than seasonal naive."""
+    out = tmp_path / "airline"
+    assert main(["train", str(CONFIGS / "airline.toml"), "--out", str(out), "--set", "train.progress=false"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_mase"] < metrics["test_seasonal_naive_mase"], metrics
+    assert metrics["test_mase"] < metrics["test_naive_mase"], metrics

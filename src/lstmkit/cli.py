@@ -135,6 +135,12 @@ def _task_targets(config_path: str, overrides: list[str]) -> str:
     return model_objective(load_config(config_path, overrides).model).targets
 
 
+def _refuse_forecaster(meta: dict, folder: Path, command: str) -> None:
+    if "forecast" in meta:
+        raise LstmkitError(f"{command} {folder}: expected a classifier's model folder, got a forecaster's; "
+                           f"use lstmkit forecast {folder} (--backtest compares with the actual values)")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.data import load_source
     from lstmkit.evaluate import classification_report, format_classification_report
@@ -142,6 +148,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.viz import plot_confusion_matrix
 
     model = load_model(args.model)
+    _refuse_forecaster(model.meta, args.model, "evaluate")
     name = args.data or model.meta.get("data_name")
     if not name:
         raise LstmkitError("evaluate: the model folder does not name its dataset; pass --data NAME")
@@ -164,6 +171,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from lstmkit.model_folder import load_model
 
     model = load_model(args.model)
+    _refuse_forecaster(model.meta, args.model, "predict")
     if args.text or "tokenizer" in model.meta:
         return _predict_text(args, model)
     if not args.inputs:
@@ -230,6 +238,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     text = TextModel.load(args.model).generate(args.prompt, args.length, args.temperature, args.seed)
     print(args.prompt + text)
+    return 0
+
+
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    from lstmkit.forecasting import forecast_from_model, write_forecast
+
+    result = forecast_from_model(args.model, horizon=args.horizon, input=args.input, backtest=args.backtest)
+    out = args.out or Path("forecast.csv")
+    png = out.with_suffix(".png")
+    write_forecast(result, out, png, title=f"{args.model}: {len(result.forecast)}-step forecast")
+    print(f"wrote {out} ({len(result.forecast)} steps of {len(result.names)} series) and {png}")
+    for name, metrics in result.metrics.items():
+        print(f"{name:<16}" + "   ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
     return 0
 
 
@@ -385,6 +406,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0,
                           help="random seed; the same seed gives the same text (default 0)")
     generate.set_defaults(func=_cmd_generate)
+
+    forecast = sub.add_parser("forecast", help="forecast with a forecaster's model folder; writes a CSV and a PNG")
+    forecast.add_argument("model", type=Path, help="model folder of a run on a forecasting source")
+    forecast.add_argument("--horizon", type=int, default=None,
+                          help="steps to forecast (default: the model's horizon; longer ones feed forecasts back)")
+    forecast.add_argument("--input", type=Path,
+                          help="CSV or Parquet series laid out as the training data (default: the model's own series)")
+    forecast.add_argument("--backtest", action="store_true",
+                          help="hold out the last HORIZON points and forecast them, to compare with the actuals")
+    forecast.add_argument("--out", type=Path,
+                          help="CSV to write (default forecast.csv); the plot goes beside it as .png")
+    forecast.set_defaults(func=_cmd_forecast)
 
     export = sub.add_parser("export", help="export a model folder to ONNX, verified in ONNX Runtime")
     export.add_argument("model", type=Path, help="model folder")

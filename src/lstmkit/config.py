@@ -61,11 +61,13 @@ class DataConfig:
     download: bool = True
     """Whether a source may download missing files into the cache."""
     val_fraction: float = field(default=0.1, metadata={"min": 0, "max": 0.9})
-    """Fraction of the training split held out for validation and early stopping."""
+    """Fraction of the training split held out for validation and early stopping (forecasting sources hold
+    out their latest windows, never a random sample)."""
     normalize: bool = True
-    """Standardise each feature with the training split's mean and standard deviation."""
+    """Standardise each feature with the training split's mean and standard deviation (forecasting: each
+    series, with the mean and standard deviation of its training part)."""
     path: str | None = None
-    """A user file for sources that read one (a .ts file, a CSV, a text file); see each source."""
+    """A user file for sources that read one (a .ts file, a CSV or Parquet series, a text file); see each source."""
     length: int = field(default=0, metadata={"min": 0})
     """Sequence length of generated sources (0: the source's default); for ``text-classification`` the
     most tokens kept per text (0: all), for ``char-lm`` the characters per training window (0: 64)."""
@@ -91,6 +93,32 @@ class DataConfig:
     min_freq: int = field(default=1, metadata={"min": 1})
     """Text sources: keep only tokens seen at least this often in the training split; rarer ones read as
     ``<unk>``."""
+    # Forecasting sources (``airline``, ``shampoo-sales``, ``lynx``, ``series``; see ``lstmkit.data.series``)
+    window: int = field(default=0, metadata={"min": 0})
+    """Forecasting: input steps W per window (0: the source's default)."""
+    horizon: int = field(default=0, metadata={"min": 0})
+    """Forecasting: steps H predicted from each window (0: the source's default)."""
+    test_windows: int = field(default=1, metadata={"min": 1})
+    """Forecasting: the test part is the last ``test_windows * horizon`` points of each series."""
+    season: int = field(default=0, metadata={"min": 0})
+    """Forecasting: the season length m of the seasonal-naive baseline and of MASE (0: the source's own;
+    1 for a user file)."""
+    log: bool = False
+    """Forecasting: model ``log(y)`` instead of ``y`` (positive series whose swings grow with the level)."""
+    difference: int = field(default=0, metadata={"min": 0})
+    """Forecasting: model differences ``y_t - y_{t-d}`` at this lag (0: none, 1: steps, 12: monthly seasons),
+    after the log; forecasts are integrated back."""
+    series: list[str] = field(default_factory=list)
+    """Forecasting from a file: the series to use, by column name (wide) or id (long); empty: all of them."""
+    time_column: str = ""
+    """Forecasting from a file: the time column (empty: the first column)."""
+    format: Literal["auto", "wide", "long"] = "auto"
+    """Forecasting from a file: ``wide`` (time, one column per series), ``long`` (time, id, value rows), or
+    ``auto`` (long when the file has the columns ``id_column`` and ``value_column``)."""
+    id_column: str = "id"
+    """Forecasting from a long file: the column naming each row's series."""
+    value_column: str = "value"
+    """Forecasting from a long file: the column holding the values."""
 
 
 @dataclass

@@ -59,7 +59,10 @@ RENAMED = {"random_state": ("train", "seed"), "verbose": ("train", "progress")}
 EXCLUDED_KEYS = {
     # The data comes from fit(X, y): the keys that find, read or tokenise a source do not apply.
     "data": {"name", "data_dir", "download", "path", "length", "samples", "test_path", "test_fraction",
-             "text_column", "label_column", "tokenizer", "lowercase", "max_vocab", "min_freq"},
+             "text_column", "label_column", "tokenizer", "lowercase", "max_vocab", "min_freq",
+             # forecasting sources' keys (LSTMForecaster in lstmkit.forecasting takes those)
+             "window", "horizon", "test_windows", "season", "log", "difference", "series", "time_column",
+             "format", "id_column", "value_column"},
     "model": {"task", "vocab_size", "embedding_size", "embedding_dropout"},  # the class decides the task; no text
     "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
 }

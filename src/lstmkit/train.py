@@ -14,6 +14,8 @@ validation metric, evaluate on the test split and save a self-contained model fo
     metrics.json             final metrics (test_accuracy, test_precision_macro, ... or test_mae, test_rmse)
     evaluation.txt           classifiers: per-class table and confusion matrix as text
     confusion_matrix.png     classifiers
+    forecast.csv, .png       forecasting sources: test forecasts beside the naive baselines
+                             (``lstmkit.forecasting``)
     model/                   the saved model (see ``lstmkit.model_folder``)
 
 ``run_training(config, out_dir, resume=True)`` continues a run that was interrupted (killed, out of
@@ -85,6 +87,10 @@ def _run_callbacks(config: Config, out_dir: Path, rank: int) -> list[Callback]:
 
 def _write_evaluation(model: Model, config: Config, source: SourceData, out_dir: Path) -> dict[str, Any]:
     """Test-split metrics, plus the per-class report and confusion matrix for classifiers."""
+    if source.forecast is not None:  # forecasting sources: LSTM vs naive baselines, forecast.csv and .png
+        from lstmkit.forecasting import write_forecast_evaluation
+
+        return write_forecast_evaluation(model, config, source, out_dir)
     report = model.evaluate(source.test)
     if model.objective.targets == "classes":
         (out_dir / "evaluation.txt").write_text(format_classification_report(report) + "\n")
@@ -164,8 +170,9 @@ def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> R
         metrics.update({"best_epoch": model.best_epoch, "epochs_run": epochs_run,
                         "train_seconds": round(train_seconds, 3),
                         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 3)})
+        extra = {} if source.forecast is None else {"forecast": source.forecast.to_meta()}
         model.save(model_dir, extra_meta={**source.meta, "data_name": config.data.name,
-                                          "pixel_max": source.pixel_max})
+                                          "pixel_max": source.pixel_max, **extra})
         atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
         if tc.report:
             _write_report(out_dir)

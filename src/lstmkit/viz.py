@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_confusion_matrix", "plot_curves", "plot_forecast", "plot_gate_heatmaps", "plot_saturation"]
+__all__ = ["plot_confusion_matrix", "plot_curves", "plot_forecast", "plot_gate_heatmaps", "plot_saturation",
+           "plot_series_forecast"]
 
 
 def plot_confusion_matrix(matrix: np.ndarray | list, label_names: list[str], path: str | Path,
@@ -141,5 +142,47 @@ def plot_saturation(fractions: dict[str, tuple[np.ndarray, np.ndarray]], path: s
     fig.suptitle(title, fontsize=10)
     path = Path(path)
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_series_forecast(path: str | Path, times: list[str], history: np.ndarray, future_times: list[str],
+                  forecast: np.ndarray, actual: np.ndarray | None = None,
+                  baselines: dict[str, np.ndarray] | None = None, names: list[str] | None = None,
+                  title: str = "Forecast", last: int = 0) -> Path:
+    """Draw each series' history, the forecast after it, the actual values there (when known) and baselines.
+
+    Args:
+        times: labels of the T history points; ``future_times`` of the N forecast points.
+        history: (T, S) values; ``forecast``, ``actual`` and each baseline: (N, S).
+        last: show only the last ``last`` history points (0: all).
+    """
+    history = np.asarray(history, dtype=float).reshape(len(times), -1)
+    forecast = np.asarray(forecast, dtype=float).reshape(len(future_times), -1)
+    count = history.shape[1]
+    shown = min(count, 6)
+    names = names or [f"series {i}" for i in range(count)]
+    start = max(0, len(times) - last) if last else 0
+    fig, axes = plt.subplots(shown, 1, figsize=(9, 3.2 * shown), squeeze=False)
+    past = np.arange(start, len(times))
+    future = np.arange(len(times), len(times) + len(future_times))
+    labels = list(times) + list(future_times)
+    for s, ax in enumerate(axes[:, 0]):
+        ax.plot(past, history[start:, s], color="black", lw=1.2, label="history")
+        if actual is not None:
+            ax.plot(future, np.asarray(actual, dtype=float).reshape(len(future), -1)[:, s], color="black", lw=1.2,
+                    ls="--", marker=".", label="actual")
+        for (name, values), color in zip((baselines or {}).items(), ("tab:gray", "tab:green", "tab:purple")):
+            ax.plot(future, np.asarray(values, dtype=float).reshape(len(future), -1)[:, s], color=color, lw=1,
+                    ls=":", label=name.replace("_", " "))
+        ax.plot(future, forecast[:, s], color="tab:red", lw=1.8, marker=".", label="LSTM forecast")
+        ax.axvline(len(times) - 0.5, color="tab:blue", lw=0.8, alpha=0.5)
+        ticks = np.linspace(start, len(labels) - 1, num=min(8, len(labels) - start)).round().astype(int)
+        ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{title}: {names[s]}" if count > 1 else title)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

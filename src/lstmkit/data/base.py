@@ -114,7 +114,8 @@ class SourceData:
     """A dataset as a source delivers it: a fixed train/test split plus what describes the samples.
 
     Attributes:
-        train: the training split (validation is held out of it later, by ``split_train_val``).
+        train: the training split (validation is held out of it later, by ``split_train_val``, unless the
+            source gives ``val``).
         test: the test split, never used for training or model selection.
         label_names: one name per class; ``y`` values index this list. Empty for ``targets="values"``.
         image_shape: ``(rows, cols)`` when each sample is an image read row by row (then L = rows,
@@ -127,6 +128,10 @@ class SourceData:
             folder's ``meta.json``. Empty for sources whose inputs are already numbers.
         model_settings: ``[model]`` keys that the data decides (such as ``vocab_size``); a run sets them in
             its config before building the network. Empty for most sources.
+        val: a validation split chosen by the source itself, or None to hold one out of ``train`` at random
+            (``split_train_val``). Time series use it: their validation windows are the latest ones.
+        forecast: for forecasting sources, the ``lstmkit.data.series.ForecastSpec`` (raw series, split
+            points, scaling) that turns predictions back into values and scores them against baselines.
     """
 
     train: ArrayDataset
@@ -137,6 +142,8 @@ class SourceData:
     name: str
     meta: dict[str, Any] = field(default_factory=dict)
     model_settings: dict[str, Any] = field(default_factory=dict)
+    val: ArrayDataset | None = None
+    forecast: Any = None
 
 
 Loader = Callable[..., SourceData]

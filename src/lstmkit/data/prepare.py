@@ -44,7 +44,9 @@ def apply_standardizer(ds: ArrayDataset, standardizer: Standardizer | None) -> A
 def load_splits(config: DataConfig, seed: int) -> tuple[SourceData, ArrayDataset, ArrayDataset | None]:
     """Load ``config.name``, reject empty or non-finite data and hold out validation: ``(source, train, val)``.
 
-    The inputs are raw (not standardised); the test split is ``source.test``.
+    The inputs are raw (not standardised); the test split is ``source.test``. A source that chooses its
+    own validation split (``source.val``, as time series do) keeps it; otherwise validation is a random,
+    stratified ``val_fraction`` of the training split.
     """
     data_dir = Path(config.data_dir) if config.data_dir else None
     source = load_source(config.name, data_dir=data_dir, download=config.download, config=config)
@@ -52,6 +54,9 @@ def load_splits(config: DataConfig, seed: int) -> tuple[SourceData, ArrayDataset
         if len(ds) == 0:
             raise DataError(f"{config.name}: the {split_name} split is empty")
         check_finite(ds.x, f"{config.name} {split_name} split")
+    if source.val is not None:
+        check_finite(source.val.x, f"{config.name} validation split")
+        return source, source.train, source.val
     train, val = split_train_val(source.train, config.val_fraction, seed)
     return source, train, val
 

@@ -1,0 +1,91 @@
+"""Forecasting sources: three classic univariate series bundled with lstmkit, and a user's series file.
+
+=================  ===========================================================  ====  ======  =====
+source             series                                                       T     W, H    m
+=================  ===========================================================  ====  ======  =====
+``airline``        monthly international airline passengers (thousands),      144   24, 12  12
+                   1949-1960 (Box & Jenkins series G; R ``AirPassengers``)
+``shampoo-sales``  monthly shampoo sales over three years (Makridakis,          36    12, 6   12
+                   Wheelwright & Hyndman 1998)
+``lynx``           annual Canadian lynx trappings, 1821-1934 (Brockwell &       114   20, 10  10
+                   Davis 1991; R ``lynx``); m = 10 is its ~10-year cycle
+``series``         the CSV or Parquet file ``[data] path`` (wide or long, one   any   12, 1   1
+                   or many series; see ``lstmkit.data.timeseries``)
+=================  ===========================================================  ====  ======  =====
+
+W (``window``), H (``horizon``) and m (``season``) are defaults that the ``[data]`` table overrides. The
+bundled files live in ``lstmkit/data/series/`` and need no download. Every source cuts its series into
+windows and splits it by time (``lstmkit.data.windows``); the test part is the last
+``test_windows * horizon`` points.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lstmkit.data.base import SourceData, register_source
+from lstmkit.data.timeseries import Series, read_series
+from lstmkit.data.windows import forecast_source
+from lstmkit.errors import DataError
+
+__all__ = ["BUNDLED_SERIES", "load_bundled_series", "load_config_series"]
+
+BUNDLED_SERIES: dict[str, dict[str, Any]] = {
+    "airline": {"file": "airline.csv", "window": 24, "horizon": 12, "season": 12},
+    "shampoo-sales": {"file": "shampoo_sales.csv", "window": 12, "horizon": 6, "season": 12},
+    "lynx": {"file": "lynx.csv", "window": 20, "horizon": 10, "season": 10},
+}
+USER_DEFAULTS = {"window": 12, "horizon": 1, "season": 1}
+
+
+def load_bundled_series(name: str) -> Series:
+    """The bundled series ``name`` (a key of ``BUNDLED_SERIES``) as a one-column ``Series``."""
+    if name not in BUNDLED_SERIES:
+        raise DataError(f"bundled series: expected one of {', '.join(BUNDLED_SERIES)}, got {name!r}")
+    with resources.as_file(resources.files("lstmkit.data") / "series" / BUNDLED_SERIES[name]["file"]) as path:
+        return read_series(path)
+
+
+def load_config_series(config: Any) -> Series:
+    """The raw series a ``[data]`` table names: a bundled one, or the file ``path`` of the ``series`` source."""
+    if config.name in BUNDLED_SERIES:
+        series = load_bundled_series(config.name)
+        if config.series and list(config.series) != series.names:
+            raise DataError(f"{config.name}: expected [data] series to be empty or {series.names}, "
+                            f"got {list(config.series)}")
+        return series
+    if config.name != "series":
+        raise DataError(f"[data] name {config.name!r} is not a forecasting source; expected one of "
+                        f"{', '.join([*BUNDLED_SERIES, 'series'])}")
+    if not config.path:
+        raise DataError('series: expected [data] path to name a CSV or Parquet file, got none '
+                        '(set it with --set data.path="my.csv")')
+    path = Path(config.path).expanduser()
+    if not path.is_absolute() and config.data_dir:
+        path = Path(config.data_dir).expanduser() / path
+    return read_series(path, time_column=config.time_column, format=config.format, series=config.series,
+                       id_column=config.id_column, value_column=config.value_column)
+
+
+def _bundled(name: str):
+    defaults = BUNDLED_SERIES[name]
+
+    def load(data_dir: Path | None, download: bool, config: Any) -> SourceData:
+        return forecast_source(load_config_series(config), config, name, defaults["window"],
+                               defaults["horizon"], defaults["season"])
+
+    load.__name__ = f"load_{name.replace('-', '_')}"
+    load.__doc__ = f"The bundled {name!r} series, windowed and split by time as ``[data]`` asks."
+    return register_source(name, configurable=True)(load)
+
+
+for _name in BUNDLED_SERIES:
+    _bundled(_name)
+
+
+@register_source("series", configurable=True)
+def load_series_file(data_dir: Path | None, download: bool, config: Any) -> SourceData:
+    """The user's series file ``[data] path`` (relative paths are looked up in ``data_dir`` when given)."""
+    return forecast_source(load_config_series(config), config, "series", **USER_DEFAULTS)

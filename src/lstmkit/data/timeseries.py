@@ -1,0 +1,234 @@
+"""Reading time series from a user's CSV or Parquet file: one or many series on a shared time axis.
+
+Two layouts are read:
+
+* **wide**: a time column and one numeric column per series::
+
+      month,north,south
+      2020-01,112,80
+      2020-02,118,85
+
+* **long**: one row per (time, series id, value)::
+
+      month,id,value
+      2020-01,north,112
+      2020-01,south,80
+
+Every series must have a finite value at every time: a missing or non-numeric value is an error that
+names the column and the row, never silently filled. Times keep the file's order; repeated times are an
+error, and times that parse as numbers or dates must increase.
+
+Example::
+
+    series = read_series("sales.csv", time_column="month")
+    series.values.shape       # (T, S) float64
+    series.names              # ['north', 'south']
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lstmkit.errors import DataError
+
+__all__ = ["Series", "read_series", "series_from_frame", "SERIES_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+SERIES_SUFFIXES = (".csv", ".txt", ".parquet", ".pq")
+
+
+@dataclass
+class Series:
+    """Aligned series: ``values`` float64 of shape (T, S), ``times`` (T,) labels, ``names`` (S,)."""
+
+    values: np.ndarray
+    times: list[str]
+    names: list[str]
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] == 0:
+            raise DataError(f"Series: expected values of shape (T, S) with T, S >= 1, got {values.shape}")
+        if len(self.times) != values.shape[0] or len(self.names) != values.shape[1]:
+            raise DataError(f"Series: expected {values.shape[0]} times and {values.shape[1]} names, "
+                            f"got {len(self.times)} and {len(self.names)}")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            t, s = (int(i) for i in np.argwhere(bad)[0])
+            raise DataError(f"series {self.names[s]!r}: expected finite values, got {int(bad.sum())} NaN/Inf "
+                            f"(first at time {self.times[t]!r})")
+        self.values = values
+        self.times = [str(t) for t in self.times]
+        self.names = [str(n) for n in self.names]
+
+    @classmethod
+    def from_array(cls, values: Any, names: Sequence[str] | None = None) -> Series:
+        """Series from an array (T,) or (T, S), with times 0..T-1 and names ``y0, y1, ...`` unless given."""
+        array = np.asarray(values, dtype=np.float64)
+        count = 1 if array.ndim == 1 else (array.shape[1] if array.ndim == 2 else 0)
+        return cls(array, [str(i) for i in range(len(array))],
+                   list(names) if names is not None else [f"y{i}" for i in range(count)])
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise DataError("series files and the forecasting sources need pandas "
+                        "(pip install 'lstmkit[forecast]'), which is not installed") from None
+    return pandas
+
+
+def _read_frame(path: Path) -> Any:
+    pd = _pandas()
+
+    name = str(path)
+    if not path.exists():
+        raise DataError(f"series file {name}: expected an existing file, got no such file")
+    if path.is_dir():
+        raise DataError(f"series file {name}: expected a file, got a folder")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError:
+            raise DataError(f"series file {name}: reading Parquet needs pyarrow "
+                            "(pip install 'lstmkit[parquet]'), which is not installed") from None
+        except Exception as exc:  # pyarrow raises its own error types for corrupt files
+            raise DataError(f"series file {name}: expected a Parquet file, got unreadable data ({exc})") from None
+    if suffix in (".csv", ".txt"):
+        try:
+            return pd.read_csv(path, comment="#", skipinitialspace=True)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"series file {name}: expected a header row and data rows, got an empty file") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+            raise DataError(f"series file {name}: expected a readable CSV file, got {exc}") from None
+    raise DataError(f"series file {name}: expected one of the extensions {', '.join(SERIES_SUFFIXES)}, "
+                    f"got {suffix or 'no extension'!r}")
+
+
+def read_series(path: str | Path, time_column: str = "", format: str = "auto", series: Sequence[str] = (),
+                id_column: str = "id", value_column: str = "value") -> Series:
+    """Read a CSV (``.csv``, ``.txt``; ``#`` starts a comment) or Parquet (``.parquet``, ``.pq``) series file.
+
+    Args:
+        path: the file.
+        time_column: the time column; empty means the first column.
+        format: ``"wide"``, ``"long"`` or ``"auto"`` (long when the file has ``id_column`` and
+            ``value_column``, else wide).
+        series: the series to keep (column names for wide files, ids for long ones); empty keeps all.
+        id_column, value_column: the columns of a long file.
+
+    Raises:
+        DataError: for a missing or unreadable file, a missing column, a non-numeric or missing value
+            (naming the column and the file row), a repeated time, times out of order, or an unknown
+            series name.
+    """
+    path = Path(path).expanduser()
+    return series_from_frame(_read_frame(path), str(path), time_column, format, series, id_column, value_column)
+
+
+def series_from_frame(frame: Any, name: str, time_column: str = "", format: str = "auto",
+                      series: Sequence[str] = (), id_column: str = "id", value_column: str = "value") -> Series:
+    """``read_series`` on a pandas DataFrame already in memory; ``name`` appears in error messages."""
+    pd = _pandas()
+
+    if format not in ("auto", "wide", "long"):
+        raise DataError(f'series {name}: expected format "auto", "wide" or "long", got {format!r}')
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    if len(frame) == 0 or not columns:
+        raise DataError(f"series {name}: expected a time column and data rows, got {len(frame)} rows")
+    time_column = time_column or columns[0]
+    if time_column not in columns:
+        raise DataError(f"series {name}: expected a time column {time_column!r}, got columns {columns}")
+    long = format == "long" or (format == "auto" and id_column in columns and value_column in columns)
+    if long:
+        missing = [c for c in (id_column, value_column) if c not in columns]
+        if missing:
+            raise DataError(f"series {name}: a long file needs the columns {time_column!r}, {id_column!r} and "
+                            f"{value_column!r}; missing {missing} in {columns}")
+        values = _numeric(frame[value_column], name, value_column)
+        frame = frame.assign(**{value_column: values, id_column: frame[id_column].astype(str),
+                                time_column: frame[time_column].astype(str)})
+        repeated = frame.duplicated([time_column, id_column])
+        if repeated.any():
+            row = frame[repeated].iloc[0]
+            raise DataError(f"series {name}: expected one value per time and id, got a repeated "
+                            f"({row[time_column]!r}, {row[id_column]!r})")
+        times = pd.unique(frame[time_column])
+        ids = list(pd.unique(frame[id_column]))
+        wide = frame.pivot(index=time_column, columns=id_column, values=value_column).reindex(index=times,
+                                                                                           columns=ids)
+        gaps = wide.isna()
+        if gaps.to_numpy().any():
+            t, s = (int(i) for i in np.argwhere(gaps.to_numpy())[0])
+            raise DataError(f"series {name}: series {ids[s]!r} has no value at time {times[t]!r} "
+                            f"({int(gaps.to_numpy().sum())} missing in all); every series needs every time")
+        table, time_values = wide, list(times)
+    else:
+        value_columns = [c for c in columns if c != time_column]
+        if not value_columns:
+            raise DataError(f"series {name}: expected at least one value column besides {time_column!r}, "
+                            f"got columns {columns}")
+        table = pd.DataFrame({c: _numeric(frame[c], name, c) for c in value_columns})
+        time_values = list(frame[time_column])
+        _check_times(time_values, name, time_column)
+    names = [str(c) for c in table.columns]
+    if series:
+        unknown = [s for s in series if s not in names]
+        if unknown:
+            raise DataError(f"series {name}: expected series among {names}, got unknown {unknown}")
+        table, names = table[list(series)], list(series)
+    if long:
+        _check_times(time_values, name, time_column)
+    return Series(table.to_numpy(dtype=np.float64), [str(t) for t in time_values], names)
+
+
+def _numeric(column: Any, name: str, column_name: str) -> Any:
+    """The column as float64; a DataError names the first non-numeric or missing value and its file row."""
+    import pandas as pd
+
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raw = column.iloc[position]
+        what = "a missing value (NaN)" if pd.isna(raw) or str(raw).strip().lower() in ("nan", "") \
+            else f"non-numeric value {raw!r}"
+        raise DataError(f"series {name} column {column_name!r} row {position + 1}: expected a number, got "
+                        f"{what} ({int(bad.sum())} such rows); fill or drop them first")
+    return values.astype(np.float64)
+
+
+def _check_times(times: list[Any], name: str, column: str) -> None:
+    import pandas as pd
+
+    labels = pd.Series([str(t) for t in times])
+    repeated = labels.duplicated()
+    if repeated.any():
+        raise DataError(f"series {name}: expected each time once in column {column!r}, got "
+                        f"{labels[repeated].iloc[0]!r} again")
+    numbers = pd.to_numeric(labels, errors="coerce")
+    if numbers.notna().all():
+        order = numbers.to_numpy()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dates = pd.to_datetime(labels, errors="coerce")
+        if not dates.notna().all():
+            return  # labels such as "1-01": the file's order is the time order
+        order = dates.to_numpy()
+    if (np.diff(order) <= np.zeros_like(np.diff(order))).any():
+        position = int(np.flatnonzero(np.diff(order) <= np.zeros_like(np.diff(order)))[0]) + 1
+        raise DataError(f"series {name}: expected increasing times in column {column!r}, got "
+                        f"{labels.iloc[position]!r} after {labels.iloc[position - 1]!r}")

@@ -1,0 +1,242 @@
+"""Forecasting data: scale a series on its training part, cut it into windows, split it by time.
+
+A series ``y`` of T points (S series side by side, shape (T, S)) becomes samples that map an input window
+of W points to the next H points::
+
+    x_n = z[o_n - W : o_n]          (W, S)    the window before origin o_n
+    y_n = z[o_n : o_n + H]          (H, S)    flattened to H * S targets, step-major: index h * S + s
+
+where ``z`` is the scaled series (``SeriesScaler``): optionally ``log y``, optionally differenced at lag d
+(``z_t = y_t - y_{t-d}``), then standardised per series with the mean and standard deviation of the
+training part only.
+
+The split is by time, never shuffled across its boundaries::
+
+    | training windows ...... | validation windows | test: the last k * H points |
+    0                      val_start            test_start                      T
+
+* test: k = ``test_windows`` non-overlapping windows whose targets are exactly the last k * H points
+  (origins ``test_start + j * H``); their inputs may reach back into earlier data, as a forecast would.
+* validation: the latest ``ceil(val_fraction * n)`` of the n windows whose targets end before
+  ``test_start``.
+* training: the windows whose targets end before the first validation target, so no training target is
+  a validation target.
+* the scaling statistics come from the points before the first validation target (before the test when
+  there is no validation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lstmkit.data.base import ArrayDataset, SourceData
+from lstmkit.data.timeseries import Series
+from lstmkit.errors import DataError
+
+__all__ = ["SeriesScaler", "ForecastSpec", "WindowSplit", "split_windows", "make_windows", "forecast_source"]
+
+
+@dataclass
+class SeriesScaler:
+    """``y -> z``: optional log, optional lag-``difference`` differencing, per-series standardisation.
+
+    ``transform`` maps T points (T, S) to T - d scaled points, ``z[i]`` belonging to time ``i + d``.
+    ``inverse`` maps scaled future points back to values, integrating the differences from the history.
+
+    Example::
+
+        scaler = SeriesScaler(log=True, difference=12).fit(y[:100])     # statistics of the first 100 points
+        z = scaler.transform(y)                                         # (T - 12, S)
+        scaler.inverse(z[100 - 12:], history=y[:100])                   # == y[100:] (up to rounding)
+    """
+
+    log: bool = False
+    difference: int = 0
+    normalize: bool = True
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    MIN_STD = 1e-8
+
+    def _pre(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if self.log:
+            if (y <= 0).any():
+                raise DataError(f"[data] log = true: expected positive values, got {float(y.min()):g}; "
+                                "set log = false for series with zeros or negative values")
+            return np.log(y)
+        return y
+
+    def _difference(self, u: np.ndarray) -> np.ndarray:
+        d = self.difference
+        return u[d:] - u[:-d] if d else u
+
+    def fit(self, y: np.ndarray) -> SeriesScaler:
+        """Fit the standardisation on the training points ``y`` (T_train, S); returns ``self``."""
+        u = self._difference(self._pre(y))
+        if len(u) == 0:
+            raise DataError(f"SeriesScaler.fit: expected more than {self.difference} training points, got {len(y)}")
+        if self.normalize:
+            self.mean = u.mean(axis=0)
+            std = u.std(axis=0)
+            self.std = np.where(std < self.MIN_STD, 1.0, std)
+        else:
+            self.mean, self.std = np.zeros(u.shape[1]), np.ones(u.shape[1])
+        return self
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """Scaled points ``(T - d, S)``, float64, for values ``y`` (T, S)."""
+        self._require_fitted()
+        return (self._difference(self._pre(y)) - self.mean) / self.std
+
+    def inverse(self, z: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """Values ``(H, S)`` for the scaled points ``z`` (H, S) that follow the raw ``history`` (n >= d, S)."""
+        self._require_fitted()
+        u = np.asarray(z, dtype=np.float64) * self.std + self.mean  # (H, S)
+        d = self.difference
+        if d:
+            if len(history) < d:
+                raise DataError(f"SeriesScaler.inverse: expected at least {d} points of history, got {len(history)}")
+            levels = list(self._pre(history[-d:]))
+            for step in range(len(u)):
+                levels.append(levels[-d] + u[step])
+            u = np.asarray(levels[d:]).reshape(u.shape)
+        return np.exp(u) if self.log else u
+
+    def to_dict(self) -> dict[str, Any]:
+        self._require_fitted()
+        return {"log": self.log, "difference": self.difference, "normalize": self.normalize,
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> SeriesScaler:
+        keys = {"log", "difference", "normalize", "mean", "std"}
+        if not isinstance(d, dict) or set(d) != keys:
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise DataError(f"series scaling: expected a table with keys {sorted(keys)}, got {got}")
+        mean, std = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64)
+        if mean.ndim != 1 or mean.shape != std.shape or not np.all(np.isfinite(mean)) or not np.all(std > 0):
+            raise DataError(f"series scaling: expected equal-length lists of finite means and positive stds, "
+                            f"got {d['mean']} and {d['std']}")
+        return cls(bool(d["log"]), int(d["difference"]), bool(d["normalize"]), mean, std)
+
+    def _require_fitted(self) -> None:
+        if self.mean is None or self.std is None:
+            raise RuntimeError("SeriesScaler: call fit() or from_dict() before using it")
+
+
+@dataclass
+class WindowSplit:
+    """Window origins (the index of each window's first target) of each split, and the scaling's end."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    fit_end: int
+    """The scaling is fitted on points ``[0, fit_end)``."""
+    test_start: int
+
+
+def split_windows(length: int, window: int, horizon: int, test_windows: int, val_fraction: float,
+                  difference: int = 0, name: str = "series") -> WindowSplit:
+    """Window origins by time for a series of ``length`` points (see the module docstring).
+
+    Raises:
+        DataError: if the series is too short for one training window plus the test windows.
+    """
+    first = difference + window  # the earliest origin with a full input window of scaled points
+    test_start = length - test_windows * horizon
+    needed = difference + window + horizon + test_windows * horizon
+    if test_start - horizon < first:
+        raise DataError(f"{name}: expected at least {needed} points for window {window} + horizon {horizon} "
+                        f"+ {test_windows} test window(s) of {horizon}"
+                        + (f" + difference {difference}" if difference else "") + f", got {length}")
+    candidates = np.arange(first, test_start - horizon + 1)  # targets end before the test part
+    n_val = math.ceil(val_fraction * len(candidates)) if val_fraction > 0 else 0
+    val = candidates[len(candidates) - n_val:] if n_val else candidates[:0]
+    if n_val:
+        train = candidates[candidates + horizon <= val[0]]
+        if len(train) == 0:
+            raise DataError(f"{name}: val_fraction {val_fraction} leaves no training window ({len(candidates)} "
+                            f"windows before the test part, {n_val} for validation, each {horizon} ahead); "
+                            "lower val_fraction, window or horizon")
+    else:
+        train = candidates
+    fit_end = int(val[0]) if n_val else test_start
+    test = test_start + horizon * np.arange(test_windows)
+    return WindowSplit(train=train, val=val, test=test, fit_end=fit_end, test_start=test_start)
+
+
+def make_windows(z: np.ndarray, origins: np.ndarray, window: int, horizon: int, offset: int) -> ArrayDataset:
+    """Samples ``x (N, W, S)`` and targets ``y (N, H * S)`` from scaled points ``z`` whose first is time ``offset``."""
+    s = z.shape[1]
+    assert len(origins) == 0 or (origins.min() - offset - window >= 0 and origins.max() - offset + horizon <= len(z))
+    x = np.stack([z[o - offset - window:o - offset] for o in origins]) if len(origins) else np.zeros((0, window, s))
+    if len(origins):
+        y = np.stack([z[o - offset:o - offset + horizon].reshape(-1) for o in origins])  # (N, H * S), step-major
+    else:
+        y = np.zeros((0, horizon * s))
+    return ArrayDataset(x.astype(np.float32), y.astype(np.float32), targets="values")
+
+
+@dataclass
+class ForecastSpec:
+    """Everything that turns a forecaster's outputs back into values and scores them.
+
+    Attributes:
+        name: the source name.
+        series: the raw series (values (T, S), times, names).
+        window, horizon, season: W, H and the season m of the seasonal-naive baseline and MASE.
+        scaler: the fitted ``SeriesScaler``.
+        split: the window origins of each split.
+    """
+
+    name: str
+    series: Series
+    window: int
+    horizon: int
+    season: int
+    scaler: SeriesScaler
+    split: WindowSplit
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_values(self, outputs: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """Forecast values ``(N, H, S)`` from scaled outputs ``(N, H * S)`` of the windows at ``origins``."""
+        s = self.series.values.shape[1]
+        z = np.asarray(outputs, dtype=np.float64).reshape(len(origins), self.horizon, s)
+        return np.stack([self.scaler.inverse(z[i], self.series.values[:o]) for i, o in enumerate(origins)])
+
+    def to_meta(self) -> dict[str, Any]:
+        """What a saved model needs to forecast new data: geometry, season, names and the scaling."""
+        return {"window": self.window, "horizon": self.horizon, "season": self.season,
+                "series": list(self.series.names), "scaler": self.scaler.to_dict(), **self.extra}
+
+
+def forecast_source(series: Series, config: Any, name: str, window: int, horizon: int, season: int) -> SourceData:
+    """A ``SourceData`` of windows cut from ``series`` as ``config`` (the ``[data]`` table) asks.
+
+    ``window``, ``horizon`` and ``season`` are the source's defaults, used where the config says 0.
+    """
+    window = config.window or window
+    horizon = config.horizon or horizon
+    season = config.season or season
+    values = series.values
+    split = split_windows(len(values), window, horizon, config.test_windows, config.val_fraction,
+                          config.difference, name)
+    scaler = SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize)
+    scaler.fit(values[:split.fit_end])
+    z = scaler.transform(values)  # (T - d, S), z[i] is time i + d
+    d = config.difference
+
+    def windows(origins: np.ndarray) -> ArrayDataset:
+        return make_windows(z, origins, window, horizon, offset=d)
+
+    spec = ForecastSpec(name=name, series=series, window=window, horizon=horizon, season=season, scaler=scaler,
+                        split=split)
+    return SourceData(train=windows(split.train), test=windows(split.test), label_names=[], image_shape=None,
+                      pixel_max=None, name=name, val=windows(split.val) if len(split.val) else None,
+                      forecast=spec)

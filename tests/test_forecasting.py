@@ -1,0 +1,117 @@
+"""Forecasting end to end: a short CLI training on a bundled series and on a user's file, the run folder's
+forecast outputs beside the baselines, ``lstmkit forecast`` into tmp_path, and ``LSTMForecaster``."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.cli import main
+from lstmkit.errors import DataError, ModelFolderError
+from lstmkit.forecasting import FORECAST_COLUMNS, LSTMForecaster, forecast_from_model
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+QUICK = ["--set", "train.epochs=2", "--set", "train.progress=false", "--set", "model.hidden_size=8",
+         "--set", "train.tensorboard=false"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def airline_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "airline"
+    assert main(["train", str(CONFIGS / "airline.toml"), "--out", str(out), *QUICK]) == 0
+    return out
+
+
+def test_run_folder_reports_the_lstm_beside_both_baselines(airline_run, capsys):
+    metrics = json.loads((airline_run / "metrics.json").read_text())
+    for prefix in ("test_", "test_naive_", "test_seasonal_naive_"):
+        for name in ("mae", "rmse", "smape", "mase"):
+            assert np.isfinite(metrics[prefix + name]), prefix + name
+    # 1960 against 1959, by hand: the seasonal-naive MAE on the airline test year is 574 / 12
+    assert metrics["test_seasonal_naive_mae"] == pytest.approx(574 / 12)
+    assert metrics["test_naive_mae"] == pytest.approx(76.0)  # December 1959 (405) repeated
+    text = (airline_run / "evaluation.txt").read_text()
+    assert "naive" in text and "seasonal_naive" in text and "MASE: LSTM" in text
+    rows = read_csv(airline_run / "forecast.csv")
+    assert tuple(rows[0]) == FORECAST_COLUMNS and len(rows) == 12
+    assert rows[0]["time"] == "1960-01" and rows[0]["actual"] == "417" and rows[0]["seasonal_naive"] == "360"
+    assert (airline_run / "forecast.png").stat().st_size > 1000
+    meta = json.loads((airline_run / "model" / "meta.json").read_text())
+    assert meta["forecast"]["horizon"] == 12 and meta["forecast"]["series"] == ["passengers"]
+
+
+def test_forecast_command_writes_csv_and_png(airline_run, tmp_path, capsys):
+    out = tmp_path / "future.csv"
+    assert main(["forecast", str(airline_run / "model"), "--horizon", "18", "--out", str(out)]) == 0
+    rows = read_csv(out)
+    assert len(rows) == 18 and rows[0]["time"] == "1961-01" and rows[-1]["time"] == "1962-06"
+    assert all(r["actual"] == "" for r in rows) and rows[0]["naive"] == "432"
+    assert all(float(r["forecast"]) > 0 for r in rows)
+    assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_classifier_commands_point_a_forecaster_to_forecast(airline_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(airline_run / "model")]) == 2
+    assert "got a forecaster's; use lstmkit forecast" in capsys.readouterr().err
+
+
+def test_backtest_reproduces_the_runs_test_metrics(airline_run, tmp_path, capsys):
+    result = forecast_from_model(airline_run / "model", backtest=True)
+    metrics = json.loads((airline_run / "metrics.json").read_text())
+    assert result.metrics["lstm"]["mase"] == pytest.approx(metrics["test_mase"], rel=1e-5)
+    assert result.metrics["seasonal_naive"]["mae"] == pytest.approx(metrics["test_seasonal_naive_mae"])
+    capsys.readouterr()
+    assert main(["forecast", str(airline_run / "model"), "--backtest", "--out", str(tmp_path / "b.csv")]) == 0
+    assert "seasonal_naive" in capsys.readouterr().out
+
+
+def test_user_file_training_and_forecast_from_input(tmp_path, capsys):
+    t = np.arange(80)
+    path = tmp_path / "two.csv"
+    with open(path, "w") as fh:
+        fh.write("day,a,b\n")
+        for i in t:
+            fh.write(f"{i},{10 + np.sin(i / 4):.5f},{5 + np.cos(i / 5):.5f}\n")
+    out = tmp_path / "run"
+    config = tmp_path / "two.toml"
+    config.write_text(f'[data]\nname = "series"\npath = {json.dumps(str(path))}\nwindow = 8\nhorizon = 4\n'
+                      'test_windows = 2\nseason = 25\n[model]\ntask = "forecaster"\n')
+    assert main(["train", str(config), "--out", str(out), *QUICK]) == 0
+    rows = read_csv(out / "forecast.csv")
+    assert len(rows) == 2 * 4 * 2 and {r["series"] for r in rows} == {"a", "b"}
+    assert [r["window"] for r in rows[::2]] == ["0"] * 4 + ["1"] * 4
+    newer = tmp_path / "newer.csv"
+    newer.write_text("day,a,b\n" + "".join(f"{i},{10 + np.sin(i / 4):.5f},{5 + np.cos(i / 5):.5f}\n" for i in range(30)))
+    assert main(["forecast", str(out / "model"), "--input", str(newer), "--horizon", "6",
+                 "--out", str(tmp_path / "f.csv")]) == 0
+    rows = read_csv(tmp_path / "f.csv")
+    assert len(rows) == 12 and rows[0]["time"] == "30"
+    assert (tmp_path / "f.png").is_file()
+    short = tmp_path / "short.csv"
+    short.write_text("day,a,b\n1,1,1\n2,2,2\n")
+    with pytest.raises(DataError, match=r"expected at least 8 points of history \(window 8\), got 2"):
+        forecast_from_model(out / "model", input=short)
+
+
+def test_forecast_refuses_a_classifier_folder(tmp_path):
+    fake = tmp_path / "model"
+    fake.mkdir()
+    with pytest.raises(ModelFolderError):
+        forecast_from_model(fake)
+
+
+def test_lstm_forecaster_fit_predict():
+    y = 10 + np.sin(np.arange(60) / 3)
+    est = LSTMForecaster(window=8, horizon=3, season=19, overrides=["train.epochs=2"]).fit(y)
+    assert est.predict().shape == (3,) and est.predict(7).shape == (7,)
+    assert est.baselines(5)["seasonal_naive"].shape == (5,)
+    two = LSTMForecaster(window=6, horizon=2, val_fraction=0.2, overrides=["train.epochs=1"]).fit(np.c_[y, -y])
+    assert two.predict(3).shape == (3, 2)
