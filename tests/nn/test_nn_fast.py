@@ -400,3 +400,34 @@ def test_stream_accepts_a_non_contiguous_input() -> None:
     x = torch.randn(3, 2).t()  # (2, 3), not contiguous
     stream = lstm.stream(batch_size=2)
     torch.testing.assert_close(stream.step(x), lstm(x.unsqueeze(0))[0][0], atol=TOL, rtol=TOL)
+
+
+def test_vanilla_auto_runs_variable_lengths_on_the_fast_kernel_and_matches_torch():
+    """PyTorch's CPU kernel runs packed batches ~10x slower; auto sends lengths to the fast kernel instead."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    if not fast.available():
+        pytest.skip("the fast kernel cannot be built here")
+    torch.manual_seed(0)
+    ours = LSTM(3, 8, num_layers=2, batch_first=True, bidirectional=True)
+    ref = torch.nn.LSTM(3, 8, num_layers=2, batch_first=True, bidirectional=True)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 9, 3, requires_grad=True)
+    lengths = torch.tensor([9, 4, 7, 1])
+    assert ours.backend == "fused" and ours._fast_for_lengths(x)
+    calls = []
+    original = fast.fast_lstm
+    try:
+        fast.fast_lstm = lambda *a, **k: calls.append(1) or original(*a, **k)
+        out, (h, c) = ours(x, lengths=lengths)
+    finally:
+        fast.fast_lstm = original
+    assert calls, "the fast kernel did not run"
+    packed, (h_ref, c_ref) = ref(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    out_ref, _ = pad_packed_sequence(packed, batch_first=True, total_length=9)
+    torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h, h_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c, c_ref, atol=1e-5, rtol=1e-5)
+    grad, = torch.autograd.grad(out.sum() + h.sum(), x)
+    grad_ref, = torch.autograd.grad(out_ref.sum() + h_ref.sum(), x)
+    torch.testing.assert_close(grad, grad_ref, atol=1e-5, rtol=1e-5)

@@ -639,7 +639,7 @@ class LSTM(nn.Module):
             if bool((lengths == seq_len).all()):
                 lengths = None  # every sequence is full: the plain path computes the same, faster
 
-        if self._fused and self._recorder is None:
+        if self._fused and self._recorder is None and not (lengths is not None and self._fast_for_lengths(input)):
             output, (h_n, c_n) = _fused.fused_lstm(
                 input, (h0, c0), self._flat_weights(), self.bias, self.num_layers, self.dropout,
                 self.training, self.bidirectional, self.batch_first, lengths,
@@ -662,7 +662,7 @@ class LSTM(nn.Module):
         batch_sizes = input.batch_sizes  # (L,) on the CPU, non-increasing
         batch_size = int(batch_sizes[0])
         h0, c0 = self._initial_state(hx, batch_size, True, input.data)
-        if self._fused and self._recorder is None:
+        if self._fused and self._recorder is None and not self._fast_for_lengths(input.data):
             return _fused.fused_lstm_packed(
                 input, (h0, c0), self._flat_weights(), self.bias, self.num_layers, self.dropout,
                 self.training, self.bidirectional,
@@ -679,6 +679,18 @@ class LSTM(nn.Module):
         packed = PackedSequence(data, batch_sizes, input.sorted_indices, input.unsorted_indices)
         return packed, hidden
 
+    def _fast_for_lengths(self, tensor: Tensor) -> bool:
+        """Whether a vanilla ``impl="auto"`` module should run variable lengths on the fast kernel.
+
+        PyTorch's CPU kernel handles packed batches without oneDNN, about 10x slower than a full batch
+        (measured: 225 ms against 27 ms for forward and backward of 50 sequences of 110..220 steps, H=32,
+        one thread); the fast kernel masks finished sequences at full-batch speed. On other devices the
+        fused kernel (cuDNN) stays.
+        """
+        return (self.impl == "auto" and tensor.device.type == "cpu"
+                and _fast.covers((self.gate_activation, self.cell_activation, self.hidden_activation))
+                and _fast.usable(tensor) and _fast.available())
+
     def _unfused(
         self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -686,7 +698,8 @@ class LSTM(nn.Module):
         the reference loop with its gates recorded while a recorder is attached."""
         if self._recorder is not None:
             return self._recorder.run(self, x, h0, c0, lengths)
-        run = _fast.fast_lstm if self._fast and _fast.usable(x) else _layer.reference_lstm
+        fast = self._fast or (self._fused and self._fast_for_lengths(x))
+        run = _fast.fast_lstm if fast and _fast.usable(x) else _layer.reference_lstm
         return run(x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, lengths, self.variants)
 
     def _check_input(self, input: Tensor, ranks: tuple[int, ...], packed: bool = False) -> None:
