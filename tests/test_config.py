@@ -91,3 +91,35 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00[")
     with pytest.raises(ConfigError, match=r"config file .*bin.toml: cannot be read"):
         load_config(bad)
+
+
+# Found by fuzzing (tests/fuzz): each of these escaped as another exception or a multi-line message.
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=1" + "0" * 400, r"config \[train\] lr: expected a positive float, got 10{400}$"),  # OverflowError
+        ("train.epochs=9223372036854775808", r"config \[train\] epochs: expected a positive integer, got 9223372036854775808"),
+        ("train.epochs=1e300", r"config \[train\] epochs: expected a positive integer, got 1e\+300"),
+        ("train.seed=4294967296", r"config \[train\] seed: expected an integer <= 4294967295, got 4294967296"),
+        ("train.num_threads=100000", r"config \[train\] num_threads: expected an integer <= 1024, got 100000"),
+        ("train.lr=" + "[" * 5000 + "]" * 5000, r"override 'train.lr': expected a TOML value, got one nested too deeply"),
+    ],
+)
+def test_fuzz_found_override_values_outside_what_the_run_can_use(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_fuzz_found_huge_integers_and_deep_nesting_in_a_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"config \[train\] lr: expected a positive float, got 1(0{30})$"):
+        load_config(write(tmp_path, "[train]\nlr = 1" + "0" * 30 + "\n"))  # was OverflowError
+    with pytest.raises(ConfigError, match=r"config file .*run.toml: not valid TOML \(arrays or tables nested too deeply\)"):
+        load_config(write(tmp_path, "[train]\nlr = " + "[{a=" * 2000 + "1" + "}]" * 2000 + "\n"))  # was RecursionError
+
+
+def test_fuzz_found_a_string_value_with_a_newline_is_escaped_in_the_message():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ['train.optimizer="a\\nb\\u2028c"'])
+    assert str(caught.value) == r'config [train] optimizer: expected one of "adam", "adamw", "sgd", got "a\nb\u2028c"'

@@ -43,6 +43,9 @@ __all__ = [
     "dump_config",
 ]
 
+# TOML integers are 64-bit (the spec asks parsers to reject others; tomllib accepts any size).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 Activation = Literal["sigmoid", "hard_sigmoid", "tanh", "relu", "elu", "softsign"]
 
 
@@ -195,10 +198,11 @@ class TrainConfig:
     """Early stopping: epochs without validation improvement before stopping; 0 turns it off."""
     monitor: Literal["auto", "val_loss", "val_accuracy", "val_mae", "val_rmse"] = "auto"
     """The validation metric that picks the best epoch; ``auto`` is val_accuracy for classifiers, else val_loss."""
-    seed: int = field(default=0, metadata={"min": 0})
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**32 - 1})
+    """Seeds Python, NumPy and PyTorch; NumPy and scikit-learn take at most 2**32 - 1."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int = field(default=0, metadata={"min": 0})
-    """CPU threads for PyTorch; 0 keeps PyTorch's default."""
+    num_threads: int = field(default=0, metadata={"min": 0, "max": 1024})
+    """CPU threads for PyTorch; 0 keeps PyTorch's default (a huge count aborts the OpenMP runtime)."""
     progress: bool = True
     """Show a progress bar with loss and accuracy."""
     checkpoint_every: int = field(default=0, metadata={"min": 0})
@@ -225,8 +229,8 @@ class Config:
 
 
 def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
+    if isinstance(value, str):  # quoted, with newlines and other unprintables escaped to keep one line
+        return '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in value) + '"'
     return repr(value)
 
 
@@ -270,10 +274,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             return value
         fail()
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        fail()  # beyond TOML's 64-bit integers (and too large for a float)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and _INT64_MIN <= value < 2.0**63:
             return int(value)
         fail()
     if tp is float:
@@ -297,7 +303,8 @@ def _check_range(value: Any, meta: typing.Mapping[str, Any], tp: Any, where: str
         expected = f"a non-negative {noun}" if lo == 0 else f"a {noun} >= {lo}"
         raise ConfigError(f"config {where}: expected {expected}, got {_describe(value)}")
     if hi is not None and value > hi:
-        raise ConfigError(f"config {where}: expected a {noun} <= {hi}, got {_describe(value)}")
+        raise ConfigError(f"config {where}: expected {'an' if tp is int else 'a'} {noun} <= {hi}, "
+                          f"got {_describe(value)}")
 
 
 def _build(cls: type, table: Any, where: str) -> Any:
@@ -360,6 +367,8 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word such as fashion-mnist is a string
+    except RecursionError:
+        raise ConfigError(f"override {key!r}: expected a TOML value, got one nested too deeply") from None
     return parts, value
 
 
@@ -393,6 +402,8 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
             table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"config file {path}: not valid TOML (arrays or tables nested too deeply)") from None
     return config_from_dict(apply_overrides(table, overrides))
 
 

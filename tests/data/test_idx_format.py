@@ -75,7 +75,7 @@ def test_wrong_magic_names_the_file_expected_and_got(tmp_path: Path) -> None:
         (b"\x00\x00", r"expected at least a 4-byte header, got 2 bytes"),
         (b"\x12\x34\x08\x01\x00\x00\x00\x01\x05", r"expected a magic number 0x0000TTDD .*got 0x12340801"),
         (_header(0x07, (1,)) + b"\x05", r"expected a type code in 0x08, .*0x0e, got 0x07"),
-        (b"\x00\x00\x08\x00", r"expected at least 1 dimension, got 0"),
+        (b"\x00\x00\x08\x00", r"expected 1 to 32 dimensions, got 0"),
         (b"\x00\x00\x08\x03\x00\x00\x00\x02", r"expected a 16-byte header for 3 dimensions, got 8 bytes"),
         (_header(0x08, (2, 3)) + bytes(5), r"expected 6 data bytes for uint8 of shape \(2, 3\), got 5 \(truncated\)"),
         (_header(0x0B, (2,)) + bytes(5), r"expected 4 data bytes for int16 of shape \(2,\), got 5 \(trailing"),
@@ -85,6 +85,33 @@ def test_malformed_files_are_rejected(tmp_path: Path, content: bytes, message: s
     path = tmp_path / "bad-idx"
     path.write_bytes(content)
     with pytest.raises(DataError, match=rf"^IDX file .*bad-idx: {message}"):
+        read_idx(path)
+
+
+# Found by fuzzing (tests/fuzz): sizes were multiplied in int64, so dimensions whose product passes
+# 2**63 wrapped (to 0 for four 65536s: the empty data then "matched" and reshape raised ValueError),
+# and more than NumPy's 64 dimensions raised ValueError too.
+
+
+@pytest.mark.parametrize(
+    ("dims", "message"),
+    [
+        ((65536,) * 4, r"expected 18446744073709551616 data bytes for uint8 of shape \(65536, 65536, 65536, 65536\), "
+                       r"got 0 \(truncated\)$"),
+        ((2**32 - 1,) * 3, r"expected 79228162458924105385300197375 data bytes for uint8 .* got 1 \(truncated\)$"),
+    ],
+)
+def test_dimensions_whose_product_overflows_int64(tmp_path: Path, dims: tuple[int, ...], message: str) -> None:
+    path = tmp_path / "huge-idx"
+    path.write_bytes(_header(0x08, dims) + bytes(0 if dims[0] == 65536 else 1))
+    with pytest.raises(DataError, match=rf"^IDX file .*huge-idx: {message}"):
+        read_idx(path)
+
+
+def test_more_dimensions_than_numpy_allows(tmp_path: Path) -> None:
+    path = tmp_path / "deep-idx"
+    path.write_bytes(_header(0x08, (1,) * 100) + b"\x01")
+    with pytest.raises(DataError, match=r"^IDX file .*deep-idx: expected 1 to 32 dimensions, got 100$"):
         read_idx(path)
 
 
@@ -116,5 +143,5 @@ def test_missing_file_and_folder_are_rejected(tmp_path: Path) -> None:
 def test_write_idx_rejects_unsupported_arrays(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"^write_idx .*labels: expected an array of dtype uint8, .*got int64$"):
         write_idx(tmp_path / "labels", np.array([1, 2], dtype=np.int64))
-    with pytest.raises(DataError, match=r"^write_idx .*scalar: expected an array with 1 to 255 dimensions, got 0$"):
+    with pytest.raises(DataError, match=r"^write_idx .*scalar: expected an array with 1 to 32 dimensions, got 0$"):
         write_idx(tmp_path / "scalar", np.uint8(3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +60,63 @@ def test_npy_unreadable_or_not_numeric(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"^input .*text\.npy: expected a NumPy \.npy file, got unreadable data"):
         read_inputs(tmp_path / "text.npy", L, F)
     np.save(tmp_path / "words.npy", np.array(["a", "b"]))
-    with pytest.raises(DataError, match=r"^input .*words\.npy: expected a numeric array, got dtype <U1$"):
+    with pytest.raises(DataError, match=r"^input .*words\.npy: expected an array of real numbers \(bool, int or float\), "
+                                        r"got dtype <U1$"):
         read_inputs(tmp_path / "words.npy", L, F)
+
+
+def _npy_with_header(header: bytes, data: bytes = b"") -> bytes:
+    """A .npy file (format 1.0) with any header text: what NumPy writes, or something it cannot parse."""
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + data
+
+
+# Found by fuzzing (tests/fuzz): np.load allocated what the header declared, and its header parser
+# raised TypeError, tokenize.TokenError or SyntaxError, all of which escaped as tracebacks.
+
+
+def test_npy_header_declaring_terabytes_is_rejected_without_allocating(tmp_path: Path) -> None:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }"
+    (tmp_path / "huge.npy").write_bytes(_npy_with_header(header.ljust(117) + b"\n", bytes(16)))
+    with pytest.raises(DataError, match=r"^input .*huge\.npy: expected 8000000000000 data bytes for float64 of "
+                                        r"shape \(1000000, 1000000\), got 16 \(truncated\)$"):
+        read_inputs(tmp_path / "huge.npy", L, F)  # was MemoryError (and 1.7 GiB allocated for smaller shapes)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (b"{'descr': '<f8', b'x': 1}\n", r"TypeError: '<' not supported between instances of 'bytes' and 'str'\)$"),
+        (b"{'descr': '''\n", r"TokenError: \('EOF in multi-line string'"),
+        (b"{'descr': '<f8', 'fortran_order': False, 'shape': (1,)*100, }\n", r"ValueError: malformed node"),
+        (b"{'descr': '<f8'\x0b}\n", r"ValueError: Cannot parse header: .*\\x0b"),  # \x0b escaped: one line
+    ],
+)
+def test_npy_malformed_headers_are_data_errors(tmp_path: Path, header: bytes, message: str) -> None:
+    (tmp_path / "bad.npy").write_bytes(_npy_with_header(header))
+    with pytest.raises(DataError, match=rf"^input .*bad\.npy: expected a NumPy \.npy file, got unreadable data \({message}") as caught:
+        read_inputs(tmp_path / "bad.npy", L, F)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(("array", "dtype"), [(np.zeros((1, 12), np.complex64), r"complex64"),
+                                              (np.zeros((1, 12), "m8[s]"), r"timedelta64\[s\]")])
+def test_npy_complex_and_timedelta_are_not_silently_cast(tmp_path: Path, array: np.ndarray, dtype: str) -> None:
+    np.save(tmp_path / "in.npy", array)  # complex used to lose its imaginary part with a ComplexWarning
+    with pytest.raises(DataError, match=rf"^input .*in\.npy: expected an array of real numbers \(bool, int or "
+                                        rf"float\), got dtype {dtype}$"):
+        read_inputs(tmp_path / "in.npy", L, F)
+
+
+def test_npy_negative_size_in_header(tmp_path: Path) -> None:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (-1, 12), }"
+    (tmp_path / "neg.npy").write_bytes(_npy_with_header(header + b"\n"))
+    with pytest.raises(DataError, match=r"^input .*neg\.npy: expected a shape of non-negative sizes, got \(-1, 12\)$"):
+        read_inputs(tmp_path / "neg.npy", L, F)
+
+
+def test_npy_fortran_order_and_big_endian_still_load(tmp_path: Path) -> None:
+    np.save(tmp_path / "f.npy", np.asfortranarray(_samples(2).astype(">f8")))
+    np.testing.assert_array_equal(read_inputs(tmp_path / "f.npy", L, F), _samples(2))
 
 
 # ------------------------------------------------------------------------------------------ CSV and stdin
@@ -103,6 +159,15 @@ def test_csv_with_nan_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_text(",".join(["1"] * (L * F - 1) + ["nan"]) + "\n")
     with pytest.raises(DataError, match=r"^input .*in\.csv contains 1 NaN/Inf values \(first at index \(0, 3, 2\)\)$"):
         read_inputs(tmp_path / "in.csv", L, F)
+
+
+def test_csv_number_beyond_float32_is_named_not_turned_into_inf(tmp_path: Path) -> None:
+    # Found by fuzzing: 3.5e38 is finite in float64 but overflowed to inf (with a RuntimeWarning) when
+    # cast to float32, and was then reported as a NaN/Inf value that the file does not hold.
+    (tmp_path / "big.csv").write_text(",".join(["1"] * (L * F - 1) + ["3.5e38"]) + "\n")
+    with pytest.raises(DataError, match=r"^input .*big\.csv: expected numbers within float32's range \(\+-3\.4e38\), "
+                                        r"got 3\.5e\+38 at index \(0, 3, 2\)$"):
+        read_inputs(tmp_path / "big.csv", L, F)
 
 
 def test_dash_reads_csv_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,6 +240,15 @@ def test_unreadable_image(tmp_path: Path) -> None:
     (tmp_path / "broken.png").write_bytes(b"not an image at all")
     with pytest.raises(DataError, match=r"^input .*broken\.png: expected a readable image, got UnidentifiedImageError"):
         read_inputs(tmp_path / "broken.png", 2, 2, image_shape=(2, 2))
+
+
+@pytest.mark.parametrize(("side", "error"), [(60000, "DecompressionBombError"), (10000, "DecompressionBombWarning")])
+def test_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path: Path, side: int, error: str) -> None:
+    # Found by fuzzing: DecompressionBombError escaped as a traceback, and an image just under twice
+    # PIL's limit was decoded (hundreds of MB) with only a warning.
+    (tmp_path / "bomb.pgm").write_bytes(f"P5\n{side} {side}\n255\n".encode() + bytes(10))
+    with pytest.raises(DataError, match=rf"^input .*bomb\.pgm: expected a readable image, got {error}: Image size "):
+        read_inputs(tmp_path / "bomb.pgm", L, F, image_shape=(L, F))
 
 
 # ------------------------------------------------------------------------------------------ paths

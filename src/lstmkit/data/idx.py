@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import http.client
 import logging
+import math
 import os
 import tempfile
 import urllib.error
@@ -51,6 +52,7 @@ _CODE_TO_DTYPE = {
 _KIND_TO_CODE = {(dtype.kind, dtype.itemsize): code for code, dtype in _CODE_TO_DTYPE.items()}
 _KNOWN_MAGIC = {0x0801: "uint8 labels", 0x0803: "uint8 images"}
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_NDIM = 32  # NumPy 1.x's limit (2.x allows 64); an IDX header may declare up to 255
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -142,15 +144,15 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
     if code not in _CODE_TO_DTYPE:
         codes = ", ".join(f"0x{c:02x}" for c in _CODE_TO_DTYPE)
         raise DataError(f"{what}: expected a type code in {codes}, got 0x{code:02x}")
-    if ndim == 0:
-        raise DataError(f"{what}: expected at least 1 dimension, got 0")
+    if not 1 <= ndim <= _MAX_NDIM:
+        raise DataError(f"{what}: expected 1 to {_MAX_NDIM} dimensions, got {ndim}")
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
         raise DataError(f"{what}: expected a {header_size}-byte header for {ndim} dimensions, "
                         f"got {len(content)} bytes (truncated)")
     dims = tuple(int.from_bytes(content[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = _CODE_TO_DTYPE[code]
-    expected_bytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected_bytes = math.prod(dims) * dtype.itemsize  # Python ints: 255 uint32 sizes overflow int64
     got_bytes = len(content) - header_size
     if got_bytes != expected_bytes:
         reason = "truncated" if got_bytes < expected_bytes else "trailing bytes"
@@ -193,8 +195,8 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     if code is None:
         raise DataError(f"write_idx {path}: expected an array of dtype uint8, int8, int16, int32, float32 "
                         f"or float64, got {array.dtype}")
-    if not 1 <= array.ndim <= 255:
-        raise DataError(f"write_idx {path}: expected an array with 1 to 255 dimensions, got {array.ndim}")
+    if not 1 <= array.ndim <= _MAX_NDIM:  # what read_idx reads back
+        raise DataError(f"write_idx {path}: expected an array with 1 to {_MAX_NDIM} dimensions, got {array.ndim}")
     if max(array.shape) >= 2**32:
         raise DataError(f"write_idx {path}: expected dimensions below 2**32, got shape {array.shape}")
     header = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)

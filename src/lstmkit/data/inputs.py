@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sys
+import tokenize
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm")
 TEXT_SUFFIXES = (".csv", ".txt")
+
+# What NumPy's .npy header parser raises on malformed bytes, besides ValueError and OSError: it
+# evaluates the header as a Python literal (and re-tokenises old ones) and sorts its keys.
+_NPY_HEADER_ERRORS = (EOFError, TypeError, SyntaxError, tokenize.TokenError, RecursionError, MemoryError)
 
 
 def read_inputs(
@@ -79,14 +87,38 @@ def read_inputs(
 
 
 def _read_npy(path: Path, name: str) -> np.ndarray:
+    """Like ``np.load``, but the header is checked against the file's size before any data is allocated."""
+    fmt = np.lib.format
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"input {name}: expected a NumPy .npy file, got unreadable data ({e})") from None
-    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number)
-                                                 or array.dtype == np.bool_):
-        raise DataError(f"input {name}: expected a numeric array, got dtype {getattr(array, 'dtype', '?')}")
-    return array
+        with path.open("rb") as f:
+            version = fmt.read_magic(f)
+            if version not in ((1, 0), (2, 0)):  # 3.0 is only for structured dtypes with non-Latin-1 names
+                raise DataError(f"input {name}: expected a .npy file of format version 1.0 or 2.0, "
+                                f"got {version[0]}.{version[1]}")
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(f)
+            if dtype.kind not in "biuf":  # not complex, dates, text or records
+                raise DataError(f"input {name}: expected an array of real numbers (bool, int or float), "
+                                f"got dtype {dtype}")
+            if any(d < 0 for d in shape):
+                raise DataError(f"input {name}: expected a shape of non-negative sizes, got {shape}")
+            count = math.prod(shape)
+            available = os.fstat(f.fileno()).st_size - f.tell()
+            if count * dtype.itemsize > available:
+                raise DataError(f"input {name}: expected {count * dtype.itemsize} data bytes for {dtype} of "
+                                f"shape {shape}, got {available} (truncated)")
+            array = np.fromfile(f, dtype=dtype, count=count)
+            return array.reshape(shape, order="F" if fortran_order else "C")
+    except DataError:  # a ValueError too: ours, already clear
+        raise
+    except (ValueError, OSError) + _NPY_HEADER_ERRORS as e:
+        raise DataError(f"input {name}: expected a NumPy .npy file, got unreadable data "
+                        f"({_one_line(f'{type(e).__name__}: {e}')})") from None
+
+
+def _one_line(text: str) -> str:
+    """``text`` with newlines and other unprintable characters escaped, for a one-line message."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _parse_text(text: str, name: str, count: int) -> np.ndarray:
@@ -131,11 +163,16 @@ def _read_image(path: Path, name: str, image_shape: tuple[int, int], pixel_max: 
 
     rows, cols = (int(v) for v in image_shape)
     try:
-        with Image.open(path) as image:
-            image.load()
-            gray = _to_gray(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"input {name}: expected a readable image, got {type(e).__name__}: {e}") from None
+        with warnings.catch_warnings():
+            # A header declaring more than Image.MAX_IMAGE_PIXELS is refused before it is decoded.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                gray = _to_gray(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise DataError(f"input {name}: expected a readable image, got "
+                        f"{_one_line(f'{type(e).__name__}: {e}')}") from None
     original_size = gray.size
     gray = gray.resize((cols, rows), Image.Resampling.BOX)  # PIL sizes are (width, height)
     pixels = np.asarray(gray, dtype=np.float32)  # (rows, cols), 0..255
@@ -178,6 +215,11 @@ def _finish(array: np.ndarray, name: str, L: int, F: int) -> np.ndarray:
                         f"(or flattened (N, {L * F}) or ({L * F},)), got {shape}")
     if out.shape[0] == 0:
         raise DataError(f"input {name}: expected at least one sample, got shape {shape}")
-    out = np.ascontiguousarray(out, dtype=np.float32)
     check_finite(out, f"input {name}")
-    return out
+    if out.dtype.kind == "f" and out.dtype.itemsize > 4:  # float64 can hold numbers float32 cannot
+        too_large = np.abs(out) > np.finfo(np.float32).max
+        if too_large.any():
+            first = tuple(int(i) for i in np.argwhere(too_large)[0])
+            raise DataError(f"input {name}: expected numbers within float32's range (+-3.4e38), got "
+                            f"{out[first]:g} at index {first}")
+    return np.ascontiguousarray(out, dtype=np.float32)
