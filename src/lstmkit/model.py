@@ -63,6 +63,10 @@ class KeepBest(Callback):
         self.best, self.best_epoch, self.weights = state["best"], state["best_epoch"], state["weights"]
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _dataset(data: DataLike, targets: str, what: str) -> ArrayDataset:
     if isinstance(data, ArrayDataset):
         return data
@@ -135,9 +139,33 @@ class Model:
                              else None)
         self.spec = InputSpec(input_size=features, num_outputs=outputs,
                               sequence_length=length if train.lengths is None else None, image_shape=image_shape)
-        torch.manual_seed(self.config.train.seed)
-        self.module = build_model(self.config.model, self.spec)
+        seed_everything(self.config.train.seed)  # the weights, and the training that follows, start here
+        try:
+            module = build_model(self.config.model, self.spec)
+        except RuntimeError as exc:  # e.g. weights too large to allocate
+            raise ConfigError(f"config [model]: the network cannot be built ({_first_line(exc)})") from None
+        self._probe(module, train)
+        self.module = module
         return self.module
+
+    def _probe(self, module: torch.nn.Module, train: ArrayDataset) -> None:
+        """Run the new network on two training samples, so that a config that cannot work on this data's
+        shape (pooling longer than the sequence, say) fails now, before any run folder is written."""
+        sample = train.subset(slice(0, 2))
+        x = torch.from_numpy(sample.x)
+        lengths = None if sample.lengths is None else torch.from_numpy(sample.lengths)
+        was_training = module.training
+        module.eval()
+        state = torch.get_rng_state()
+        try:
+            with torch.no_grad():
+                module(x) if lengths is None else module(x, lengths=lengths)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(f"config [model]: the network cannot run on inputs of shape (N, "
+                              f"{train.x.shape[1]}, {train.x.shape[2]}) ({_first_line(exc)})") from None
+        finally:
+            torch.set_rng_state(state)
+            module.train(was_training)
 
     def fit(self, train: DataLike, val: DataLike | None = None, callbacks: Iterable[Callback] = (),
             label_names: list[str] | None = None, image_shape: tuple[int, int] | None = None,
@@ -168,7 +196,6 @@ class Model:
         if tc.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        seed_everything(tc.seed)
         if self.module is None:
             self.build(train, label_names, image_shape)
         if not prepared:

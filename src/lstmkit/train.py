@@ -153,11 +153,14 @@ def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> R
     seed_everything(tc.seed)
     source, train, val = load_splits(config.data, tc.seed)
     config = apply_source_settings(config, source)
+    model = Model(config)
+    # Build (and try) the network before the run folder exists: a config that cannot work on this data
+    # fails with nothing written.
+    model.build(train, source.label_names, source.image_shape)
     if not resume and rank == 0:
         _prepare_run_dir(out_dir)
         dump_config(config, out_dir / "config.toml")
 
-    model = Model(config)
     model.fit(train, val, callbacks=_run_callbacks(config, out_dir, rank), label_names=source.label_names,
               image_shape=source.image_shape, resume=state)
     history = model.history

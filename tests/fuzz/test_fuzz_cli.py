@@ -109,11 +109,10 @@ def test_train_with_bad_mnist_files(workdir: Path, capsys: pytest.CaptureFixture
               workdir / "run", capsys)
 
 
-@pytest.mark.xfail(strict=True, reason="run_training creates the run folder before build_model checks the "
-                                       "[model] table against the data (train.py, being rewritten)")
 @pytest.mark.parametrize("overrides", [
-    ["--set=model.proj_size=8"],  # ConfigError from build_model: status 2, but checkpoints/ and config.toml left
-    ["--set=model.conv=conv1d", "--set=model.pool=1000"],  # RuntimeError from max_pool1d: a traceback
+    ["--set=model.proj_size=8"],  # ConfigError from build_model
+    ["--set=model.conv=conv1d", "--set=model.pool=1000"],  # the network cannot run on 8 steps
+    ["--set=model.hidden_size=100000000"],  # the weights cannot be allocated
 ])
 def test_train_with_a_config_that_fails_against_the_data(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                          overrides: list[str]) -> None:
