@@ -51,6 +51,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc > 1:
         import torch.multiprocessing as mp
 
+        if config.train.batch_size % args.nproc:  # checked here too, so no worker is started for nothing
+            raise LstmkitError(f"config [train] batch_size: expected a multiple of the {args.nproc} processes, "
+                               f"got {config.train.batch_size}")
+
         try:
             distributed.launch_local(args.nproc, _train_worker, config, out, resume)
         except mp.ProcessRaisedException as exc:
