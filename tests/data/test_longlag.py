@@ -75,6 +75,9 @@ def test_sources_take_length_and_samples_from_the_data_table():
         assert not source.train.x[i, :33 - lengths[i]].any()
     again = load_source("adding", config=DataConfig(name="adding", length=30, samples=64))
     np.testing.assert_array_equal(source.train.x, again.train.x)
+    scaled = load_source("adding", config=DataConfig(name="adding", length=30, samples=64, input_scale=5.0))
+    np.testing.assert_allclose(scaled.train.x, 5 * source.train.x)
+    np.testing.assert_array_equal(scaled.train.y, source.train.y)
     order = load_source("temporal-order-8", config=DataConfig(name="temporal-order-8", length=50, samples=16))
     assert order.label_names[0] == "XXX" and order.label_names[-1] == "YYY" and order.train.x.shape[2] == 8
     with pytest.raises(DataError, match=r"expected length T >= 20 .*got 10"):
