@@ -40,3 +40,16 @@ def test_each_ucr_recipe_runs_one_epoch(tmp_path, capsys, recipe):
     assert main(["train", str(CONFIGS / f"{recipe}.toml"), "--out", str(out), *QUICK]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and (out / "model" / "model.safetensors").is_file()
+
+
+def test_longlag_reports_the_embedded_reber_criterion(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["longlag", str(CONFIGS / "embedded_reber.toml"), "--samples", "32", "--out", str(out), *QUICK,
+            "--set", "train.report=false"]
+    assert main(argv) == 0
+    assert "embedded-reber next-symbols: " in capsys.readouterr().out
+    report = json.loads((out / "criterion.json").read_text())
+    assert report["task"] == "embedded-reber" and report["sequences"] == 256 and report["model"] == "next-symbols"
+    assert 0.0 <= report["step_accuracy"] <= 1.0 and not report["solved"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_step_accuracy"] <= 1.0

@@ -123,10 +123,14 @@ def _cmd_longlag(args: argparse.Namespace) -> int:
     report.update({"task": config.data.name, "length": config.data.length, "model": config.model.task,
                    "wall_seconds": round(seconds, 1), "epochs_run": result.metrics["epochs_run"]})
     (out / "criterion.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{config.data.name} T={config.data.length or 100} {config.model.task}: "
+    length = "" if config.data.name == "embedded-reber" else f" T={config.data.length or 100}"
+    print(f"{config.data.name}{length} {config.model.task}: "
           f"{'SOLVED' if report['solved'] else 'not solved'} by the 1997 criterion")
     print(f"  {report['criterion']}")
-    print(f"  wrong {report['wrong']} of {report['sequences']} test sequences, MSE {report['mse']:.4g}")
+    detail = (f"MSE {report['mse']:.4g}" if "mse" in report
+              else f"step accuracy {report['step_accuracy']:.4f}, penultimate symbol right in "
+                   f"{report['penultimate_correct']:.4f}")
+    print(f"  wrong {report['wrong']} of {report['sequences']} test sequences, {detail}")
     print(f"  {result.metrics['epochs_run']} epochs, {seconds:.0f} s; run folder: {out}")
     return 0
 

@@ -76,6 +76,9 @@ class DataConfig:
     most tokens kept per text (0: all), for ``char-lm`` the characters per training window (0: 64)."""
     samples: int = field(default=0, metadata={"min": 0})
     """Training samples of generated sources (0: the source's default)."""
+    input_scale: float = field(default=1.0, metadata=_positive())
+    """Generated long-lag sources: multiply every input by this (1: the 1997 paper's encoding). The targets
+    and criteria do not change; a larger scale acts like larger initial input weights."""
     test_path: str | None = None
     """Text sources: a separate test file in the format of ``path``; when absent, ``test_fraction`` of
     ``path`` is held out (a fixed seeded choice of texts or sentences; the end of the text for ``char-lm``)."""

@@ -7,9 +7,10 @@ import pytest
 
 from lstmkit.config import DataConfig
 from lstmkit.data import load_source
-from lstmkit.data.longlag import (SYMBOLS, TEST_SAMPLES, adding_criterion, adding_problem_1997,
-                                  multiplication_problem_1997, task_criterion, temporal_order_criterion,
-                                  temporal_order_problem)
+from lstmkit.data.longlag import (REBER_SYMBOLS, SYMBOLS, TEST_SAMPLES, adding_criterion, adding_problem_1997,
+                                  embedded_reber_criterion, embedded_reber_problem, embedded_reber_strings,
+                                  is_embedded_reber, multiplication_problem_1997, next_symbol_sets, task_criterion,
+                                  temporal_order_criterion, temporal_order_problem)
 from lstmkit.errors import DataError
 
 
@@ -74,6 +75,9 @@ def test_sources_take_length_and_samples_from_the_data_table():
         assert not source.train.x[i, :33 - lengths[i]].any()
     again = load_source("adding", config=DataConfig(name="adding", length=30, samples=64))
     np.testing.assert_array_equal(source.train.x, again.train.x)
+    scaled = load_source("adding", config=DataConfig(name="adding", length=30, samples=64, input_scale=5.0))
+    np.testing.assert_allclose(scaled.train.x, 5 * source.train.x)
+    np.testing.assert_array_equal(scaled.train.y, source.train.y)
     order = load_source("temporal-order-8", config=DataConfig(name="temporal-order-8", length=50, samples=16))
     assert order.label_names[0] == "XXX" and order.label_names[-1] == "YYY" and order.train.x.shape[2] == 8
     with pytest.raises(DataError, match=r"expected length T >= 20 .*got 10"):
@@ -107,3 +111,69 @@ def test_temporal_order_criterion_asks_every_output_within_0_3():
     assert task_criterion("temporal-order-8") is temporal_order_criterion
     with pytest.raises(DataError, match="expected a task among adding"):
         task_criterion("reber")
+
+
+def test_the_grammar_checker_knows_reber_strings():
+    for inner in ["BTSSXXTVVE", "BPVVE", "BTXXVPSE", "BPVPXVPXVPXVVE", "BTSXXVPSE"]:  # Reber strings
+        assert is_embedded_reber(f"BT{inner}TE") and is_embedded_reber(f"BP{inner}PE")
+        assert not is_embedded_reber(f"BT{inner}PE")  # the penultimate symbol must repeat the second
+    for inner in ["BTSSPXSE", "BPTVVB", "BTXXVVSE", "BPVSPSE", "BTSSSE"]:  # not Reber strings
+        assert not is_embedded_reber(f"BT{inner}TE")
+
+
+def test_embedded_reber_strings_are_grammatical_and_deterministic():
+    strings = embedded_reber_strings(2000, np.random.default_rng(0))
+    assert all(is_embedded_reber(s) for s in strings)
+    assert all(s[-2] == s[1] for s in strings) and {s[1] for s in strings} == {"T", "P"}
+    assert strings == embedded_reber_strings(2000, np.random.default_rng(0))
+    assert strings != embedded_reber_strings(2000, np.random.default_rng(1))
+    assert min(map(len, strings)) == 9  # B T BTXSE T E or B P BPVVE P E
+
+
+def test_next_symbol_targets_follow_the_grammar():
+    assert next_symbol_sets("BTBPVVETE") == ["TP", "B", "TP", "TV", "PV", "E", "T", "E"]
+    assert next_symbol_sets("BPBTSXSEPE") == ["TP", "B", "TP", "SX", "SX", "XS", "E", "P", "E"]
+    x, y, lengths, strings = embedded_reber_problem(300, np.random.default_rng(3), exclude={"BTBTXSETE"})
+    assert "BTBTXSETE" not in strings and x.shape[2] == len(REBER_SYMBOLS)
+    for i, string in enumerate(strings):
+        n = lengths[i]
+        assert n == len(string) - 1 and not x[i, n:].any() and not y[i, n:].any()
+        assert "".join(REBER_SYMBOLS[k] for k in x[i, :n].argmax(-1)) == string[:-1]
+        assert y[i, n - 2] == 1 << REBER_SYMBOLS.index(string[1])  # after the inner E: the second symbol
+    seen: dict[str, set[str]] = {}  # the next symbols that follow each prefix in many generated strings
+    for string in embedded_reber_strings(5000, np.random.default_rng(4)):
+        for t in range(1, len(string)):
+            seen.setdefault(string[:t], set()).add(string[t])
+    for i, string in enumerate(strings):
+        for t in range(lengths[i]):
+            allowed = {c for k, c in enumerate(REBER_SYMBOLS) if int(y[i, t]) >> k & 1}
+            assert string[t + 1] in allowed and seen.get(string[: t + 1], allowed) <= allowed
+            if t < 6:  # short prefixes are seen often enough to show every continuation
+                assert seen[string[: t + 1]] == allowed
+
+
+def test_embedded_reber_source_holds_unseen_test_strings():
+    source = load_source("embedded-reber", config=DataConfig(name="embedded-reber", samples=64))
+    assert len(source.train) == 64 and len(source.test) == 256 and source.train.targets == "values"
+    assert source.train.lengths is not None and source.train.x.shape[1:] == source.test.x.shape[1:]
+    def strings(ds):
+        return {"".join(REBER_SYMBOLS[k] for k in ds.x[i, :n].argmax(-1)) for i, n in enumerate(ds.lengths)}
+    assert not strings(source.train) & strings(source.test)
+
+
+def test_embedded_reber_criterion_on_hand_made_outputs():
+    _, y, _, _ = embedded_reber_problem(4, np.random.default_rng(0))
+    bits = (y.astype(np.int64)[..., None] >> np.arange(7)) & 1  # (N, L, 7)
+    perfect = np.where(bits == 1, 0.6, 0.1)
+    report = embedded_reber_criterion(perfect, y)
+    assert report["solved"] and report["wrong"] == 0 and report["step_accuracy"] == 1.0
+    assert report["penultimate_correct"] == 1.0
+    wrong = perfect.copy()
+    n = int((y[2] > 0).sum())
+    wrong[2, n - 2] = 0.3  # the long-lag step: both T and P at 0.3
+    report = embedded_reber_criterion(wrong, y)
+    assert not report["solved"] and report["wrong"] == 1 and report["penultimate_correct"] == 0.75
+    wrong[0, 0, :] = 0.5  # a tie between an allowed and a forbidden symbol is wrong too
+    assert embedded_reber_criterion(wrong, y)["wrong"] == 2
+    with pytest.raises(DataError, match="expected outputs of shape"):
+        embedded_reber_criterion(perfect[:, :, :6], y)

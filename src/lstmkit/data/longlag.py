@@ -31,6 +31,18 @@ is the temporal order (XX, XY, YX, YY; XXX ... YYY). "The sequence is classified
 absolute error of all output units is below 0.3"; training stopped once the average training error was
 below 0.1 and the 2000 most recent sequences were classified correctly.
 
+``embedded-reber`` (Experiment 1, next-symbol prediction). Strings of the embedded Reber grammar
+(Cleeremans, Servan-Schreiber & McClelland 1989): ``B``, then ``T`` or ``P``, an inner Reber string, the
+same ``T`` or ``P`` again, and ``E``, over the 7 symbols ``BTPSXVE`` (one-hot inputs). At each step the
+model predicts the set of symbols that may come next (7 sigmoid outputs, a multi-label target); the
+penultimate symbol repeats the second and needs the long lag. As in the paper, 256 training strings and 256
+test strings, the test strings unseen in training. The targets are stored per step as the bitmask
+``sum_k 2^k`` over the possible next symbols k (0 on padding), with ``lengths``. "A trial is considered
+successful if all string symbols of all sequences in both test set and training set are predicted
+correctly -- that is, if the output unit(s) corresponding to the possible next symbol(s) is(are) always
+the most active ones": a string is correct when, at every step, the k possible next symbols get the k
+highest outputs; ``embedded_reber_criterion`` calls the task solved when every test string is correct.
+
 The criteria (``adding_criterion``, ``temporal_order_criterion``) apply the paper's stopping rule to the
 test split, in order: the task counts as **solved** when the average error is below the paper's bound
 and the 2000 most recent (last) test sequences are all processed correctly. The report also gives the
@@ -47,6 +59,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,6 +70,12 @@ from lstmkit.errors import DataError
 
 __all__ = [
     "TASKS",
+    "REBER_SYMBOLS",
+    "embedded_reber_strings",
+    "embedded_reber_problem",
+    "is_embedded_reber",
+    "next_symbol_sets",
+    "embedded_reber_criterion",
     "adding_problem_1997",
     "multiplication_problem_1997",
     "temporal_order_problem",
@@ -82,6 +101,15 @@ CLASSIFICATION_THRESHOLD = 0.3
 CLASSIFICATION_AVERAGE_ERROR = 0.1
 
 SYMBOLS = ["a", "b", "c", "d", "X", "Y", "E", "B"]
+
+REBER_SYMBOLS = "BTPSXVE"
+REBER_SAMPLES = 256
+"""The paper's training and test set sizes for the embedded Reber grammar."""
+_REBER = {0: (("T", 1), ("P", 2)), 1: (("S", 1), ("X", 3)), 2: (("T", 2), ("V", 4)),
+          3: (("X", 2), ("S", 5)), 4: (("P", 3), ("V", 5)), 5: (("E", None),)}
+"""The Reber automaton after its ``B``: state -> (symbol, next state) choices, taken with equal chance."""
+_REBER_STRING = "B(?:TS*X(?:XT*VP)*(?:S|XT*VV)|PT*V(?:PXT*V)*(?:V|PS))E"
+_EMBEDDED_REBER = re.compile(f"B([TP]){_REBER_STRING}\\1E")
 
 
 def _lengths(n: int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -162,6 +190,60 @@ def temporal_order_problem(n: int, length: int, relevant: int, rng: np.random.Ge
     return x, y.astype(np.int64), lengths
 
 
+def _reber_string(rng: np.random.Generator) -> str:
+    symbols, state = ["B"], 0
+    while state is not None:
+        symbol, state = _REBER[state][int(rng.integers(len(_REBER[state])))]
+        symbols.append(symbol)
+    return "".join(symbols)
+
+
+def embedded_reber_strings(n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` embedded Reber strings: ``B``, ``T`` or ``P``, an inner Reber string, the same ``T``/``P``, ``E``."""
+    strings = []
+    for _ in range(n):
+        outer = "TP"[int(rng.integers(2))]
+        strings.append(f"B{outer}{_reber_string(rng)}{outer}E")
+    return strings
+
+
+def is_embedded_reber(string: str) -> bool:
+    """Whether ``string`` belongs to the embedded Reber grammar (a regular expression of the grammar's graph)."""
+    return _EMBEDDED_REBER.fullmatch(string) is not None
+
+
+def next_symbol_sets(string: str) -> list[str]:
+    """For each prefix ``string[: t + 1]`` (t < len - 1), the symbols the embedded grammar allows next."""
+    if not is_embedded_reber(string):
+        raise DataError(f"next_symbol_sets: expected an embedded Reber string, got {string!r}")
+    sets, state = ["TP", "B"], 0  # after the outer B; after the outer T/P
+    for symbol in string[3:-2]:  # the inner string after its B, up to its E
+        state = dict(_REBER[state])[symbol]
+        sets.append("".join(s for s, _ in _REBER[state]) if state is not None else string[1])
+    sets.insert(2, "TP")  # after the inner B
+    return sets + ["E"]  # after the second outer T/P
+
+
+def embedded_reber_problem(n: int, rng: np.random.Generator, exclude: set[str] | frozenset[str] = frozenset()
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``n`` embedded Reber strings, none of them in ``exclude``, as a next-symbol task.
+
+    Returns ``x`` (n, L_max, 7) one-hot over ``REBER_SYMBOLS`` for every symbol but the last, zero-padded;
+    ``y`` (n, L_max) float32, at step t the bitmask ``sum 2^k`` of the symbols k that may follow the first
+    t + 1 symbols (0 on padding); ``lengths`` (n,) = string length - 1; and the strings.
+    """
+    strings: list[str] = []
+    while len(strings) < n:
+        strings += [s for s in embedded_reber_strings(n - len(strings), rng) if s not in exclude]
+    lengths = np.array([len(s) - 1 for s in strings], dtype=np.int64)
+    x = np.zeros((n, int(lengths.max()), len(REBER_SYMBOLS)), dtype=np.float32)
+    y = np.zeros((n, int(lengths.max())), dtype=np.float32)
+    for i, string in enumerate(strings):
+        x[i, np.arange(lengths[i]), [REBER_SYMBOLS.index(c) for c in string[:-1]]] = 1.0
+        y[i, : lengths[i]] = [sum(1 << REBER_SYMBOLS.index(c) for c in allowed) for allowed in next_symbol_sets(string)]
+    return x, y, lengths, strings
+
+
 # --------------------------------------------------------------------------------------------------------
 # Criteria
 
@@ -225,6 +307,46 @@ def temporal_order_criterion(probabilities: np.ndarray, targets: np.ndarray) -> 
     }
 
 
+def _bits(masks: np.ndarray, width: int) -> np.ndarray:
+    """Bitmasks ``(...)`` to 0/1 arrays ``(..., width)``, bit k in column k."""
+    return (np.asarray(masks).astype(np.int64)[..., None] >> np.arange(width)) & 1
+
+
+def embedded_reber_criterion(outputs: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+    """The paper's criterion for the embedded Reber grammar, on per-step outputs ``(N, L, 7)``.
+
+    ``targets`` (N, L) holds each step's bitmask of possible next symbols (0: padding). A step is correct
+    when its k possible next symbols get the k highest outputs, a string when all its steps are; the task
+    is solved when every string is correct. Also reported: the fraction of strings whose penultimate
+    symbol (the second repeated, the long lag) is predicted (its unit is the most active one).
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    targets = np.asarray(targets).astype(np.int64)
+    if outputs.shape != targets.shape + (len(REBER_SYMBOLS),):
+        raise DataError(f"embedded_reber_criterion: expected outputs of shape {targets.shape + (len(REBER_SYMBOLS),)}"
+                        f", got {outputs.shape}")
+    allowed = _bits(targets, outputs.shape[2]).astype(bool)  # (N, L, K)
+    real = targets > 0  # (N, L)
+    lowest_allowed = np.where(allowed, outputs, np.inf).min(-1)
+    highest_other = np.where(allowed, -np.inf, outputs).max(-1)
+    step_correct = (lowest_allowed > highest_other) | ~real
+    correct = step_correct.all(axis=1)
+    lengths = real.sum(axis=1)
+    rows = np.arange(len(targets))
+    last = np.maximum(lengths - 2, 0)  # the step whose next symbol is the second T/P
+    lag_correct = step_correct[rows, last]
+    return {
+        "criterion": "at every step the possible next symbols get the most active outputs; solved: every test "
+                     "string correct (Hochreiter & Schmidhuber 1997, Exp. 1)",
+        "sequences": int(len(correct)),
+        "wrong": int((~correct).sum()),
+        "fraction_correct": float(correct.mean()),
+        "step_accuracy": float(step_correct[real].mean()),
+        "penultimate_correct": float(lag_correct.mean()),
+        "solved": bool(correct.all()),
+    }
+
+
 TASKS: dict[str, dict[str, Any]] = {
     "adding": {"targets": "values", "criterion": adding_criterion},
     "multiplication": {"targets": "values", "criterion": adding_criterion},
@@ -232,6 +354,7 @@ TASKS: dict[str, dict[str, Any]] = {
                          "labels": ["XX", "XY", "YX", "YY"]},
     "temporal-order-8": {"targets": "classes", "criterion": temporal_order_criterion,
                          "labels": ["".join(p) for p in itertools.product("XY", repeat=3)]},
+    "embedded-reber": {"targets": "values", "criterion": embedded_reber_criterion},
 }
 """Each generated task: its target kind, its criterion and (classification) its class names."""
 
@@ -248,6 +371,8 @@ def evaluate_criterion(name: str, model: Any, data: ArrayDataset) -> dict[str, A
     criterion = task_criterion(name)
     if TASKS[name]["targets"] == "classes":
         return criterion(model.predict_proba(data), data.y)
+    if name == "embedded-reber":
+        return criterion(model.predict(data), data.y)  # (N, L, 7) probabilities of the next symbols
     return criterion(model.predict(data), data.y)
 
 
@@ -273,8 +398,9 @@ def _generated(name: str, config: Any, make: Callable[[int, int, np.random.Gener
         splits.append((x, y, lengths))
     total = max(x.shape[1] for x, _, _ in splits)
     datasets = []
+    scale = getattr(config, "input_scale", 1.0)
     for x, y, lengths in splits:
-        datasets.append(ArrayDataset(_align_ends(x, lengths, total), y, None, task["targets"]))
+        datasets.append(ArrayDataset(_align_ends(x, lengths, total) * np.float32(scale), y, None, task["targets"]))
     return SourceData(train=datasets[0], test=datasets[1], label_names=list(task.get("labels", [])),
                       image_shape=None, pixel_max=None, name=name)
 
@@ -310,3 +436,19 @@ def load_temporal_order_8(data_dir: Path | None, download: bool, config: Any) ->
     """Temporal order with three relevant symbols (Experiment 6b): x (N, L, 8) one-hot, 8 classes."""
     _ignore_data_dir("temporal-order-8", data_dir)
     return _generated("temporal-order-8", config, lambda n, t, rng: temporal_order_problem(n, t, 3, rng))
+
+
+@register_source("embedded-reber", configurable=True)
+def load_embedded_reber(data_dir: Path | None, download: bool, config: Any) -> SourceData:
+    """The embedded Reber grammar (Experiment 1): x (N, L, 7) one-hot, y (N, L) next-symbol bitmasks, lengths.
+
+    ``[data] samples`` training strings (default 256, the paper's); 256 test strings, none seen in training.
+    """
+    _ignore_data_dir("embedded-reber", data_dir)
+    x, y, lengths, strings = embedded_reber_problem(config.samples or REBER_SAMPLES, np.random.default_rng(TRAIN_SEED))
+    tx, ty, tlengths, _ = embedded_reber_problem(REBER_SAMPLES, np.random.default_rng(TEST_SEED), set(strings))
+    total = max(x.shape[1], tx.shape[1])
+    pad = lambda a: np.pad(a, [(0, 0), (0, total - a.shape[1])] + [(0, 0)] * (a.ndim - 2))  # noqa: E731
+    return SourceData(train=ArrayDataset(pad(x), pad(y), lengths, "values"),
+                      test=ArrayDataset(pad(tx), pad(ty), tlengths, "values"),
+                      label_names=[], image_shape=None, pixel_max=None, name="embedded-reber")
