@@ -62,7 +62,8 @@ EXCLUDED_KEYS = {
              "text_column", "label_column", "tokenizer", "lowercase", "max_vocab", "min_freq",
              # forecasting sources' keys (LSTMForecaster in lstmkit.forecasting takes those)
              "window", "horizon", "test_windows", "season", "log", "difference", "series", "time_column",
-             "format", "id_column", "value_column"},
+             "format", "id_column", "value_column",
+             "input_scale"},  # generated long-lag sources only
     "model": {"task", "vocab_size", "embedding_size", "embedding_dropout"},  # the class decides the task; no text
     "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
 }
