@@ -86,7 +86,8 @@ def test_frames_train_reports_the_baseline_beside_the_model(tmp_path, capsys):
     assert main(["train", str(CONFIGS / "moving_digits.toml"), "--out", str(out), "--set", "train.epochs=1",
                  "--set", "data.samples=8", "--set", "data.val_samples=4", "--set", "data.test_samples=4",
                  "--set", "data.frame_size=32", "--set", "data.digit_size=12", "--set", "data.input_frames=3",
-                 "--set", "data.output_frames=2", "--set", "model.hidden_channels=[4]", "--set", "train.batch_size=4"]) == 0
+                 "--set", "data.output_frames=2", "--set", "model.hidden_channels=[4]",
+                 "--set", "train.batch_size=4"]) == 0
     printed = capsys.readouterr().out
     assert "copy-last-frame baseline" in printed
     metrics = json.loads((out / "metrics.json").read_text())

@@ -132,7 +132,8 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window: int = 11, sigma:
     ``x`` and ``y``: tensors of the same shape (..., H, W), H and W at least ``window``.
     """
     if x.shape != y.shape or x.dim() < 2:
-        raise ValueError(f"ssim: expected two tensors of one shape (..., H, W), got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"ssim: expected two tensors of one shape (..., H, W), "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
     batch_shape = x.shape[:-2]
     x = x.reshape(-1, 1, *x.shape[-2:]).double()
     y = y.reshape(-1, 1, *y.shape[-2:]).double()

@@ -269,7 +269,8 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
     train_pairs, val_pairs, test_pairs = make_pairs(config.data, tc.seed)
     source_vocab = Vocabulary.build((s for s, _ in train_pairs), config.data.tokens)
     target_vocab = Vocabulary.build((t for _, t in train_pairs), config.data.tokens)
-    train, val, test = (EncodedPairs.encode(p, source_vocab, target_vocab) for p in (train_pairs, val_pairs, test_pairs))
+    train, val, test = (EncodedPairs.encode(pairs, source_vocab, target_vocab)
+                        for pairs in (train_pairs, val_pairs, test_pairs))
     max_length = mc.max_output_length or max(len(t) for t in train.targets) + 5
     log.info("%s: %d train, %d val, %d test pairs; vocabularies %d and %d tokens", config.data.name,
              len(train_pairs), len(val_pairs), len(test_pairs), len(source_vocab), len(target_vocab))

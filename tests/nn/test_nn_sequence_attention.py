@@ -16,7 +16,8 @@ def reference_scores(attend: SequenceAttention, query: torch.Tensor, keys: torch
         for s in range(keys.shape[1]):
             q, k = query[n], keys[n, s]
             if attend.score == "additive":
-                scores[n, s] = attend.weight_score @ torch.tanh(attend.weight_query @ q + attend.weight_key @ k + attend.bias)
+                hidden = torch.tanh(attend.weight_query @ q + attend.weight_key @ k + attend.bias)
+                scores[n, s] = attend.weight_score @ hidden
             elif attend.score == "general":
                 scores[n, s] = q @ attend.weight @ k
             else:
