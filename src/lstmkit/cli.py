@@ -29,9 +29,13 @@ def _train_worker(config: object, out: Path, resume: bool) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from lstmkit import distributed
     from lstmkit.config import load_config
+    from lstmkit.task_runs import TASK_MODULES, recipe_task
     from lstmkit.train import run_training
 
     overrides = list(args.set or [])
+    task = recipe_task(args.resume / "config.toml" if args.resume else args.config)
+    if task in TASK_MODULES:
+        return _train_task(task, args, overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
     if args.resume:
@@ -76,6 +80,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"train_seconds {metrics['train_seconds']:.1f} ({metrics['epochs_run']} epochs)")
     print(f"run folder: {out}")
     print(f"model folder: {out / 'model'}")
+    return 0
+
+
+def _train_task(task: str, args: argparse.Namespace, overrides: list[str]) -> int:
+    """Recipes whose task trains in its own module (``lstmkit.task_runs``): seq2seq, frames."""
+    from lstmkit.task_runs import task_module
+
+    if args.resume or args.nproc > 1 or args.data_dir:
+        raise LstmkitError(f"train: a [model] task = \"{task}\" recipe supports neither --resume, --nproc nor "
+                           "--data-dir; start a new run")
+    module = task_module(task)
+    config = module.load_config(args.config, overrides)
+    out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    metrics = module.run(config, out)
+    print((out / "evaluation.txt").read_text(encoding="utf-8"), end="")
+    print()
+    print(module.summary(metrics))
+    print(f"run folder: {out}")
+    print(f"model folder: {out / 'model'}")
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from lstmkit.seq2seq import Translator
+
+    if args.beam < 1:
+        raise LstmkitError(f"translate --beam: expected an integer >= 1, got {args.beam}")
+    translator = Translator.load(args.model)
+    for text in args.texts:
+        result = translator.translate(text, beam=args.beam)
+        print(result.text if len(args.texts) == 1 else f"{text}\t{result.text}")
+        if args.attention:
+            print(result.attention_table())
     return 0
 
 
@@ -358,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="run folder (default: runs/CONFIG-TIMESTAMP)")
     train.add_argument("--data-dir", type=Path, help="folder with the dataset's files (sets data.data_dir)")
     train.set_defaults(func=_cmd_train)
+
+    translate = sub.add_parser("translate", help="decode text with a seq2seq model folder")
+    translate.add_argument("model", type=Path, help="seq2seq model folder, e.g. runs/dates/model")
+    translate.add_argument("texts", nargs="+", metavar="TEXT", help="input text(s), e.g. \"3 March 2021\"")
+    translate.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy decoding)")
+    translate.add_argument("--attention", action="store_true",
+                           help="also print the attention (percent) of each output token over the source tokens")
+    translate.set_defaults(func=_cmd_translate)
 
     tune = sub.add_parser("tune", help="search hyperparameters with Optuna and write the best recipe")
     tune.add_argument("config", help="base TOML config")

@@ -7,13 +7,13 @@ clipping, residual stacking, merge modes), a ``lengths`` argument, and ``step`` 
 ``lstmkit.nn.fast`` (compiled on first use) for the variants. ``lstm_cell`` is the reference time step every
 path is tested against; ``ACTIVATIONS`` is the registry of activation
 names. ``from_torch``, ``to_torch``, ``from_keras_weights`` and ``to_keras_weights`` convert to and from
-PyTorch's and Keras' LSTMs. Beside it: ``AttentionPooling`` (Att-BLSTM), ``ConvLSTM`` for frame sequences
-and ``sLSTM`` from xLSTM. ``record_gates`` records every gate and state of the LSTMs in a model while a
-block runs (``lstmkit.nn.record``).
+PyTorch's and Keras' LSTMs. Beside it: ``AttentionPooling`` (Att-BLSTM), ``SequenceAttention`` (Bahdanau's and
+Luong's encoder-decoder attention), ``ConvLSTM`` for frame sequences and ``sLSTM`` from xLSTM.
+``record_gates`` records every gate and state of the LSTMs in a model while a block runs (``lstmkit.nn.record``).
 """
 
 from .activations import ACTIVATIONS, get_activation
-from .attention import AttentionPooling
+from .attention import AttentionPooling, SequenceAttention
 from .cell import CellActivations, lstm_cell
 from .convert import KerasWeights, from_keras_weights, from_torch, to_keras_weights, to_torch
 from .convlstm import ConvLSTM, ConvLSTMCell
@@ -34,6 +34,7 @@ __all__ = [
     "LSTMStream",
     "Recording",
     "SLSTMState",
+    "SequenceAttention",
     "from_keras_weights",
     "from_torch",
     "get_activation",

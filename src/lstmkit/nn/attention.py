@@ -1,4 +1,5 @@
-r"""Attention pooling: a learned weighted average of an RNN's outputs over time, padding excluded."""
+r"""Attention over time, padding excluded: pooling a sequence into one vector (``AttentionPooling``) and a
+decoder's query over encoder outputs (``SequenceAttention``: additive, dot or general scores)."""
 
 from __future__ import annotations
 
@@ -219,3 +220,141 @@ def _check_int(name: str, value: object, none_allowed: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         expected = "None or an integer >= 1" if none_allowed else "an integer >= 1"
         raise ValueError(f"AttentionPooling: {name}: expected {expected}, got {value!r}")
+
+
+class SequenceAttention(nn.Module):
+    r"""Attention of one query per sequence over a sequence of keys (the encoder-decoder attention).
+
+    For a decoder state :math:`q` (the query) and encoder outputs :math:`k_1, \dots, k_S` (the keys, also
+    the values), it computes scores :math:`e_s`, weights :math:`\alpha = \operatorname{softmax}(e)` over the
+    real source steps and the context :math:`c = \sum_s \alpha_s k_s`. The score is chosen by ``score``:
+
+    .. math::
+        \begin{array}{ll}
+            e_s = v^\top \tanh(W_q q + W_k k_s + b) & \text{additive (Bahdanau et al., 2015)} \\
+            e_s = q^\top k_s & \text{dot (Luong et al., 2015; needs } H_q = H_k) \\
+            e_s = q^\top W k_s & \text{general (Luong et al., 2015)}
+        \end{array}
+
+    Source steps outside a sequence (``mask`` False) get a score of :math:`-\infty`, so their weight is
+    exactly 0, and their keys are zeroed first, so their values change neither outputs nor gradients.
+
+    Args:
+        query_size: the number of features H_q of the query.
+        key_size: the number of features H_k of each key.
+        score: ``"additive"``, ``"dot"`` or ``"general"``. Default: ``"additive"``
+        attention_size: the size A of the hidden layer of the additive score (default: ``query_size``).
+        device, dtype: where and of what type the parameters are made.
+
+    Inputs: query, keys, mask, projected
+        * **query**: tensor of shape (N, H_q).
+        * **keys**: tensor of shape (N, S, H_k).
+        * **mask**: optional bool tensor of shape (N, S), ``True`` at real source steps (at least one each).
+        * **projected**: optional output of :meth:`project_keys` for these keys, to compute the key half of
+          the score once per sequence instead of once per decoder step.
+
+    Outputs: context, weights
+        * **context**: tensor of shape (N, H_k).
+        * **weights**: tensor of shape (N, S), summing to 1 over each sequence's real steps.
+
+    Attributes:
+        weight_query (A, H_q), weight_key (A, H_k), bias (A,), weight_score (A,): the additive score's
+        parameters; weight (H_q, H_k): the general score's. The dot score has none.
+
+    Initialisation:
+        Like ``torch.nn.Linear``: :math:`\mathcal{U}(-1/\sqrt{k}, 1/\sqrt{k})` with :math:`k` the size of the
+        vector each parameter multiplies.
+
+    Examples::
+
+        >>> import torch
+        >>> from lstmkit.nn.attention import SequenceAttention
+        >>> attend = SequenceAttention(16, 32, score="general")
+        >>> keys = torch.randn(3, 7, 32)  # (N, S, H_k)
+        >>> mask = torch.arange(7) < torch.tensor([[7], [4], [2]])  # (N, S)
+        >>> context, weights = attend(torch.randn(3, 16), keys, mask)
+        >>> context.shape, bool((weights[2, 2:] == 0).all())
+        (torch.Size([3, 32]), True)
+    """
+
+    SCORES = ("additive", "dot", "general")
+
+    def __init__(self, query_size: int, key_size: int, score: str = "additive", attention_size: int | None = None,
+                 *, device=None, dtype=None) -> None:
+        super().__init__()
+        owner = "SequenceAttention"
+        for name, value in (("query_size", query_size), ("key_size", key_size)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{owner}: {name}: expected an integer >= 1, got {value!r}")
+        if score not in self.SCORES:
+            raise ValueError(f"{owner}: score: expected one of {', '.join(self.SCORES)}, got {score!r}")
+        if score == "dot" and query_size != key_size:
+            raise ValueError(f"{owner}: the dot score needs query_size == key_size, got {query_size} and {key_size}; "
+                             'use score="general"')
+        self.query_size, self.key_size, self.score = query_size, key_size, score
+        factory = {"device": device, "dtype": dtype}
+        if score == "additive":
+            size = attention_size or query_size
+            self.attention_size = size
+            self.weight_query = nn.Parameter(torch.empty(size, query_size, **factory))
+            self.weight_key = nn.Parameter(torch.empty(size, key_size, **factory))
+            self.bias = nn.Parameter(torch.empty(size, **factory))
+            self.weight_score = nn.Parameter(torch.empty(size, **factory))
+        elif score == "general":
+            self.weight = nn.Parameter(torch.empty(query_size, key_size, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise every parameter as ``torch.nn.Linear`` would (see the class docstring)."""
+        with torch.no_grad():
+            if self.score == "additive":
+                nn.init.uniform_(self.weight_query, -1 / math.sqrt(self.query_size), 1 / math.sqrt(self.query_size))
+                bound = 1 / math.sqrt(self.key_size)
+                nn.init.uniform_(self.weight_key, -bound, bound)
+                nn.init.uniform_(self.bias, -bound, bound)
+                size = 1 / math.sqrt(self.attention_size)
+                nn.init.uniform_(self.weight_score, -size, size)
+            elif self.score == "general":
+                bound = 1 / math.sqrt(self.key_size)
+                nn.init.uniform_(self.weight, -bound, bound)
+
+    def project_keys(self, keys: Tensor) -> Tensor | None:
+        """The part of the score that depends only on the keys: (N, S, A) for additive, (N, S, H_q) for
+        general, ``None`` for dot."""
+        if self.score == "additive":
+            return F.linear(keys, self.weight_key, self.bias)  # (N, S, A)
+        if self.score == "general":
+            return F.linear(keys, self.weight)  # (N, S, H_q)
+        return None
+
+    def forward(self, query: Tensor, keys: Tensor, mask: Tensor | None = None,
+                projected: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Attend; see the class docstring for the shapes of inputs and outputs."""
+        if query.dim() != 2 or query.size(1) != self.query_size:
+            raise ShapeError(f"SequenceAttention: expected query of shape (N, {self.query_size}), "
+                             f"got {tuple(query.shape)}")
+        if keys.dim() != 3 or keys.size(2) != self.key_size or keys.size(0) != query.size(0):
+            raise ShapeError(f"SequenceAttention: expected keys of shape ({query.size(0)}, S, {self.key_size}), "
+                             f"got {tuple(keys.shape)}")
+        if mask is not None:
+            if mask.dtype != torch.bool or tuple(mask.shape) != tuple(keys.shape[:2]):
+                raise ShapeError(f"SequenceAttention: expected a bool mask of shape {tuple(keys.shape[:2])} (N, S), "
+                                 f"got {mask.dtype} {tuple(mask.shape)}")
+            keys = torch.where(mask.unsqueeze(2), keys, 0.0)  # padding cannot reach the gradients
+        if projected is None:
+            projected = self.project_keys(keys)
+        if self.score == "additive":
+            hidden = torch.tanh(projected + F.linear(query, self.weight_query).unsqueeze(1))  # (N, S, A)
+            scores = hidden @ self.weight_score  # (N, S)
+        elif self.score == "general":
+            scores = torch.bmm(projected, query.unsqueeze(2)).squeeze(2)  # (N, S)
+        else:
+            scores = torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # (N, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1)  # (N, S)
+        context = torch.bmm(weights.unsqueeze(1), keys).squeeze(1)  # (N, H_k)
+        return context, weights
+
+    def extra_repr(self) -> str:
+        return f"{self.query_size}, {self.key_size}, score={self.score!r}"

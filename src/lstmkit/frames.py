@@ -1,0 +1,283 @@
+"""Frame sequences: train a ConvLSTM encoder-forecaster on Moving digits and judge it against copy-last-frame.
+
+``run(config, out_dir)`` is what ``lstmkit train configs/moving_digits.toml`` runs for
+``[model] task = "frames"``. Every epoch draws ``data.samples`` fresh training sequences from the
+seeded generator (``lstmkit.data.moving_digits``, training digit images); validation and test sequences
+are fixed, drawn from the digit source's held-out test images. The model sees ``input_frames`` frames and
+predicts the next ``output_frames``; the loss is per-pixel binary cross-entropy (Shi et al.) or MSE.
+
+Reported on the test sequences, always beside the copy-last-frame baseline (the last input frame
+repeated ``output_frames`` times):
+
+- ``test_mse`` / ``baseline_mse``: mean squared error per pixel, frames in 0..1;
+- ``test_ssim`` / ``baseline_ssim``: mean structural similarity (``ssim``) over predicted frames.
+
+The run folder holds ``config.toml``, ``metrics.csv``, ``metrics.json``, ``evaluation.txt``,
+``frames.png`` (input, predicted and true frames of a few test sequences), ``checkpoints/best.pt`` and
+``model/`` (``model.safetensors``, ``config.toml``, ``meta.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+from torch.nn import functional as F
+
+import lstmkit
+from lstmkit.callbacks import save_checkpoint
+from lstmkit.config import TrainConfig
+from lstmkit.data.moving_digits import digit_images, moving_digits
+from lstmkit.errors import ConfigError
+from lstmkit.model_folder import atomic_write_bytes
+from lstmkit.models.frame_forecaster import ConvLSTMForecaster
+from lstmkit.task_runs import EpochLog, dump_task_config, load_task_config, start_run_dir, write_json
+from lstmkit.trainer import make_optimizer, make_scheduler, resolve_device, seed_everything
+
+__all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
+           "copy_last_frame", "frame_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FramesDataConfig:
+    """``[data]`` of a frames recipe: the Moving-digits generator."""
+
+    source: Literal["digits", "mnist", "fashion-mnist"] = "digits"
+    """Digit images: the bundled 8x8 digits, or MNIST / Fashion-MNIST when their files are here."""
+    frame_size: int = field(default=64, metadata={"min": 0, "exclusive": True})
+    digit_size: int = field(default=16, metadata={"min": 0, "exclusive": True})
+    num_digits: int = field(default=2, metadata={"min": 0, "exclusive": True})
+    speed: float = field(default=3.0, metadata={"min": 0})
+    """Pixels per frame."""
+    input_frames: int = field(default=10, metadata={"min": 0, "exclusive": True})
+    output_frames: int = field(default=10, metadata={"min": 0, "exclusive": True})
+    samples: int = field(default=1024, metadata={"min": 0, "exclusive": True})
+    """Fresh training sequences per epoch."""
+    val_samples: int = field(default=64, metadata={"min": 0, "exclusive": True})
+    test_samples: int = field(default=256, metadata={"min": 0, "exclusive": True})
+
+
+@dataclass
+class FramesModelConfig:
+    """``[model]`` of a frames recipe (see ``lstmkit.models.frame_forecaster.ConvLSTMForecaster``)."""
+
+    task: Literal["frames"] = "frames"
+    hidden_channels: list[int] = field(default_factory=lambda: [32, 32])
+    kernel_size: int = field(default=3, metadata={"min": 0, "exclusive": True})
+    patch: int = field(default=4, metadata={"min": 0, "exclusive": True})
+    """Side of the square patches stacked into channels before the ConvLSTMs (Shi et al.)."""
+    loss: Literal["bce", "mse"] = "bce"
+
+
+@dataclass
+class FramesConfig:
+    """A frames run: ``[data]``, ``[model]`` and ``[train]`` (the regular ``TrainConfig``; an epoch is
+    ``data.samples`` fresh sequences; the best epoch is the lowest validation MSE)."""
+
+    data: FramesDataConfig = field(default_factory=FramesDataConfig)
+    model: FramesModelConfig = field(default_factory=FramesModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> FramesConfig:
+    """A strict ``FramesConfig`` from a TOML recipe and ``--set`` overrides."""
+    config = load_task_config(FramesConfig, path, overrides)
+    d, m = config.data, config.model
+    if d.frame_size % m.patch:
+        raise ConfigError(f"config [model] patch: expected a divisor of [data] frame_size ({d.frame_size}), "
+                          f"got {m.patch}")
+    if d.digit_size >= d.frame_size:
+        raise ConfigError(f"config [data] digit_size: expected less than frame_size ({d.frame_size}), "
+                          f"got {d.digit_size}")
+    if not m.hidden_channels or min(m.hidden_channels) < 1:
+        raise ConfigError(f"config [model] hidden_channels: expected a non-empty list of positive integers, "
+                          f"got {m.hidden_channels}")
+    if m.kernel_size % 2 == 0:
+        raise ConfigError(f"config [model] kernel_size: expected an odd integer, got {m.kernel_size}")
+    return config
+
+
+# --------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32) -> Tensor:
+    coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-coords**2 / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) -> Tensor:
+    r"""Structural similarity (Wang et al., 2004) of each pair of single-channel images, shape (...,).
+
+    .. math::
+        \mathrm{SSIM}(x, y) = \operatorname{mean}_{\text{windows}}
+            \frac{(2\mu_x\mu_y + C_1)(2\sigma_{xy} + C_2)}{(\mu_x^2 + \mu_y^2 + C_1)(\sigma_x^2 + \sigma_y^2 + C_2)}
+
+    with Gaussian-weighted local statistics (an 11x11 window, :math:`\sigma = 1.5`, no padding),
+    :math:`C_1 = (0.01 R)^2`, :math:`C_2 = (0.03 R)^2` and :math:`R` = ``data_range``. Identical images give 1.
+
+    ``x`` and ``y``: tensors of the same shape (..., H, W), H and W at least ``window``.
+    """
+    if x.shape != y.shape or x.dim() < 2:
+        raise ValueError(f"ssim: expected two tensors of one shape (..., H, W), "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+    batch_shape = x.shape[:-2]
+    x = x.reshape(-1, 1, *x.shape[-2:]).double()
+    y = y.reshape(-1, 1, *y.shape[-2:]).double()
+    kernel = _gaussian_window(window, sigma, torch.float64)
+    blur = lambda t: F.conv2d(t, kernel)  # noqa: E731
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return score.mean(dim=(1, 2, 3)).reshape(batch_shape).float()
+
+
+def copy_last_frame(inputs: Tensor, future: int) -> Tensor:
+    """The baseline forecast: the last input frame (N, L, ...) repeated ``future`` times, (N, future, ...)."""
+    return inputs[:, -1:].expand(-1, future, *inputs.shape[2:])
+
+
+def frame_metrics(predicted: Tensor, target: Tensor) -> dict[str, float]:
+    """MSE per pixel and mean SSIM over frames of ``predicted`` against ``target`` (N, K, C, H, W) in 0..1."""
+    return {"mse": float(F.mse_loss(predicted, target)), "ssim": float(ssim(predicted, target).mean())}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Training
+
+
+def _sequences(images: np.ndarray, n: int, seed: Iterable[int], d: FramesDataConfig) -> Tensor:
+    frames = moving_digits(images, n, np.random.default_rng(list(seed)), length=d.input_frames + d.output_frames,
+                           frame_size=d.frame_size, num_digits=d.num_digits, speed=d.speed)
+    return torch.from_numpy(frames).unsqueeze(2)  # (N, L, 1, H, W)
+
+
+def build_model(config: FramesModelConfig) -> ConvLSTMForecaster:
+    return ConvLSTMForecaster(1, config.hidden_channels, config.kernel_size, config.patch)
+
+
+@torch.no_grad()
+def forecast(model: ConvLSTMForecaster, inputs: Tensor, future: int, batch_size: int = 32) -> Tensor:
+    """Predicted frames in 0..1 (N, future, C, H, W) for input frames (N, L, C, H, W)."""
+    model.eval()
+    return torch.cat([torch.sigmoid(model(chunk, future)) for chunk in inputs.split(batch_size)])
+
+
+def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Train ``config`` into the run folder ``out_dir``; returns the final metrics (also in metrics.json)."""
+    tc, d, mc = config.train, config.data, config.model
+    out_dir = Path(out_dir)
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    if tc.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(tc.seed)
+    device = resolve_device(tc.device)
+    train_images, test_images = digit_images(d.source, d.digit_size)
+    val = _sequences(test_images, d.val_samples, (tc.seed, 1), d)
+    test = _sequences(test_images, d.test_samples, (tc.seed, 2), d)
+    start_run_dir(out_dir, config)
+
+    model = build_model(mc).to(device)
+    optimizer = make_optimizer(model.parameters(), tc)
+    scheduler = make_scheduler(optimizer, tc, math.ceil(d.samples / tc.batch_size))
+    epoch_log = EpochLog(out_dir / "metrics.csv")
+    split = d.input_frames
+    best, best_epoch, best_state, stale, train_seconds = math.inf, 0, None, 0, 0.0
+    for epoch in range(1, tc.epochs + 1):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        sequences = _sequences(train_images, d.samples, (tc.seed, 100 + epoch), d)
+        model.train()
+        loss_sum = 0.0
+        for batch in sequences.split(tc.batch_size):
+            batch = batch.to(device)
+            logits = model(batch[:, :split], d.output_frames)
+            target = batch[:, split:]
+            if mc.loss == "bce":
+                loss = F.binary_cross_entropy_with_logits(logits, target)
+            else:
+                loss = F.mse_loss(torch.sigmoid(logits), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            loss_sum += float(loss.detach()) * len(batch)
+        seconds = time.perf_counter() - started
+        train_seconds += seconds
+        predicted = forecast(model, val[:, :split].to(device), d.output_frames).cpu()
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(sequences),
+               **{f"val_{k}": v for k, v in frame_metrics(predicted, val[:, split:]).items()},
+               "seconds": round(time.perf_counter() - started, 3)}
+        epoch_log.append(row)
+        log.info("epoch %d/%d: %s", epoch, tc.epochs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
+        if row["val_mse"] < best:
+            best, best_epoch, stale = row["val_mse"], epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            save_checkpoint(out_dir / "checkpoints" / "best.pt", {"model": best_state, "epoch": epoch, "value": best})
+        else:
+            stale += 1
+            if tc.patience and stale >= tc.patience:
+                log.info("early stopping after epoch %d: no improvement for %d epochs", epoch, tc.patience)
+                break
+    model.load_state_dict(best_state)
+    model.cpu().eval()
+
+    inputs, target = test[:, :split], test[:, split:]
+    predicted = forecast(model, inputs, d.output_frames)
+    ours = frame_metrics(predicted, target)
+    baseline = frame_metrics(copy_last_frame(inputs, d.output_frames), target)
+    metrics = {"test_mse": ours["mse"], "baseline_mse": baseline["mse"], "test_ssim": ours["ssim"],
+               "baseline_ssim": baseline["ssim"], "best_epoch": best_epoch, "epochs_run": len(epoch_log.rows),
+               "train_seconds": round(train_seconds, 3), "test_sequences": len(test)}
+    from lstmkit.viz_seq import plot_frames
+
+    plot_frames(inputs[:3, :, 0].numpy(), predicted[:3, :, 0].numpy(), target[:3, :, 0].numpy(),
+                out_dir / "frames.png", title="Moving digits: input, predicted, true")
+    (out_dir / "evaluation.txt").write_text(
+        f"test sequences {len(test)} ({d.input_frames} frames in, {d.output_frames} predicted, "
+        f"{d.frame_size}x{d.frame_size})\n"
+        f"              MSE        SSIM\n"
+        f"ConvLSTM      {ours['mse']:.5f}    {ours['ssim']:.4f}\n"
+        f"copy-last     {baseline['mse']:.5f}    {baseline['ssim']:.4f}\n", encoding="utf-8")
+    _save_model(out_dir / "model", model, config)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _save_model(folder: Path, model: ConvLSTMForecaster, config: FramesConfig) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".model.safetensors.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    atomic_write_bytes(folder / "config.toml", dump_task_config(config))
+    meta = {"format_version": 1, "lstmkit_version": lstmkit.__version__, "task": "frames",
+            "input_frames": config.data.input_frames, "output_frames": config.data.output_frames,
+            "frame_size": config.data.frame_size}
+    atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
+
+
+def summary(metrics: dict[str, Any]) -> str:
+    return (f"test_mse {metrics['test_mse']:.5f} (copy-last-frame baseline {metrics['baseline_mse']:.5f})\n"
+            f"test_ssim {metrics['test_ssim']:.4f} (copy-last-frame baseline {metrics['baseline_ssim']:.4f})\n"
+            f"train_seconds {metrics['train_seconds']:.1f} ({metrics['epochs_run']} epochs)")

@@ -1,0 +1,106 @@
+"""Run folders for the tasks whose batches are not ``(x, y, lengths)``: ``seq2seq`` and ``frames``.
+
+``lstmkit.trainer.Trainer`` feeds ``module(x, lengths=...)`` with float inputs ``(N, L, F)`` and hands the
+outputs and ``y`` to an objective. A sequence-to-sequence model needs the target inside ``forward``
+(teacher forcing) and integer token ids of two different lengths; a frame forecaster is trained on an
+endless stream of generated sequences. Each therefore has its own focused loop (``lstmkit.seq2seq``,
+``lstmkit.frames``), built from the same pieces as ``lstmkit train``: ``make_optimizer``,
+``make_scheduler``, ``seed_everything``, ``CSVLogger``, atomic checkpoints, and the same run folder::
+
+    config.toml   metrics.csv   metrics.json   evaluation.txt   checkpoints/best.pt   model/
+
+``lstmkit train RECIPE`` looks at the recipe's ``[model] task`` (``recipe_task``) and hands recipes of
+these tasks to their module (``TASK_MODULES``); each module has ``load_config(path, overrides)``,
+``run(config, out_dir) -> metrics`` and ``summary(metrics) -> str``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterable, TypeVar
+
+import tomli_w
+
+from lstmkit.callbacks import CSVLogger
+from lstmkit.config import _build, apply_overrides, config_to_dict, tomllib
+from lstmkit.errors import ConfigError, LstmkitError
+from lstmkit.model_folder import atomic_write_bytes
+
+__all__ = ["TASK_MODULES", "recipe_task", "task_module", "load_task_config", "dump_task_config",
+           "start_run_dir", "EpochLog", "write_json"]
+
+TASK_MODULES = {"seq2seq": "lstmkit.seq2seq", "frames": "lstmkit.frames"}
+
+C = TypeVar("C")
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def recipe_task(path: str | Path | None) -> str | None:
+    """The ``[model] task`` a TOML recipe names, unvalidated (None when it names none or is unreadable)."""
+    if path is None:
+        return None
+    try:
+        task = _read_toml(path).get("model", {}).get("task")
+    except (ConfigError, AttributeError):
+        return None  # the regular loader reports the problem
+    return task if isinstance(task, str) else None
+
+
+def task_module(task: str) -> Any:
+    """The training module of a task in ``TASK_MODULES``."""
+    return importlib.import_module(TASK_MODULES[task])
+
+
+def load_task_config(cls: type[C], path: str | Path | None, overrides: Iterable[str] = ()) -> C:
+    """Load a TOML file into the dataclass ``cls`` as strictly as ``lstmkit.config.load_config`` does:
+    unknown keys and wrongly typed values are errors that name the key."""
+    table = _read_toml(path) if path is not None else {}
+    return _build(cls, apply_overrides(table, overrides), "")
+
+
+def dump_task_config(config: Any) -> bytes:
+    return tomli_w.dumps(config_to_dict(config)).encode()
+
+
+def start_run_dir(out_dir: Path, config: Any) -> None:
+    """Create the run folder (refusing a non-empty one) and write the exact config into it."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise LstmkitError(f"run folder {out_dir}: already exists and is not empty; choose another --out")
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / "config.toml", dump_task_config(config))
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode())
+
+
+class EpochLog:
+    """``metrics.csv`` through ``lstmkit.callbacks.CSVLogger``: one row per epoch, flushed as it ends.
+
+    CSVLogger reads only ``trainer.rank`` and ``trainer.position.history`` of the trainer it is given, so a
+    focused loop passes this small stand-in.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self._loop = SimpleNamespace(rank=0, position=SimpleNamespace(history=[]))
+        self._logger = CSVLogger(path)
+        self._logger.on_fit_start(self._loop)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self._logger.on_epoch_end(self._loop, int(row["epoch"]), row)
