@@ -34,13 +34,12 @@ from torch import Tensor
 from torch.nn import functional as F
 
 import lstmkit
-from lstmkit.callbacks import save_checkpoint
 from lstmkit.config import TrainConfig
 from lstmkit.data.moving_digits import digit_images, moving_digits
 from lstmkit.errors import ConfigError
 from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
-from lstmkit.task_runs import EpochLog, dump_task_config, load_task_config, start_run_dir, write_json
+from lstmkit.task_runs import BestEpoch, EpochLog, dump_task_config, load_task_config, start_run_dir, write_json
 from lstmkit.trainer import make_optimizer, make_scheduler, resolve_device, seed_everything
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
@@ -199,7 +198,8 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
     scheduler = make_scheduler(optimizer, tc, math.ceil(d.samples / tc.batch_size))
     epoch_log = EpochLog(out_dir / "metrics.csv")
     split = d.input_frames
-    best, best_epoch, best_state, stale, train_seconds = math.inf, 0, None, 0, 0.0
+    best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=False, patience=tc.patience)
+    train_seconds = 0.0
     for epoch in range(1, tc.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -231,16 +231,9 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
         epoch_log.append(row)
         log.info("epoch %d/%d: %s", epoch, tc.epochs,
                  ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
-        if row["val_mse"] < best:
-            best, best_epoch, stale = row["val_mse"], epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            save_checkpoint(out_dir / "checkpoints" / "best.pt", {"model": best_state, "epoch": epoch, "value": best})
-        else:
-            stale += 1
-            if tc.patience and stale >= tc.patience:
-                log.info("early stopping after epoch %d: no improvement for %d epochs", epoch, tc.patience)
-                break
-    model.load_state_dict(best_state)
+        if best.update(epoch, row["val_mse"], model):
+            break
+    model.load_state_dict(best.state)
     model.cpu().eval()
 
     inputs, target = test[:, :split], test[:, split:]
@@ -248,7 +241,7 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
     ours = frame_metrics(predicted, target)
     baseline = frame_metrics(copy_last_frame(inputs, d.output_frames), target)
     metrics = {"test_mse": ours["mse"], "baseline_mse": baseline["mse"], "test_ssim": ours["ssim"],
-               "baseline_ssim": baseline["ssim"], "best_epoch": best_epoch, "epochs_run": len(epoch_log.rows),
+               "baseline_ssim": baseline["ssim"], "best_epoch": best.epoch, "epochs_run": len(epoch_log.rows),
                "train_seconds": round(train_seconds, 3), "test_sequences": len(test)}
     from lstmkit.viz_seq import plot_frames
 

@@ -35,14 +35,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import lstmkit
-from lstmkit.callbacks import save_checkpoint
 from lstmkit.config import TrainConfig
 from lstmkit.data.pairs import GENERATORS, Pair, read_pairs_tsv
 from lstmkit.data.tokenizer import BOS, EOS, PAD, Vocabulary
 from lstmkit.errors import ConfigError, DataError, ModelFolderError
 from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.models.seq2seq import Seq2Seq
-from lstmkit.task_runs import EpochLog, load_task_config, start_run_dir, write_json
+from lstmkit.task_runs import BestEpoch, EpochLog, load_task_config, start_run_dir, write_json
 from lstmkit.trainer import make_optimizer, make_scheduler, resolve_device, seed_everything
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqDataConfig", "Seq2SeqModelConfig", "load_config", "make_pairs", "run",
@@ -281,7 +280,8 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
     scheduler = make_scheduler(optimizer, tc, math.ceil(len(train_pairs) / tc.batch_size))
     shuffle = torch.Generator().manual_seed(tc.seed)
     epoch_log = EpochLog(out_dir / "metrics.csv")
-    best, best_epoch, best_state, stale, train_seconds = -1.0, 0, None, 0, 0.0
+    best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=True, patience=tc.patience)
+    train_seconds = 0.0
     for epoch in range(1, tc.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -295,16 +295,9 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
         epoch_log.append(row)
         log.info("epoch %d/%d: %s", epoch, tc.epochs,
                  ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
-        if row["val_exact_match"] > best:
-            best, best_epoch, stale = row["val_exact_match"], epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            save_checkpoint(out_dir / "checkpoints" / "best.pt", {"model": best_state, "epoch": epoch, "value": best})
-        else:
-            stale += 1
-            if tc.patience and stale >= tc.patience:
-                log.info("early stopping after epoch %d: no improvement for %d epochs", epoch, tc.patience)
-                break
-    model.load_state_dict(best_state)
+        if best.update(epoch, row["val_exact_match"], model):
+            break
+    model.load_state_dict(best.state)
     model.cpu().eval()
 
     outputs, attentions = decode_all(model, test, max_length)
@@ -314,7 +307,7 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
     metrics = {"test_exact_match": report["exact_match"], "test_token_accuracy": report["token_accuracy"],
                "test_attention_monotonic": float(np.nanmean(monotonic)),
                "test_attention_spearman": float(np.nanmean(spearman)) if not np.all(np.isnan(spearman)) else None,
-               "best_epoch": best_epoch, "epochs_run": len(epoch_log.rows), "train_seconds": round(train_seconds, 3),
+               "best_epoch": best.epoch, "epochs_run": len(epoch_log.rows), "train_seconds": round(train_seconds, 3),
                "test_pairs": len(test_pairs)}
     _write_examples(out_dir, test_pairs, outputs, attentions, source_vocab, target_vocab, metrics)
     save_model(out_dir / "model", model, config, source_vocab, target_vocab, max_length)

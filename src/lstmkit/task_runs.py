@@ -17,6 +17,7 @@ these tasks to their module (``TASK_MODULES``); each module has ``load_config(pa
 from __future__ import annotations
 
 import importlib
+import logging
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,13 +25,15 @@ from typing import Any, Iterable, TypeVar
 
 import tomli_w
 
-from lstmkit.callbacks import CSVLogger
+from lstmkit.callbacks import CSVLogger, save_checkpoint
 from lstmkit.config import _build, apply_overrides, config_to_dict, tomllib
 from lstmkit.errors import ConfigError, LstmkitError
 from lstmkit.model_folder import atomic_write_bytes
 
 __all__ = ["TASK_MODULES", "recipe_task", "task_module", "load_task_config", "dump_task_config",
-           "start_run_dir", "EpochLog", "write_json"]
+           "start_run_dir", "EpochLog", "BestEpoch", "write_json"]
+
+log = logging.getLogger(__name__)
 
 TASK_MODULES = {"seq2seq": "lstmkit.seq2seq", "frames": "lstmkit.frames"}
 
@@ -104,3 +107,35 @@ class EpochLog:
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         self._logger.on_epoch_end(self._loop, int(row["epoch"]), row)
+
+
+class BestEpoch:
+    """The best epoch by one validation metric, its weights (also in ``checkpoints/best.pt``) and early stopping.
+
+    Example::
+
+        best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=True, patience=tc.patience)
+        for epoch in ...:
+            if best.update(epoch, row["val_exact_match"], model):
+                break                      # no improvement for ``patience`` epochs
+        model.load_state_dict(best.state)
+    """
+
+    def __init__(self, path: Path, higher_is_better: bool, patience: int = 0) -> None:
+        self.path, self.higher, self.patience = Path(path), higher_is_better, patience
+        self.value: float | None = None
+        self.epoch, self.stale = 0, 0
+        self.state: dict[str, Any] | None = None
+
+    def update(self, epoch: int, value: float, model: Any) -> bool:
+        """Record ``epoch``'s metric; keep and checkpoint the weights when it improves. True: stop now."""
+        if self.value is None or (value > self.value if self.higher else value < self.value):
+            self.value, self.epoch, self.stale = value, epoch, 0
+            self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            save_checkpoint(self.path, {"model": self.state, "epoch": epoch, "value": value})
+            return False
+        self.stale += 1
+        if self.patience and self.stale >= self.patience:
+            log.info("early stopping after epoch %d: no improvement for %d epochs", epoch, self.patience)
+            return True
+        return False
