@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
+from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
@@ -198,18 +199,11 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        response = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, receive, response)
         finally:
             access_log.info(json.dumps({
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "method": scope["method"], "path": scope["path"],
-                "status": status, "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "status": response.status, "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                 "client": client_address(scope)}))

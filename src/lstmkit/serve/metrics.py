@@ -58,6 +58,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class StatusRecorder:
+    """An ASGI ``send`` that passes messages on and remembers the response status (500 until one is sent)."""
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class MetricsMiddleware:
     """Counts every HTTP request and observes its latency (a plain ASGI middleware: no per-request task)."""
 
@@ -70,17 +83,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        response = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, receive, response)
         finally:
             endpoint = route_label(scope["path"])
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            self.metrics.requests.labels(endpoint, scope["method"], str(response.status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
