@@ -12,12 +12,7 @@ from lstmkit.frames import copy_last_frame, frame_metrics, load_config, ssim
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from lstmkit.errors import ConfigError
 from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
 from lstmkit.task_runs import BestEpoch, EpochLog, dump_task_config, load_task_config, start_run_dir, write_json
-from lstmkit.trainer import make_optimizer, make_scheduler, resolve_device, seed_everything
+from lstmkit.trainer import apply_runtime, make_optimizer, make_scheduler, seed_everything
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
            "copy_last_frame", "frame_metrics"]
@@ -182,12 +182,8 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final metrics (also in metrics.json)."""
     tc, d, mc = config.train, config.data, config.model
     out_dir = Path(out_dir)
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    if tc.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    device = apply_runtime(tc)
     seed_everything(tc.seed)
-    device = resolve_device(tc.device)
     train_images, test_images = digit_images(d.source, d.digit_size)
     val = _sequences(test_images, d.val_samples, (tc.seed, 1), d)
     test = _sequences(test_images, d.test_samples, (tc.seed, 2), d)

@@ -31,7 +31,7 @@ from lstmkit.data.prepare import apply_standardizer
 from lstmkit.data.transforms import Standardizer, check_finite
 from lstmkit.errors import ConfigError, DataError
 from lstmkit.models import InputSpec, build_model, model_objective
-from lstmkit.trainer import Trainer, predict_outputs, resolve_device, seed_everything
+from lstmkit.trainer import Trainer, apply_runtime, predict_outputs, seed_everything
 
 __all__ = ["Model", "DataLike"]
 
@@ -190,12 +190,7 @@ class Model:
         for name, ds in (("training", train), ("validation", val)):
             if ds is not None:
                 check_finite(ds.x, f"{name} inputs")
-        device = resolve_device(tc.device)
-        if tc.num_threads:
-            torch.set_num_threads(tc.num_threads)
-        if tc.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+        device = apply_runtime(tc)
         if self.module is None:
             self.build(train, label_names, image_shape)
         if not prepared:

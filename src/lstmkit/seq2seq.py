@@ -42,7 +42,7 @@ from lstmkit.errors import ConfigError, DataError, ModelFolderError
 from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.models.seq2seq import Seq2Seq
 from lstmkit.task_runs import BestEpoch, EpochLog, load_task_config, start_run_dir, write_json
-from lstmkit.trainer import make_optimizer, make_scheduler, resolve_device, seed_everything
+from lstmkit.trainer import apply_runtime, make_optimizer, make_scheduler, seed_everything
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqDataConfig", "Seq2SeqModelConfig", "load_config", "make_pairs", "run",
            "summary", "evaluate_pairs", "attention_monotonicity", "attention_spearman", "Translator", "Translation"]
@@ -259,12 +259,8 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final metrics (also in metrics.json)."""
     tc, mc = config.train, config.model
     out_dir = Path(out_dir)
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    if tc.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    device = apply_runtime(tc)
     seed_everything(tc.seed)
-    device = resolve_device(tc.device)
     train_pairs, val_pairs, test_pairs = make_pairs(config.data, tc.seed)
     source_vocab = Vocabulary.build((s for s, _ in train_pairs), config.data.tokens)
     target_vocab = Vocabulary.build((t for _, t in train_pairs), config.data.tokens)

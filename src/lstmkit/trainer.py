@@ -33,7 +33,7 @@ from lstmkit.data.base import ArrayDataset
 from lstmkit.errors import ConfigError
 from lstmkit.models.objectives import Objective
 
-__all__ = ["Callback", "Trainer", "make_optimizer", "make_scheduler", "seed_everything", "resolve_device",
+__all__ = ["Callback", "Trainer", "apply_runtime", "make_optimizer", "make_scheduler", "seed_everything", "resolve_device",
            "predict_outputs"]
 
 
@@ -44,6 +44,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError('config [train] device: "cuda" was asked for, but PyTorch sees no CUDA device')
     return torch.device(name)
+
+
+def apply_runtime(config: TrainConfig) -> torch.device:
+    """Apply the ``[train]`` settings that hold for the whole process: CPU threads and deterministic
+    kernels; return the device to train on."""
+    device = resolve_device(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    return device
 
 
 def seed_everything(seed: int) -> None:

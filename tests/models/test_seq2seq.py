@@ -11,12 +11,7 @@ from lstmkit.models.seq2seq import Seq2Seq
 SRC_VOCAB, TGT_VOCAB = 17, 11
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(attention="general", bidirectional=True, num_layers=1, seed=0) -> Seq2Seq:

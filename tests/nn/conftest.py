@@ -1,16 +1,10 @@
-"""Shared set-up of the lstmkit.nn tests."""
+"""Shared set-up of the lstmkit.nn tests: every test runs on one thread (``one_thread`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run each test on one thread: the tensors here are tiny, and OpenMP with 2 threads on a busy 2-vCPU
-    machine stalls (PERFORMANCE-NOTES.md), which made tests/nn five times slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_everywhere(one_thread):
     yield
-    torch.set_num_threads(threads)
