@@ -40,3 +40,9 @@ def test_an_odd_batch_for_two_processes_is_refused(tmp_path, capsys):
     assert main(["train", CONFIG, "--out", str(tmp_path / "r"), "--nproc", "2", "--set", "train.batch_size=63",
                  "--set", "train.progress=false", "--set", "train.epochs=1"]) == 2
     assert "batch_size: expected a multiple of the 2 processes, got 63" in capsys.readouterr().err
+
+
+def test_a_non_positive_process_count_is_refused(tmp_path, capsys):
+    assert main(["train", CONFIG, "--out", str(tmp_path / "r"), "--nproc", "0"]) == 2
+    assert "train --nproc: expected a positive number of processes, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

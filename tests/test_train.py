@@ -93,3 +93,16 @@ def test_predict_refuses_nan(tmp_path, capsys):
     assert main(["predict", str(result.model_dir), str(tmp_path / "bad.npy")]) == 2
     err = capsys.readouterr().err
     assert "NaN/Inf" in err and "(1, 3, 4)" in err
+
+
+def test_a_report_failure_keeps_the_finished_run(tmp_path, monkeypatch, caplog):
+    import lstmkit.report
+
+    def broken(run_dir):
+        raise RuntimeError("no figures today")
+
+    monkeypatch.setattr(lstmkit.report, "write_report", broken)
+    cfg = load_config(None, [item for item in FAST if item != "train.report=false"])
+    result = run_training(cfg, tmp_path / "run")
+    assert (result.model_dir / "model.safetensors").is_file() and (tmp_path / "run" / "metrics.json").is_file()
+    assert "its report could not be written: RuntimeError: no figures today" in caplog.text

@@ -52,6 +52,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     resume = args.resume is not None
+    if args.nproc < 1:
+        raise LstmkitError(f"train --nproc: expected a positive number of processes, got {args.nproc}")
     if args.nproc > 1:
         import torch.multiprocessing as mp
 

@@ -212,3 +212,23 @@ def test_fashion_mnist_from_the_debian_package() -> None:
     for stem, expected in FASHION_RAW_MD5.items():
         content = gzip.decompress((DEBIAN_FASHION / f"{stem}.gz").read_bytes())
         assert hashlib.md5(content).hexdigest() == expected, stem
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(x=np.zeros((2, 3, 1)), y=[0, 1], lengths=[3, 0]), r"ArrayDataset lengths: expected values in 1\.\.3, got 0\.\.3"),
+    (dict(x=np.zeros((2, 3, 1)), y=[0, 1], lengths=[3, 4]), r"ArrayDataset lengths: expected values in 1\.\.3, got 3\.\.4"),
+    (dict(x=np.zeros((2, 3, 1)), y=[0, 1], lengths=[3.0, 2.0]), r"ArrayDataset lengths: expected integers of shape \(2,\)"),
+    (dict(x=np.zeros((2, 3, 1)), y=[0.5, np.nan], targets="values"), "ArrayDataset y: expected finite targets, got 1 NaN/Inf"),
+    (dict(x=np.zeros((2, 3, 1)), y=np.zeros((2, 1, 1)), targets="values"), r"expected numeric targets of shape \(N,\) or \(N, K\)"),
+    (dict(x=np.zeros((2, 3, 1)), y=[0, 1], targets="labels"), 'ArrayDataset targets: expected "classes" or "values"'),
+])
+def test_array_dataset_refuses_bad_lengths_and_targets(kwargs, message):
+    with pytest.raises(DataError, match=message):
+        ArrayDataset(**kwargs)
+
+
+def test_lengths_and_value_targets_survive_subsetting():
+    ds = ArrayDataset(np.zeros((3, 4, 1)), np.array([0.5, 1.5, 2.5]), lengths=np.array([4, 2, 1]), targets="values")
+    part = ds.subset(np.array([2, 0]))
+    assert part.targets == "values" and part.lengths.tolist() == [1, 4] and part.y.tolist() == [2.5, 0.5]
+    assert part.step_mask().tolist() == [[True, False, False, False], [True, True, True, True]]
