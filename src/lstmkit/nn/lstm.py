@@ -682,10 +682,9 @@ class LSTM(nn.Module):
     def _fast_for_lengths(self, tensor: Tensor) -> bool:
         """Whether a vanilla ``impl="auto"`` module should run variable lengths on the fast kernel.
 
-        PyTorch's CPU kernel handles packed batches without oneDNN, about 10x slower than a full batch
-        (measured: 225 ms against 27 ms for forward and backward of 50 sequences of 110..220 steps, H=32,
-        one thread); the fast kernel masks finished sequences at full-batch speed. On other devices the
-        fused kernel (cuDNN) stays.
+        PyTorch's CPU kernel runs packed batches without oneDNN, 2-9x slower than a full batch; the fast
+        kernel masks finished sequences at about full-batch speed (``bench/lengths.py``, BENCHMARKS.md).
+        On other devices the fused kernel (cuDNN) stays.
         """
         return (self.impl == "auto" and tensor.device.type == "cpu"
                 and _fast.covers((self.gate_activation, self.cell_activation, self.hidden_activation))
