@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lstmkit.callbacks import Callback, Monitor
-from lstmkit.config import Config, config_from_dict, load_config
+from lstmkit.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from lstmkit.data.arrays import as_dataset
 from lstmkit.data.base import ArrayDataset
 from lstmkit.data.prepare import apply_standardizer
@@ -109,14 +109,8 @@ class Model:
                     overrides: Iterable[str] = ()) -> Model:
         """A model from a ``Config``, a TOML path, nested dicts, or the defaults; ``overrides`` as ``--set``."""
         if isinstance(config, Config):
-            if overrides:
-                from lstmkit.config import apply_overrides, config_to_dict
-
-                config = config_from_dict(apply_overrides(config_to_dict(config), overrides))
-            return cls(config)
+            return cls(config_from_dict(apply_overrides(config_to_dict(config), overrides)) if overrides else config)
         if isinstance(config, dict):
-            from lstmkit.config import apply_overrides
-
             return cls(config_from_dict(apply_overrides(config, overrides)))
         return cls(load_config(config, overrides))
 

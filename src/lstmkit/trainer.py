@@ -140,6 +140,8 @@ class _Position:
     order: torch.Tensor | None = None
     sums: dict[str, float] = field(default_factory=dict)
     seen: int = 0
+    lr: float = 0.0
+    """The learning rate when the epoch began (the epoch's row reports it)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -193,7 +195,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": p.epoch, "step": p.step, "order": p.order, "sums": dict(p.sums), "seen": p.seen,
-            "history": list(p.history), "seconds": p.seconds,
+            "lr": p.lr, "history": list(p.history), "seconds": p.seconds,
             "shuffle_rng": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
@@ -210,7 +212,8 @@ class Trainer:
         if state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.position = _Position(epoch=state["epoch"], step=state["step"], order=state["order"],
-                                  sums=dict(state["sums"]), seen=state["seen"], history=list(state["history"]),
+                                  sums=dict(state["sums"]), seen=state["seen"], lr=state["lr"],
+                                  history=list(state["history"]),
                                   seconds=state["seconds"])
         self.shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -257,8 +260,8 @@ class Trainer:
                 p.order, p.step, p.sums, p.seen = torch.randperm(len(y), generator=self.shuffle), 0, {}, 0
                 for callback in self.callbacks:
                     callback.on_epoch_start(self, p.epoch)
-            lr = self.optimizer.param_groups[0]["lr"] if p.step == 0 else p.sums.get("_lr", 0.0)
-            p.sums.setdefault("_lr", lr)
+            if p.step == 0:
+                p.lr = self.optimizer.param_groups[0]["lr"]
             self.module.train()
             batches = p.order.split(tc.batch_size)
             while p.step < len(batches) and not self.stop:
@@ -314,7 +317,7 @@ class Trainer:
 
     def _epoch_row(self, val: ArrayDataset | None) -> dict[str, Any]:
         p = self.position
-        row: dict[str, Any] = {"epoch": p.epoch, "lr": p.sums["_lr"], "train_loss": p.sums["loss"] / p.seen}
+        row: dict[str, Any] = {"epoch": p.epoch, "lr": p.lr, "train_loss": p.sums["loss"] / p.seen}
         row.update({f"train_{k}": v for k, v in self.objective.summarize(p.sums, p.seen).items()})
         started = time.perf_counter()
         if val is not None:
