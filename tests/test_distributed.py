@@ -46,3 +46,10 @@ def test_a_non_positive_process_count_is_refused(tmp_path, capsys):
     assert main(["train", CONFIG, "--out", str(tmp_path / "r"), "--nproc", "0"]) == 2
     assert "train --nproc: expected a positive number of processes, got 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_gpu_workers_without_a_gpu_are_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert main(["train", CONFIG, "--out", str(tmp_path / "r"), "--nproc", "2", "--set", 'train.device="cuda"']) == 2
+    assert 'config [train] device: "cuda" was asked for, but PyTorch sees no CUDA device' in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -62,13 +62,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                f"got {config.train.batch_size}")
 
         try:
-            distributed.launch_local(args.nproc, _train_worker, config, out, resume)
+            distributed.launch_local(args.nproc, _train_worker, config, out, resume, device=config.train.device)
         except mp.ProcessRaisedException as exc:
             last = str(exc).strip().splitlines()[-1]
             raise LstmkitError(f"train --nproc {args.nproc}: a worker failed: {last}") from None
         metrics = json.loads((out / "metrics.json").read_text())
     else:
-        distributed.init_from_env()  # under torchrun: join the group
+        distributed.init_from_env(config.train.device)  # under torchrun: join the group
         metrics = run_training(config, out, resume=resume).metrics
         if not distributed.is_main_process():
             distributed.shutdown()

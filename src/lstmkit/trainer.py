@@ -18,6 +18,7 @@ DDP averages the gradients, so the update equals the one-process update on the w
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ def apply_runtime(config: TrainConfig) -> torch.device:
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     if config.deterministic:
+        if device.type == "cuda":
+            # cuBLAS repeats its sums only with a fixed workspace, which must be chosen before its first call.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     return device
