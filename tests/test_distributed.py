@@ -10,7 +10,7 @@ from safetensors.numpy import load_file
 from lstmkit.cli import main
 
 CONFIG = str(Path(__file__).parent.parent / "configs" / "digits.toml")
-SETTINGS = ["train.progress=false", "train.report=false", "model.hidden_size=16", "model.bidirectional=false", "train.epochs=2",
+SETTINGS = ["train.device=cpu", "train.progress=false", "train.report=false", "model.hidden_size=16", "model.bidirectional=false", "train.epochs=2",
             "train.batch_size=64", "train.seed=1", "model.label_smoothing=0", "train.weight_decay=0"]
 
 

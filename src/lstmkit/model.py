@@ -166,6 +166,9 @@ class Model:
             resume: dict[str, Any] | None = None, prepared: bool = False) -> Model:
         """Train on ``train`` (raw inputs), choosing the best epoch on ``val``; returns ``self``.
 
+        Training runs on ``[train] device`` (the GPU when there is one and it is ``"auto"``); the model comes
+        back on the CPU, where ``predict``, ``evaluate`` and ``save`` run.
+
         Args:
             train: the training data; its preprocessing statistics are fitted here on the first call.
             val: validation data for choosing the best epoch and for early stopping.

@@ -198,13 +198,15 @@ def attention_spearman(attention: np.ndarray) -> float:
 @torch.no_grad()
 def decode_all(model: Seq2Seq, data: EncodedPairs, max_length: int,
                batch_size: int = 256) -> tuple[list[list[int]], list[np.ndarray]]:
-    """Greedy outputs (ids up to and with ``<eos>``) and their attention (T, S_n), for every pair."""
+    """Greedy outputs (ids up to and with ``<eos>``) and their attention (T, S_n), for every pair, decoded on
+    the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     outputs, attentions = [], []
     for start in range(0, len(data.sources), batch_size):
         index = range(start, min(start + batch_size, len(data.sources)))
         src, lengths, _, _ = data.batch(index)
-        ids, attention = model.greedy(src, lengths, max_length)
+        ids, attention = (t.cpu() for t in model.greedy(src.to(device), lengths, max_length))
         for row, weights, length in zip(ids.tolist(), attention, lengths.tolist()):
             cut = row.index(EOS) + 1 if EOS in row else len(row)
             outputs.append(row[:cut])

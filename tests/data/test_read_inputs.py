@@ -88,7 +88,8 @@ def test_npy_header_declaring_terabytes_is_rejected_without_allocating(tmp_path:
         (b"{'descr': '<f8', b'x': 1}\n", r"TypeError: '<' not supported between instances of 'bytes' and 'str'\)$"),
         (b"{'descr': '''\n", r"TokenError: \('EOF in multi-line string'"),
         (b"{'descr': '<f8', 'fortran_order': False, 'shape': (1,)*100, }\n", r"ValueError: malformed node"),
-        (b"{'descr': '<f8'\x0b}\n", r"ValueError: Cannot parse header: .*\\x0b"),  # \x0b escaped: one line
+        # \x0b escaped: one line; Python 3.12's tokenizer names the character instead
+        (b"{'descr': '<f8'\x0b}\n", r"(ValueError: Cannot parse header: .*\\x0b|TokenError: .*U\+000B)"),
     ],
 )
 def test_npy_malformed_headers_are_data_errors(tmp_path: Path, header: bytes, message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,7 @@ def test_the_gpu_computes_what_the_cpu_computes(variant: str, dtype: torch.dtype
     lengths = torch.tensor([9, 6, 3, 1]) if with_lengths else None
     expected = _forward_backward(cpu, x, lengths)
     actual = _forward_backward(gpu, x.to(CUDA), lengths)
-    tol = 1e-10 if dtype == torch.float64 else 2e-5
+    tol = 1e-10 if dtype == torch.float64 else 1e-3  # float32: rounding, amplified by layer norm
     for name, value in expected.items():
         torch.testing.assert_close(actual[name].cpu(), value, atol=tol, rtol=tol, msg=lambda m: f"{name}: {m}")
 
@@ -82,8 +83,17 @@ def test_the_gpu_computes_what_the_cpu_computes(variant: str, dtype: torch.dtype
 def test_the_paths_on_the_gpu() -> None:
     """cuDNN for the vanilla LSTM (also with ``lengths``); the C++ kernel is CPU-only, so the variants run the
     reference loop on the GPU, and ``backend`` says so."""
-    vanilla = LSTM(5, 8).to(CUDA)
+    on_cpu = LSTM(5, 8, num_layers=2, bidirectional=True, proj_size=3)
+    vanilla = copy.deepcopy(on_cpu).to(CUDA)
     assert vanilla.backend == "fused" and not vanilla._fast_for_lengths(torch.zeros(1, device=CUDA))
+    # One cuDNN buffer holds every weight (flatten_parameters), and laying them out changed no value.
+    assert len({p.untyped_storage().data_ptr() for p in vanilla.parameters()}) == 1
+    for name, value in on_cpu.state_dict().items():
+        assert torch.equal(vanilla.state_dict()[name].cpu(), value), name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "RNN module weights are not part of single contiguous chunk of memory"
+        output, _ = vanilla(torch.randn(7, 2, 5, device=CUDA))
+        output.sum().backward()
     assert LSTM(5, 8, layer_norm=True).to(CUDA).backend == "reference"
 
 
@@ -121,7 +131,7 @@ FAST = ["train.progress=false", "model.hidden_size=32", "train.epochs=2", "train
 def test_fit_on_the_gpu_then_predict_on_the_cpu(digits, tmp_path) -> None:
     x, y, xt, yt = digits
     model = Model.from_config(None, FAST).fit((x, y), val=(xt, yt))
-    assert next(model.module.parameters()).device.type == "cuda"
+    assert model.trainer.device.type == "cuda" and next(model.module.parameters()).device.type == "cpu"
     assert model.evaluate((xt, yt))["accuracy"] > 0.5
     probs = model.predict_proba(xt[:16])
     loaded = Model.load(model.save(tmp_path / "m"))

@@ -798,6 +798,31 @@ class LSTM(nn.Module):
         """The parameters in the flat order of PyTorch's kernel."""
         return [getattr(self, name) for name in self._flat_weight_names]
 
+    def flatten_parameters(self) -> None:
+        """Lay the fused path's weights out in one cuDNN buffer, as ``torch.nn.LSTM`` does, so that cuDNN
+        does not copy every weight into one at every call (``.to("cuda")`` and ``.cuda()`` call this). A
+        no-op off the GPU, for the variants, and where cuDNN cannot take the weights."""
+        if not self._fused:
+            return
+        weights = self._flat_weights()
+        first = weights[0]
+        if not all(w.is_cuda and w.dtype == first.dtype and torch.backends.cudnn.is_acceptable(w) for w in weights):
+            return
+        if len({w.data_ptr() for w in weights}) != len(weights) or not torch._use_cudnn_rnn_flatten_weight():
+            return
+        from torch.backends.cudnn import rnn as cudnn_rnn
+
+        per_direction = (4 if self.bias else 2) + (1 if self.proj_size > 0 else 0)
+        with torch.cuda.device_of(first), torch.no_grad():
+            torch._cudnn_rnn_flatten_weight(weights, per_direction, self.input_size, cudnn_rnn.get_cudnn_mode("LSTM"),
+                                            self.hidden_size, self.proj_size, self.num_layers, self.batch_first,
+                                            self.bidirectional)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return result
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.proj_size != 0:
