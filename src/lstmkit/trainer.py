@@ -203,6 +203,8 @@ class Trainer:
             "lr": p.lr, "history": list(p.history), "seconds": p.seconds,
             "shuffle_rng": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # Dropout and zoneout masks on a GPU come from its own generator.
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
             "callbacks": dict(zip(self._callback_keys(), (cb.state_dict() for cb in self.callbacks))),
@@ -221,7 +223,9 @@ class Trainer:
                                   history=list(state["history"]),
                                   seconds=state["seconds"])
         self.shuffle.set_state(state["shuffle_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
         saved = state["callbacks"]
