@@ -1,4 +1,5 @@
-"""Speed of lstmkit's LSTM engine against torch.nn.LSTM, its own reference loop, NumPy and ONNX Runtime.
+"""Speed of lstmkit's LSTM engine against torch.nn.LSTM, its own reference loop, Keras/TensorFlow, NumPy
+and ONNX Runtime.
 
 Tables (markdown, printed; ``--out`` also writes them to a file):
 
@@ -12,6 +13,11 @@ Tables (markdown, printed; ``--out`` also writes them to a file):
    ``LSTM.step`` under ``no_grad``, ``torch.nn.LSTM`` on one step, ``torch.nn.LSTMCell``, NumPy with
    preallocated buffers and, if ``onnxruntime`` imports, ONNX Runtime on an exported one-step LSTM;
 6. peak RSS of a seed-shape training loop, each implementation in a fresh process.
+
+Where TensorFlow imports (the ``bench`` extra; ``--no-keras`` leaves it out), every timing table also has
+Keras rows (``bench/keras_peer.py``): at the seed shape the seed's own model (``LSTM(128, activation="relu")``)
+and the same with tanh, a Keras LSTM of the same structure at the other shapes, and a Keras ``LSTMCell`` step
+for streaming.
 
 Within a table every implementation is built first, warmed up, then timed in interleaved rounds; the
 table reports the median, min-max and ratios to the row the table names, all from the same run.
@@ -44,6 +50,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine_info, markdown_table, summarize  # noqa: E402
+import keras_peer  # noqa: E402
 
 from lstmkit.nn import LSTM  # noqa: E402
 from lstmkit.nn import fast as lstm_fast  # noqa: E402
@@ -170,6 +177,16 @@ def seed_tables(args: argparse.Namespace) -> list[tuple[str, list[dict]]]:
 
         add("torch.nn.LSTM", "torch")
         add("lstmkit vanilla", "auto")
+        if args.keras:
+            for name, activation in (("Keras LSTM(128), tanh", "tanh"), ("Keras seed model: LSTM(128, relu)", "relu")):
+                if mode == "training step":
+                    run = keras_peer.training_step(args.threads, x.numpy(), y.numpy(), 128, 10, activation)
+                else:
+                    run = keras_peer.inference(args.threads, x.numpy(), 128, 10, activation)
+                if isinstance(run, str):
+                    print(run, file=sys.stderr)
+                    break
+                runners[name], backends[name] = run, "keras"
         variants = SEED_VARIANTS if not args.quick else dict(list(SEED_VARIANTS.items())[:2])
         for name, config in variants.items():
             add(f"{name}: fast", "fast", **config)
@@ -210,6 +227,14 @@ def shape_table(title: str, args: argparse.Namespace, batch: int, steps: int, fe
 
     add("torch.nn.LSTM", "torch")
     add("lstmkit vanilla", "auto")
+    if args.keras:
+        run = keras_peer.training_step(args.threads, x.numpy(), y.numpy(), hidden, classes,
+                                       num_layers=structure.get("num_layers", 1),
+                                       bidirectional=structure.get("bidirectional", False))
+        if isinstance(run, str):
+            print(run, file=sys.stderr)
+        else:
+            runners["Keras LSTM, same structure"], backends["Keras LSTM, same structure"] = run, "keras"
     for name, config in variants.items():
         add(f"{name}: fast", "fast", **config)
         if reference:
@@ -379,12 +404,18 @@ def stream_table(args: argparse.Namespace) -> tuple[str, list[dict]]:
             "torch.nn.LSTMCell": torch_cell,
             "NumPy, preallocated": lambda: numpy_lstm.step(x_np),
         }
+        if args.keras:
+            keras = keras_peer.stream_step(args.threads, hidden)
+            if isinstance(keras, str):
+                print(keras, file=sys.stderr)
+            else:
+                runners["Keras LSTMCell (tf.function)"] = keras
         onnx = onnx_step(theirs, hidden, args.threads)
         if isinstance(onnx, str):
             print(onnx, file=sys.stderr)
         else:
             runners["ONNX Runtime"] = onnx
-        slow = ("lstmkit LSTM.step (no_grad)", "torch.nn.LSTM, one step")
+        slow = ("lstmkit LSTM.step (no_grad)", "torch.nn.LSTM, one step", "Keras LSTMCell (tf.function)")
         scale = {name: calls // 4 if name in slow else calls for name in runners}  # calls per timed sample
         times = interleaved({name: per_call(run, scale[name]) for name, run in runners.items()}, args.rounds)
         per_step = {name: [t / scale[name] for t in samples] for name, samples in times.items()}
@@ -466,6 +497,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--quick", action="store_true", help="fewer variants and calls; no text shape")
     parser.add_argument("--out", type=Path, help="also write the tables (markdown) here")
+    parser.add_argument("--no-keras", dest="keras", action="store_false",
+                        help="leave out the Keras/TensorFlow rows (they need the bench extra)")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
