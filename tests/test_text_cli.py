@@ -111,6 +111,16 @@ def test_tagging_trains_and_tags_raw_text(tmp_path, capsys):
     (result,) = json.loads(capsys.readouterr().out)
     assert result["tokens"] == ["Grace", "visited", "Oslo", "."]
     assert result["labels"] == ["B-PER", "O", "B-LOC", "O"]
+    assert main(["evaluate", str(model)]) == 2
+    assert "reports a classifier's metrics, and this model is a [model] task = 'tagger' model" in capsys.readouterr().err
+
+
+def test_evaluate_reads_the_text_file_the_model_was_trained_on(classifier_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(classifier_run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    metrics = json.loads((classifier_run.parent / "metrics.json").read_text())
+    assert report["data"] == "text-classification" and report["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
 @pytest.mark.slow

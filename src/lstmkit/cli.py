@@ -191,17 +191,25 @@ def _refuse_forecaster(meta: dict, folder: Path, command: str) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.data import load_source
     from lstmkit.evaluate import classification_report, format_classification_report
+    from lstmkit.model import Model
     from lstmkit.model_folder import load_model
+    from lstmkit.models.objectives import Classification
     from lstmkit.viz import plot_confusion_matrix
 
-    model = load_model(args.model)
-    _refuse_forecaster(model.meta, args.model, "evaluate")
+    _refuse_forecaster(load_model(args.model).meta, args.model, "evaluate")
+    model = Model.load(args.model)
+    if type(model.objective) is not Classification:
+        raise LstmkitError(f"evaluate {args.model}: reports a classifier's metrics, and this model is a "
+                           f"[model] task = {model.config.model.task!r} model; its run folder's evaluation.txt "
+                           "and metrics.json hold its own metrics")
     name = args.data or model.meta.get("data_name")
     if not name:
         raise LstmkitError("evaluate: the model folder does not name its dataset; pass --data NAME")
-    source = load_source(name, data_dir=args.data_dir, download=not args.no_download)
+    # The dataset it was trained on is read with the [data] table it was trained with (file, columns, ...).
+    config = model.config.data if name == model.config.data.name else None
+    source = load_source(name, data_dir=args.data_dir, download=not args.no_download, config=config)
     split = source.test if args.split == "test" else source.train
-    report = classification_report(split.y, model.predict(split.x), model.label_names)
+    report = classification_report(split.y, model.predict(split.x, split.lengths), model.label_names)
     if args.plot:
         plot_confusion_matrix(report["confusion_matrix"], model.label_names, args.plot,
                               title=f"{name} {args.split}: confusion matrix")
