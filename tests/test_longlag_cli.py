@@ -26,6 +26,7 @@ def test_longlag_trains_and_reports_the_papers_criterion(tmp_path, capsys, rnn):
     assert report["task"] == "adding" and report["sequences"] == 2560 and report["length"] == 20
     assert report["model"] == ("rnn-regressor" if rnn else "regressor")
     assert not report["solved"]  # one epoch on 64 sequences learns nothing
+    assert (out / "report.html").is_file()  # the RNN's report says it has no gates instead of failing
 
 
 def test_longlag_refuses_a_recipe_that_is_not_a_long_lag_task(tmp_path, capsys):

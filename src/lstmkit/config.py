@@ -144,6 +144,10 @@ class ModelConfig:
     hidden_activation: Activation = "tanh"
     forget_bias: float = 1.0
     init: Literal["default", "torch"] = "default"
+    chrono_init: int = field(default=0, metadata={"min": 0})
+    """Chrono initialisation of the gate biases (Tallec & Ollivier 2018) for lags up to this many steps:
+    forget-gate biases log U[1, chrono_init - 1], input-gate biases their negatives; replaces
+    ``forget_bias``. 0: off (see ``lstmkit.nn.LSTM``)."""
     # LSTM variants (see ``lstmkit.nn.LSTM``); all off by default.
     peephole: bool = False
     coupled_gates: bool = False

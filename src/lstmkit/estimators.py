@@ -92,6 +92,7 @@ class _LSTMEstimator(BaseEstimator):
         hidden_activation=_MODEL.hidden_activation,
         forget_bias=_MODEL.forget_bias,
         init=_MODEL.init,
+        chrono_init=_MODEL.chrono_init,
         peephole=_MODEL.peephole,
         coupled_gates=_MODEL.coupled_gates,
         layer_norm=_MODEL.layer_norm,
@@ -146,6 +147,7 @@ class _LSTMEstimator(BaseEstimator):
         self.hidden_activation = hidden_activation
         self.forget_bias = forget_bias
         self.init = init
+        self.chrono_init = chrono_init
         self.peephole = peephole
         self.coupled_gates = coupled_gates
         self.layer_norm = layer_norm

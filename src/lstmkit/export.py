@@ -91,7 +91,7 @@ ONNX_ACTIVATIONS = {
 # other than its default is refused, so a new option never exports silently wrong.
 _KNOWN_MODEL_KEYS = {
     "task", "hidden_size", "num_layers", "bidirectional", "dropout", "proj_size", "gate_activation",
-    "cell_activation", "hidden_activation", "forget_bias", "init", "conv", "conv_channels", "conv_kernel",
+    "cell_activation", "hidden_activation", "forget_bias", "init", "chrono_init", "conv", "conv_channels", "conv_kernel",
     "pool", "readout", "head_hidden", "head_dropout", "loss", "label_smoothing",
 }
 _LSTM_PARAMETER_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -294,8 +294,15 @@ def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int], signal:
     from lstmkit.data import load_source
     from lstmkit.model_folder import load_model
 
+    from lstmkit.nn import LSTM
+
     model = load_model(model_dir)
     name = model.meta.get("data_name")
+    if not any(isinstance(m, LSTM) for m in model.module.modules()):
+        page.heading("Inside the LSTM")
+        page.text(f"The model ({model.config.model.task}) holds no lstmkit LSTM, so there are no gates to show.",
+                  note=True)
+        return
     if not name:
         page.heading("Inside the LSTM")
         page.text("The model folder names no dataset, so there are no test samples to show.", note=True)

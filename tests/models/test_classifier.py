@@ -88,3 +88,11 @@ def test_sum_merge_reads_out_the_sum_of_both_final_states():
 def test_bad_variant_options_are_config_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_model(ModelConfig(hidden_size=4, **overrides), SPEC)
+
+
+def test_chrono_init_reaches_the_lstm_and_replaces_forget_bias():
+    torch.manual_seed(0)
+    model = SequenceClassifier(ModelConfig(hidden_size=6, forget_bias=5.0, chrono_init=30), SPEC)
+    bias = model.lstm.bias_ih_l0
+    assert model.lstm.chrono_init == 30
+    assert torch.equal(bias[:6], -bias[6:12]) and bias[6:12].max() <= torch.log(torch.tensor(29.0))

@@ -153,6 +153,8 @@ def test_dropout_with_one_layer_warns() -> None:
         (dict(bias=1), r"LSTM: bias: expected True or False, got 1"),
         (dict(batch_first="yes"), r"LSTM: batch_first: expected True or False, got 'yes'"),
         (dict(forget_bias="1"), r"LSTM: forget_bias: expected a real number, got '1'"),
+        (dict(chrono_init=2.5), r"LSTM: chrono_init: expected an integer >= 0, got 2.5"),
+        (dict(chrono_init=2), r"LSTM: chrono_init: expected 0 \(off\) or a longest dependency T_max >= 3 steps, got 2"),
     ],
 )
 def test_bad_constructor_arguments(kwargs: dict, message: str) -> None:

@@ -85,3 +85,34 @@ def test_device_and_dtype() -> None:
     output, (h_n, c_n) = lstm(torch.randn(5, 2, 3, dtype=torch.float64))
     assert output.dtype == h_n.dtype == c_n.dtype == torch.float64
     assert output.shape == (5, 2, 2) and h_n.shape == (1, 2, 2) and c_n.shape == (1, 2, 4)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.get("bias", True)])
+def test_chrono_init_sets_forget_biases_in_log_range_and_input_biases_to_their_negatives(config: dict) -> None:
+    torch.manual_seed(0)
+    lstm = LSTM(**config, chrono_init=50, forget_bias=3.0)  # chrono replaces forget_bias
+    size = lstm.hidden_size
+    for name, p in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            input_gate, forget_gate, cell, output = p.split(size)
+            assert forget_gate.min() >= 0.0 and forget_gate.max() <= math.log(49.0), name
+            assert forget_gate.std() > 0, name  # drawn per unit, not one value
+            assert torch.equal(input_gate, -forget_gate), name
+            assert torch.equal(cell, torch.zeros(size)) and torch.equal(output, torch.zeros(size)), name
+        elif name.startswith("bias_hh"):
+            assert torch.equal(p, torch.zeros(4 * size)), name
+
+
+def test_chrono_init_with_coupled_gates_sets_the_input_gate_only() -> None:
+    torch.manual_seed(0)
+    lstm = LSTM(3, 4, coupled_gates=True, chrono_init=20)
+    input_gate, rest = lstm.bias_ih_l0[:4], lstm.bias_ih_l0[4:]
+    assert input_gate.max() <= 0.0 and input_gate.min() >= -math.log(19.0)  # f = 1 - i = sigmoid(-b_i)
+    assert torch.equal(rest, torch.zeros_like(rest))
+
+
+def test_chrono_init_applies_after_torch_init_and_shows_in_repr() -> None:
+    lstm = LSTM(3, 4, init="torch", chrono_init=10)
+    assert torch.equal(lstm.bias_ih_l0[:4], -lstm.bias_ih_l0[4:8])
+    assert torch.equal(lstm.bias_hh_l0[:8], torch.zeros(8))
+    assert "chrono_init=10" in repr(lstm)

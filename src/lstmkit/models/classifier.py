@@ -96,6 +96,7 @@ def lstm_options(config: ModelConfig) -> dict:
         hidden_activation=config.hidden_activation,
         forget_bias=config.forget_bias,
         init=config.init,
+        chrono_init=config.chrono_init,
         peephole=config.peephole,
         coupled_gates=config.coupled_gates,
         layer_norm=config.layer_norm,

@@ -8,7 +8,9 @@ with ``torch.nn.RNN`` in place of the LSTM::
 Under the same ``[model]`` and ``[train]`` settings it is the classic baseline of the long-time-lag
 experiments: its gradients through ``W_hh`` vanish or explode over long lags. Of the LSTM options it
 uses ``hidden_size``, ``num_layers``, ``dropout``, ``bidirectional``, ``conv*``, ``pool``, ``readout`` and
-``head_*``; the LSTM variants (peepholes, layer norm, ...) do not apply and are refused when set.
+``head_*``; the LSTM variants (peepholes, layer norm, ...) do not apply and are refused when set. The
+LSTM's gate-bias initialisations (``forget_bias``, ``chrono_init``) have no counterpart here and are
+ignored, so ``lstmkit longlag RECIPE --rnn`` runs the LSTM's recipe as it is.
 
 Example::
 

@@ -151,6 +151,9 @@ class LSTM(nn.Module):
         forget_bias: initial forget-gate bias with ``init="default"`` (ignored when ``bias=False`` or
             ``init="torch"``). Default: 1.0
         init: ``"default"`` or ``"torch"``, see Initialisation. Default: ``"default"``
+        chrono_init: if non-zero, the longest dependency :math:`T_{max}` (in steps, at least 3) for the
+            chrono initialisation of the forget and input gate biases, which replaces ``forget_bias``; see
+            Initialisation. Default: 0 (off)
         impl: ``"auto"``, ``"reference"``, ``"fused"`` or ``"fast"``; ``"fused"`` raises ``ValueError`` when
             the activations are not the default ones or a variant is on, ``"fast"`` when an activation has no
             code in the kernel (one added to :data:`~lstmkit.nn.ACTIVATIONS` by the user). Default: ``"auto"``
@@ -232,6 +235,14 @@ class LSTM(nn.Module):
         drawing from the RNG in the same order, so the same seed gives the same parameters as
         ``torch.nn.LSTM``. With either init, peephole weights start at zero (the module starts as the
         vanilla LSTM and learns them) and the LayerNorm gains at one and shifts at zero.
+        ``chrono_init=T_max`` (Tallec & Ollivier, "Can recurrent neural networks warp time?", ICLR 2018),
+        after either init: for each unit j of every layer and direction, :math:`b_f^j = \log u_j` with
+        :math:`u_j \sim \mathcal{U}(1, T_{max} - 1)`, and the input-gate bias :math:`b_i^j = -b_f^j` (set in
+        ``bias_ih``; the same slices of ``bias_hh`` are zero). The forget gates then start with
+        characteristic memory times :math:`1 / (1 - f) \approx u_j` spread over 1 .. T_max steps, and the
+        input gates mostly closed, so gradients reach back over lags up to T_max from the start. With
+        ``coupled_gates`` only the input-gate slice is set, to :math:`-b_f^j` (the forget gate is
+        :math:`1 - i_t`). Ignored when ``bias=False``.
 
     Examples::
 
@@ -272,6 +283,7 @@ class LSTM(nn.Module):
         hidden_activation: str = "tanh",
         forget_bias: float = 1.0,
         init: str = "default",
+        chrono_init: int = 0,
         impl: str = "auto",
         peephole: bool = False,
         coupled_gates: bool = False,
@@ -308,6 +320,10 @@ class LSTM(nn.Module):
             )
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
             raise ValueError(f"LSTM: forget_bias: expected a real number, got {forget_bias!r}")
+        _check_int("chrono_init", chrono_init, minimum=0)
+        if 0 < chrono_init < 3:
+            raise ValueError(f"LSTM: chrono_init: expected 0 (off) or a longest dependency T_max >= 3 steps, "
+                             f"got {chrono_init}")
         if init not in _INITS:
             raise ValueError(f"LSTM: init: expected one of {_quoted(_INITS)}, got {init!r}")
         if impl not in _IMPLS:
@@ -361,6 +377,7 @@ class LSTM(nn.Module):
         self.hidden_activation = hidden_activation
         self.forget_bias = float(forget_bias)
         self.init = init
+        self.chrono_init = int(chrono_init)
         self.impl = impl
         self.variants = variants
         self._fused = impl == "fused" or (impl == "auto" and not non_vanilla and not variants.active())
@@ -457,6 +474,8 @@ class LSTM(nn.Module):
                     nn.init.uniform_(weight, -bound, bound)
             else:
                 self._default_init()
+            if self.chrono_init:
+                self._chrono_init()
             for directions in self._layer_weights():
                 for weights in directions:
                     for name in ("weight_peephole", "ln_c_bias"):
@@ -484,6 +503,20 @@ class LSTM(nn.Module):
                     weights.bias_ih[gate_slice] = gate_bias
                 if weights.weight_hr is not None:
                     nn.init.orthogonal_(weights.weight_hr)
+
+    def _chrono_init(self) -> None:
+        """Chrono initialisation of the gate biases (see the class docstring)."""
+        h = self.hidden_size
+        for directions in self._layer_weights():
+            for weights in directions:
+                if weights.bias_ih is None:
+                    continue
+                forget = torch.empty(h, dtype=weights.bias_ih.dtype).uniform_(1.0, self.chrono_init - 1.0).log_()
+                weights.bias_ih[:h] = -forget.to(weights.bias_ih.device)  # input gate
+                weights.bias_hh[:h] = 0.0
+                if not self.variants.coupled_gates:
+                    weights.bias_ih[h : 2 * h] = forget.to(weights.bias_ih.device)
+                    weights.bias_hh[h : 2 * h] = 0.0
 
     def forward(
         self,
@@ -842,8 +875,10 @@ class LSTM(nn.Module):
                 s += f", {name}={getattr(self, name)!r}"
         if self.init != "default":
             s += f", init={self.init!r}"
-        elif self.forget_bias != 1.0:
+        elif self.forget_bias != 1.0 and not self.chrono_init:
             s += f", forget_bias={self.forget_bias}"
+        if self.chrono_init:
+            s += f", chrono_init={self.chrono_init}"
         if self.impl != "auto":
             s += f", impl={self.impl!r}"
         variants = self.variants.active()
