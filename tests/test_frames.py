@@ -105,6 +105,22 @@ def test_warp_moves_each_patch_by_its_kernel():
         warp(frame, torch.zeros(1, 9, 3, 3), patch=4)
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_warp_matches_the_neighbourhood_reference(channels):
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(2, channels, 8, 12, dtype=torch.float64, generator=g, requires_grad=True)
+    kernels = torch.rand(2, 9, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    # the reference: every pixel's 3x3 neighbourhood (unfold) times its 4x4 patch's kernel, summed
+    neighbours = torch.nn.functional.unfold(frame, 3, padding=1).view(2, channels, 9, 2, 4, 3, 4)
+    reference = (neighbours * kernels[:, None, :, :, None, :, None]).sum(2).reshape(2, channels, 8, 12)
+    moved = warp(frame, kernels, patch=4)
+    torch.testing.assert_close(moved, reference)
+    grad = torch.rand(moved.shape, dtype=torch.float64, generator=g)
+    for a, b in zip(torch.autograd.grad(moved, (frame, kernels), grad),
+                    torch.autograd.grad(reference, (frame, kernels), grad)):
+        torch.testing.assert_close(a, b)
+
+
 def test_warp_forecaster_keeps_black_frames_black():
     model = ConvLSTMForecaster(1, [4], kernel_size=3, patch=4, head="warp", warp_kernel=3)
     assert torch.equal(model(torch.zeros(1, 3, 1, 8, 8), future=2), torch.zeros(1, 2, 1, 8, 8))
