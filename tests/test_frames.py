@@ -8,8 +8,8 @@ import torch
 
 from lstmkit.data.moving_digits import digit_images, moving_digits
 from lstmkit.errors import ConfigError, ShapeError
-from lstmkit.frames import copy_last_frame, frame_metrics, load_config, ssim
-from lstmkit.models.frame_forecaster import ConvLSTMForecaster
+from lstmkit.frames import copy_last_frame, frame_loss, frame_metrics, load_config, ssim
+from lstmkit.models.frame_forecaster import ConvLSTMForecaster, warp
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,15 +66,64 @@ def test_copy_last_frame_baseline():
     assert frame_metrics(baseline, baseline) == {"mse": 0.0, "ssim": pytest.approx(1.0)}
 
 
-@pytest.mark.parametrize("patch,hidden", [(1, [4]), (4, [6, 5])])
-def test_forecaster_shapes_and_gradients(patch, hidden):
+def test_metrics_by_predicted_frame():
+    target = torch.zeros(2, 3, 1, 16, 16)
+    predicted = target.clone()
+    predicted[:, 2] = 0.5  # only the third frame is wrong
+    metrics = frame_metrics(predicted, target, by_step=True)
+    assert metrics["mse_by_step"] == [0.0, 0.0, 0.25]
+    assert metrics["ssim_by_step"][:2] == [1.0, 1.0] and metrics["ssim_by_step"][2] < 0.01
+    assert metrics["mse"] == pytest.approx(0.25 / 3)
+
+
+@pytest.mark.parametrize("patch,hidden,head", [(1, [4], "pixels"), (4, [6, 5], "pixels"), (4, [6, 5], "warp")])
+def test_forecaster_shapes_and_gradients(patch, hidden, head):
     torch.manual_seed(0)
-    model = ConvLSTMForecaster(1, hidden, kernel_size=3, patch=patch)
+    model = ConvLSTMForecaster(1, hidden, kernel_size=3, patch=patch, head=head, warp_kernel=5)
     frames = torch.rand(2, 4, 1, 16, 16)
-    logits = model(frames, future=3)
-    assert logits.shape == (2, 3, 1, 16, 16)
-    logits.mean().backward()
+    predicted = model(frames, future=3)
+    assert predicted.shape == (2, 3, 1, 16, 16)
+    assert 0.0 <= predicted.min() and predicted.max() <= 1.0
+    frame_loss(predicted, torch.rand_like(predicted), "bce").backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_warp_moves_each_patch_by_its_kernel():
+    frame = torch.zeros(1, 1, 8, 8)
+    frame[0, 0, 1, 1] = 1.0  # in the top-left 4x4 patch
+    frame[0, 0, 5, 6] = 0.5  # in the bottom-right one
+    kernels = torch.zeros(1, 9, 2, 2)
+    kernels[0, 4] = 1.0  # identity (the centre) everywhere ...
+    kernels[0, 4, 0, 0], kernels[0, 0, 0, 0] = 0.0, 1.0  # ... but the top-left patch reads one row up, one left
+    kernels[0, 4, 1, 1], kernels[0, 5, 1, 1] = 0.0, 1.0  # and the bottom-right one reads one column right
+    moved = warp(frame, kernels, patch=4)
+    expected = torch.zeros(1, 1, 8, 8)
+    expected[0, 0, 2, 2] = 1.0  # moved down and right by one
+    expected[0, 0, 5, 5] = 0.5  # moved left by one
+    torch.testing.assert_close(moved, expected)
+    with pytest.raises(ShapeError, match="expected kernels of shape"):
+        warp(frame, torch.zeros(1, 9, 3, 3), patch=4)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_warp_matches_the_neighbourhood_reference(channels):
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(2, channels, 8, 12, dtype=torch.float64, generator=g, requires_grad=True)
+    kernels = torch.rand(2, 9, 2, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    # the reference: every pixel's 3x3 neighbourhood (unfold) times its 4x4 patch's kernel, summed
+    neighbours = torch.nn.functional.unfold(frame, 3, padding=1).view(2, channels, 9, 2, 4, 3, 4)
+    reference = (neighbours * kernels[:, None, :, :, None, :, None]).sum(2).reshape(2, channels, 8, 12)
+    moved = warp(frame, kernels, patch=4)
+    torch.testing.assert_close(moved, reference)
+    grad = torch.rand(moved.shape, dtype=torch.float64, generator=g)
+    for a, b in zip(torch.autograd.grad(moved, (frame, kernels), grad),
+                    torch.autograd.grad(reference, (frame, kernels), grad)):
+        torch.testing.assert_close(a, b)
+
+
+def test_warp_forecaster_keeps_black_frames_black():
+    model = ConvLSTMForecaster(1, [4], kernel_size=3, patch=4, head="warp", warp_kernel=3)
+    assert torch.equal(model(torch.zeros(1, 3, 1, 8, 8), future=2), torch.zeros(1, 2, 1, 8, 8))
     with pytest.raises(ShapeError, match="divisible by patch=4"):
         ConvLSTMForecaster(1, [4], 3, patch=4)(torch.rand(1, 2, 1, 10, 10), future=1)
 
@@ -84,3 +133,7 @@ def test_frames_config_is_strict(tmp_path):
         load_config(None, ["model.channels=3"])
     with pytest.raises(ConfigError, match=r"\[model\] patch: expected a divisor of \[data\] frame_size"):
         load_config(None, ["model.patch=5"])
+    with pytest.raises(ConfigError, match=r"\[model\] warp_kernel: expected an odd integer, got 4"):
+        load_config(None, ["model.warp_kernel=4"])
+    with pytest.raises(ConfigError, match=r"\[model\] head: expected one of"):
+        load_config(None, ["model.head=flow"])

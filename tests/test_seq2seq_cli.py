@@ -91,8 +91,10 @@ def test_frames_train_reports_the_baseline_beside_the_model(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "copy-last-frame baseline" in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("test_mse", "baseline_mse", "test_ssim", "baseline_ssim"):
+    for key in ("test_mse", "baseline_mse", "test_ssim", "baseline_ssim", "blank_mse", "blank_ssim"):
         assert np.isfinite(metrics[key]), key
+    assert len(metrics["test_mse_by_step"]) == len(metrics["baseline_ssim_by_step"]) == 2  # output_frames
+    assert "by predicted frame" in (out / "evaluation.txt").read_text()
     for name in ("frames.png", "evaluation.txt", "metrics.csv", "model/model.safetensors", "checkpoints/best.pt"):
         assert (out / name).is_file(), name
 

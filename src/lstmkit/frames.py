@@ -7,10 +7,14 @@ are fixed, drawn from the digit source's held-out test images. The model sees ``
 predicts the next ``output_frames``; the loss is per-pixel binary cross-entropy (Shi et al.) or MSE.
 
 Reported on the test sequences, always beside the copy-last-frame baseline (the last input frame
-repeated ``output_frames`` times):
+repeated ``output_frames`` times) and, for scale, an all-black forecast:
 
-- ``test_mse`` / ``baseline_mse``: mean squared error per pixel, frames in 0..1;
-- ``test_ssim`` / ``baseline_ssim``: mean structural similarity (``ssim``) over predicted frames.
+- ``test_mse`` / ``baseline_mse`` / ``blank_mse``: mean squared error per pixel, frames in 0..1;
+- ``test_ssim`` / ``baseline_ssim`` / ``blank_ssim``: mean structural similarity (``ssim``) over predicted
+  frames. Moving-digits frames are mostly black, so a black forecast already scores a high SSIM, and a
+  faint uniform haze a very low one (SSIM's constants are small against a 0.04 grey);
+- ``test_mse_by_step``, ``test_ssim_by_step`` and the same for the baseline: the metrics of predicted
+  frame 1, 2, ..., ``output_frames`` (whether the near future is learned; evaluation.txt has the table).
 
 The run folder holds ``config.toml``, ``metrics.csv``, ``metrics.json``, ``evaluation.txt``,
 ``frames.png`` (input, predicted and true frames of a few test sequences), ``checkpoints/best.pt`` and
@@ -43,7 +47,7 @@ from lstmkit.task_runs import BestEpoch, EpochLog, dump_task_config, load_task_c
 from lstmkit.trainer import apply_runtime, make_optimizer, make_scheduler, seed_everything
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
-           "copy_last_frame", "frame_metrics"]
+           "copy_last_frame", "frame_metrics", "frame_loss", "evaluation_text"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,11 @@ class FramesModelConfig:
     kernel_size: int = field(default=3, metadata={"min": 0, "exclusive": True})
     patch: int = field(default=4, metadata={"min": 0, "exclusive": True})
     """Side of the square patches stacked into channels before the ConvLSTMs (Shi et al.)."""
+    head: Literal["pixels", "warp"] = "warp"
+    """``pixels``: the forecaster draws each frame (Shi et al.); ``warp``: it moves the previous frame's pixels
+    with a kernel per patch (see ``lstmkit.models.frame_forecaster``)."""
+    warp_kernel: int = field(default=7, metadata={"min": 0, "exclusive": True})
+    """Side of the ``warp`` head's kernels: odd, at least 2 * speed + 1 to follow the motion."""
     loss: Literal["bce", "mse"] = "bce"
 
 
@@ -104,6 +113,8 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
                           f"got {m.hidden_channels}")
     if m.kernel_size % 2 == 0:
         raise ConfigError(f"config [model] kernel_size: expected an odd integer, got {m.kernel_size}")
+    if m.warp_kernel % 2 == 0:
+        raise ConfigError(f"config [model] warp_kernel: expected an odd integer, got {m.warp_kernel}")
     return config
 
 
@@ -112,13 +123,14 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The 1-D Gaussian window (size,), summing to 1; the 2-D window is its outer product with itself."""
     coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-coords**2 / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+    return g / g.sum()
 
 
-def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) -> Tensor:
+def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5,
+         chunk: int = 256) -> Tensor:
     r"""Structural similarity (Wang et al., 2004) of each pair of single-channel images, shape (...,).
 
     .. math::
@@ -127,6 +139,9 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window: int = 11, sigma:
 
     with Gaussian-weighted local statistics (an 11x11 window, :math:`\sigma = 1.5`, no padding),
     :math:`C_1 = (0.01 R)^2`, :math:`C_2 = (0.03 R)^2` and :math:`R` = ``data_range``. Identical images give 1.
+    Computed in float64, the Gaussian blur as two 1-D convolutions (the same window, separated), ``chunk``
+    images at a time (PyTorch's float64 convolution unrolls its input: one 11x11 pass over 1,280 frames of
+    64x64 took gigabytes and minutes).
 
     ``x`` and ``y``: tensors of the same shape (..., H, W), H and W at least ``window``.
     """
@@ -134,17 +149,22 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window: int = 11, sigma:
         raise ValueError(f"ssim: expected two tensors of one shape (..., H, W), "
                          f"got {tuple(x.shape)} and {tuple(y.shape)}")
     batch_shape = x.shape[:-2]
-    x = x.reshape(-1, 1, *x.shape[-2:]).double()
-    y = y.reshape(-1, 1, *y.shape[-2:]).double()
-    kernel = _gaussian_window(window, sigma, torch.float64)
-    blur = lambda t: F.conv2d(t, kernel)  # noqa: E731
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    x = x.detach().reshape(-1, 1, *x.shape[-2:])
+    y = y.detach().reshape(-1, 1, *y.shape[-2:])
+    g = _gaussian_window(window, sigma, torch.float64)
+    rows, cols = g.view(1, 1, window, 1), g.view(1, 1, 1, window)
+    blur = lambda t: F.conv2d(F.conv2d(t, rows), cols)  # noqa: E731
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return score.mean(dim=(1, 2, 3)).reshape(batch_shape).float()
+    scores = []
+    for a, b in zip(x.split(chunk), y.split(chunk)):
+        a, b = a.double(), b.double()
+        mu_a, mu_b = blur(a), blur(b)
+        var_a = blur(a * a) - mu_a**2
+        var_b = blur(b * b) - mu_b**2
+        cov = blur(a * b) - mu_a * mu_b
+        score = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+        scores.append(score.mean(dim=(1, 2, 3)))
+    return torch.cat(scores).reshape(batch_shape).float()
 
 
 def copy_last_frame(inputs: Tensor, future: int) -> Tensor:
@@ -152,9 +172,27 @@ def copy_last_frame(inputs: Tensor, future: int) -> Tensor:
     return inputs[:, -1:].expand(-1, future, *inputs.shape[2:])
 
 
-def frame_metrics(predicted: Tensor, target: Tensor) -> dict[str, float]:
-    """MSE per pixel and mean SSIM over frames of ``predicted`` against ``target`` (N, K, C, H, W) in 0..1."""
-    return {"mse": float(F.mse_loss(predicted, target)), "ssim": float(ssim(predicted, target).mean())}
+def frame_metrics(predicted: Tensor, target: Tensor, by_step: bool = False) -> dict[str, Any]:
+    """MSE per pixel and mean SSIM over frames of ``predicted`` against ``target`` (N, K, C, H, W) in 0..1.
+
+    With ``by_step=True`` also ``mse_by_step`` and ``ssim_by_step``: lists of K values, one per predicted
+    frame (horizon 1..K), each averaged over the sequences.
+    """
+    scores = ssim(predicted, target)  # (N, K, C)
+    metrics: dict[str, Any] = {"mse": float(F.mse_loss(predicted, target)), "ssim": float(scores.mean())}
+    if by_step:
+        errors = (predicted - target).pow(2).transpose(0, 1).flatten(1).mean(1)  # (K,)
+        metrics["mse_by_step"] = [round(float(v), 6) for v in errors]
+        metrics["ssim_by_step"] = [round(float(v), 4) for v in scores.transpose(0, 1).flatten(1).mean(1)]
+    return metrics
+
+
+def frame_loss(predicted: Tensor, target: Tensor, loss: str) -> Tensor:
+    """``bce`` (per-pixel binary cross-entropy, the frames read as pixel probabilities) or ``mse`` of
+    predicted frames in 0..1 against the true frames."""
+    if loss == "bce":
+        return F.binary_cross_entropy(predicted.clamp(1e-6, 1 - 1e-6), target)
+    return F.mse_loss(predicted, target)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -168,14 +206,15 @@ def _sequences(images: np.ndarray, n: int, seed: Iterable[int], d: FramesDataCon
 
 
 def build_model(config: FramesModelConfig) -> ConvLSTMForecaster:
-    return ConvLSTMForecaster(1, config.hidden_channels, config.kernel_size, config.patch)
+    return ConvLSTMForecaster(1, config.hidden_channels, config.kernel_size, config.patch, head=config.head,
+                              warp_kernel=config.warp_kernel)
 
 
 @torch.no_grad()
 def forecast(model: ConvLSTMForecaster, inputs: Tensor, future: int, batch_size: int = 32) -> Tensor:
     """Predicted frames in 0..1 (N, future, C, H, W) for input frames (N, L, C, H, W)."""
     model.eval()
-    return torch.cat([torch.sigmoid(model(chunk, future)) for chunk in inputs.split(batch_size)])
+    return torch.cat([model(chunk, future) for chunk in inputs.split(batch_size)])
 
 
 def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -204,12 +243,7 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
         loss_sum = 0.0
         for batch in sequences.split(tc.batch_size):
             batch = batch.to(device)
-            logits = model(batch[:, :split], d.output_frames)
-            target = batch[:, split:]
-            if mc.loss == "bce":
-                loss = F.binary_cross_entropy_with_logits(logits, target)
-            else:
-                loss = F.mse_loss(torch.sigmoid(logits), target)
+            loss = frame_loss(model(batch[:, :split], d.output_frames), batch[:, split:], mc.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip > 0:
@@ -234,24 +268,41 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
 
     inputs, target = test[:, :split], test[:, split:]
     predicted = forecast(model, inputs, d.output_frames)
-    ours = frame_metrics(predicted, target)
-    baseline = frame_metrics(copy_last_frame(inputs, d.output_frames), target)
+    ours = frame_metrics(predicted, target, by_step=True)
+    baseline = frame_metrics(copy_last_frame(inputs, d.output_frames), target, by_step=True)
+    blank = frame_metrics(torch.zeros_like(target), target)
     metrics = {"test_mse": ours["mse"], "baseline_mse": baseline["mse"], "test_ssim": ours["ssim"],
-               "baseline_ssim": baseline["ssim"], "best_epoch": best.epoch, "epochs_run": len(epoch_log.rows),
+               "baseline_ssim": baseline["ssim"], "blank_mse": blank["mse"], "blank_ssim": blank["ssim"],
+               "test_mse_by_step": ours["mse_by_step"], "baseline_mse_by_step": baseline["mse_by_step"],
+               "test_ssim_by_step": ours["ssim_by_step"], "baseline_ssim_by_step": baseline["ssim_by_step"],
+               "best_epoch": best.epoch, "epochs_run": len(epoch_log.rows),
                "train_seconds": round(train_seconds, 3), "test_sequences": len(test)}
     from lstmkit.viz_seq import plot_frames
 
     plot_frames(inputs[:3, :, 0].numpy(), predicted[:3, :, 0].numpy(), target[:3, :, 0].numpy(),
                 out_dir / "frames.png", title="Moving digits: input, predicted, true")
-    (out_dir / "evaluation.txt").write_text(
-        f"test sequences {len(test)} ({d.input_frames} frames in, {d.output_frames} predicted, "
-        f"{d.frame_size}x{d.frame_size})\n"
-        f"              MSE        SSIM\n"
-        f"ConvLSTM      {ours['mse']:.5f}    {ours['ssim']:.4f}\n"
-        f"copy-last     {baseline['mse']:.5f}    {baseline['ssim']:.4f}\n", encoding="utf-8")
+    (out_dir / "evaluation.txt").write_text(evaluation_text(len(test), d, ours, baseline, blank), encoding="utf-8")
     _save_model(out_dir / "model", model, config)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def evaluation_text(sequences: int, d: FramesDataConfig, ours: dict[str, Any], baseline: dict[str, Any],
+                    blank: dict[str, Any]) -> str:
+    """evaluation.txt: overall MSE and SSIM of the model, copy-last-frame and all-black, then by predicted frame."""
+    lines = [f"test sequences {sequences} ({d.input_frames} frames in, {d.output_frames} predicted, "
+             f"{d.frame_size}x{d.frame_size})",
+             "              MSE        SSIM",
+             f"ConvLSTM      {ours['mse']:.5f}    {ours['ssim']:.4f}",
+             f"copy-last     {baseline['mse']:.5f}    {baseline['ssim']:.4f}",
+             f"all-black     {blank['mse']:.5f}    {blank['ssim']:.4f}",
+             "",
+             "by predicted frame",
+             "frame   ConvLSTM MSE   copy-last MSE   ConvLSTM SSIM   copy-last SSIM"]
+    for k, values in enumerate(zip(ours["mse_by_step"], baseline["mse_by_step"], ours["ssim_by_step"],
+                                   baseline["ssim_by_step"]), start=1):
+        lines.append(f"{k:>5}   {values[0]:12.5f}   {values[1]:13.5f}   {values[2]:13.4f}   {values[3]:14.4f}")
+    return "\n".join(lines) + "\n"
 
 
 def _save_model(folder: Path, model: ConvLSTMForecaster, config: FramesConfig) -> None:
@@ -262,11 +313,14 @@ def _save_model(folder: Path, model: ConvLSTMForecaster, config: FramesConfig) -
     atomic_write_bytes(folder / "config.toml", dump_task_config(config))
     meta = {"format_version": 1, "lstmkit_version": lstmkit.__version__, "task": "frames",
             "input_frames": config.data.input_frames, "output_frames": config.data.output_frames,
-            "frame_size": config.data.frame_size}
+            "frame_size": config.data.frame_size, "head": config.model.head}
     atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
 
 
 def summary(metrics: dict[str, Any]) -> str:
+    first = f"frame 1: MSE {metrics['test_mse_by_step'][0]:.5f} / SSIM {metrics['test_ssim_by_step'][0]:.4f} " \
+            f"(copy-last {metrics['baseline_mse_by_step'][0]:.5f} / {metrics['baseline_ssim_by_step'][0]:.4f})"
     return (f"test_mse {metrics['test_mse']:.5f} (copy-last-frame baseline {metrics['baseline_mse']:.5f})\n"
             f"test_ssim {metrics['test_ssim']:.4f} (copy-last-frame baseline {metrics['baseline_ssim']:.4f})\n"
+            f"{first}\n"
             f"train_seconds {metrics['train_seconds']:.1f} ({metrics['epochs_run']} epochs)")
