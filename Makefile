@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python bench/fashion_epoch.py --rounds 3
 
 bench-engine: setup
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/engine.py
 
 clean:
