@@ -1,7 +1,8 @@
 """The HTTP service (FastAPI): batch prediction, streaming sessions, health and metrics.
 
 =========================  ===================================================================================
-``POST /v1/predict``       ``{"inputs": [[[F numbers], ...steps], ...sequences]}`` -> one prediction per sequence
+``POST /v1/predict``       ``{"inputs": [[[F numbers], ...steps], ...sequences]}`` -> one prediction per sequence;
+                           a text classifier takes ``{"texts": ["...", ...]}`` instead
 ``POST /v1/sessions``      open a streaming session -> ``{"id": ...}`` (201)
 ``POST /v1/sessions/{id}/step``  ``{"inputs": [[F numbers], ...steps]}`` -> the output after every step
 ``GET /v1/sessions/{id}``  steps so far and idle seconds
@@ -33,13 +34,14 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import lstmkit
+from lstmkit.errors import DataError
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
 from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
-from lstmkit.serve.validation import ApiError, parse_predict, parse_steps, read_json
+from lstmkit.serve.validation import ApiError, check_token_counts, parse_predict, parse_steps, parse_texts, read_json
 
 __all__ = ["create_app"]
 
@@ -50,7 +52,9 @@ log = logging.getLogger(__name__)
 
 
 class PredictRequest(BaseModel):
-    inputs: list[list[list[float]]] = Field(description="Sequences (any lengths), each a list of steps of F numbers")
+    inputs: list[list[list[float]]] | None = Field(
+        default=None, description="Sequences (any lengths), each a list of steps of F numbers")
+    texts: list[str] | None = Field(default=None, description="For a text classifier instead of inputs: raw texts")
 
 
 class Prediction(BaseModel):
@@ -176,6 +180,7 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
             "model": info.source,
             "labels": labels,
             "input_size": info.input_size,
+            "inputs": "texts" if info.texts else "numbers",
             "streaming": info.streaming_unsupported is None,
             "sessions": len(state["store"]) if "store" in state else 0,
         }
@@ -189,7 +194,15 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     async def predict(request: Request) -> JSONResponse:
         predictor = state["predictor"]
         with predictor.arrival():
-            sequences = parse_predict(await read_json(request), info, options)
+            body = await read_json(request)
+            if info.texts:
+                try:
+                    sequences = backend.encode(parse_texts(body, options))  # type: ignore[attr-defined]
+                except DataError as exc:
+                    raise ApiError(422, str(exc)) from None
+                check_token_counts(sequences, options)
+            else:
+                sequences = parse_predict(body, info, options)
         probabilities = await predictor.predict(sequences)
         return JSONResponse({"predictions": [prediction(row) for row in probabilities]})
 

@@ -1,4 +1,5 @@
-"""What the server runs a model with: PyTorch (a model folder) or ONNX Runtime (an exported file).
+"""What the server runs a model with: PyTorch (a model folder) or ONNX Runtime (an exported file); a text
+classifier's model folder runs in PyTorch with the tokenizer saved beside it (``TextBackend``).
 
 Both backends take raw inputs, as the data source gives them (they standardise as in training), and
 offer the same two calls, each for a whole micro-batch:
@@ -24,7 +25,7 @@ import torch
 
 from lstmkit.errors import LstmkitError
 
-__all__ = ["Backend", "ModelInfo", "TorchBackend", "OnnxBackend", "load_backend"]
+__all__ = ["Backend", "ModelInfo", "TorchBackend", "TextBackend", "OnnxBackend", "load_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class ModelInfo:
     state_sizes: tuple[int, int]
     """(H_out, H): the sizes of one layer's h and c."""
     source: str
+    texts: bool = False
+    """Whether the model reads raw texts (``{"texts": [...]}``) instead of sequences of numbers."""
 
 
 class Backend(Protocol):
@@ -121,6 +124,58 @@ class TorchBackend:
             h_t, c_t = h_t.clone(), c_t.clone()
             h_t[:, rows], c_t[:, rows] = h_rows, c_rows
         return probabilities.numpy(), h_t.numpy(), c_t.numpy()
+
+
+class TextBackend:
+    """Runs a text classifier's model folder in PyTorch: each text is split and encoded with the tokenizer it
+    was trained with (saved in the folder), then classified like a sequence of token ids."""
+
+    name = "torch"
+
+    def __init__(self, model: Any, source: str = "", threads: int = 1) -> None:
+        from lstmkit.text_inference import TextModel
+
+        self.text = TextModel.from_loaded(model, source)
+        if self.text.task != "text-classifier":
+            raise LstmkitError(f"serve: expected a classifier or text-classifier model, got [model] task = "
+                               f"{self.text.task!r}; use lstmkit predict {source} --text ... for it")
+        self.threads = threads
+        self.module = model.module.eval()
+        lstm = self.module.lstm
+        self.info = ModelInfo(
+            label_names=model.label_names, input_size=1, min_length=1,
+            streaming_unsupported="a text classifier reads whole texts (its LSTM is "
+                                  f"{'bidirectional' if lstm.bidirectional else 'pooled by attention'})",
+            num_layers=lstm.num_layers, state_sizes=(lstm.output_size, lstm.hidden_size), source=source, texts=True,
+        )
+
+    def thread_init(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text as token ids, float32 (L_i, 1), the model's input; DataError for a text without tokens."""
+        from lstmkit.data.text import pad_ids
+
+        tokenizer = self.text.tokenizer
+        encoded = []
+        for i, text in enumerate(texts):
+            ids = tokenizer.encode(tokenizer.split(text))
+            if not ids:
+                from lstmkit.errors import DataError
+
+                raise DataError(f"texts[{i}]: expected at least one {tokenizer.level} token, got {text[:40]!r}")
+            encoded.append(pad_ids([ids])[0][0])
+        return encoded
+
+    @torch.inference_mode()
+    def predict(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        logits = self.module(torch.from_numpy(x), torch.from_numpy(lengths))
+        return torch.softmax(logits, dim=-1).numpy()
+
+    def steps(self, x: np.ndarray, lengths: np.ndarray, h: np.ndarray, c: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise AssertionError("the server refuses sessions for text models")
 
 
 class OnnxBackend:
@@ -219,7 +274,10 @@ def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> 
     if backend == "torch":
         if is_onnx_file:
             raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
-        return TorchBackend(load_model(path), source=str(path), threads=threads)
+        loaded = load_model(path)
+        if "tokenizer" in loaded.meta:
+            return TextBackend(loaded, source=str(path), threads=threads)
+        return TorchBackend(loaded, source=str(path), threads=threads)
     if is_onnx_file:
         return OnnxBackend(path, threads)
     return OnnxBackend.from_model(load_model(path), threads, source=str(path))

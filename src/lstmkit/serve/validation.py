@@ -3,13 +3,14 @@
 ========  ===============================================================================================
 status    when
 ========  ===============================================================================================
-400       the body is not JSON, not an object, lacks ``inputs`` or has unknown keys
+400       the body is not JSON, not an object, lacks ``inputs`` (``texts`` for a text model) or has unknown keys
 401       ``--api-key`` is set and the request lacks ``Authorization: Bearer KEY`` (``lstmkit.serve.guard``)
 404       an unknown or expired session, an unknown path
 409       a session asked of a model that cannot stream (bidirectional, conv front end, readout not "last")
 413       the body is larger than ``--max-payload-bytes`` (``lstmkit.serve.guard``, before it is parsed)
 422       the values: a wrong number of features, a non-number, NaN/Inf, an empty or too long sequence,
-          more sequences than ``--max-batch``
+          more sequences than ``--max-batch``; for a text model, a text that is not a string, has no tokens
+          or has more than ``--max-sequence-length`` of them
 429       ``--max-sessions`` sessions are open, or the client is over ``--rate-limit`` (``lstmkit.serve.guard``)
 503       the queue of work for the model is full (``--max-queue``), ``--max-concurrency`` requests are in
           progress (``lstmkit.serve.guard``), or the server is shutting down
@@ -28,7 +29,7 @@ import numpy as np
 from lstmkit.serve.backends import ModelInfo
 from lstmkit.serve.options import ServeOptions
 
-__all__ = ["ApiError", "read_json", "parse_predict", "parse_steps"]
+__all__ = ["ApiError", "read_json", "parse_predict", "parse_steps", "parse_texts"]
 
 _NUMBER_TYPES = (int, float)
 
@@ -53,16 +54,17 @@ async def read_json(request: Any) -> Any:
         raise ApiError(400, f"request body: expected JSON, got invalid JSON ({exc})") from None
 
 
-def _inputs(body: Any, shape: str) -> Any:
+def _inputs(body: Any, shape: str, key: str = "inputs") -> Any:
     if not isinstance(body, dict):
         got = "an empty body" if body is None else f"a JSON {type(body).__name__}"
-        raise ApiError(400, f'request body: expected a JSON object {{"inputs": {shape}}}, got {got}')
-    unknown = sorted(set(body) - {"inputs"})
+        raise ApiError(400, f'request body: expected a JSON object {{"{key}": {shape}}}, got {got}')
+    unknown = sorted(set(body) - {key})
     if unknown:
-        raise ApiError(400, f"request body: unknown key {unknown[0]!r}; expected only 'inputs'")
-    if "inputs" not in body:
-        raise ApiError(400, f'request body: expected the key "inputs" holding {shape}')
-    return body["inputs"]
+        model = "a text model" if key == "texts" else "a model of numeric inputs"
+        raise ApiError(400, f"request body: unknown key {unknown[0]!r}; expected only '{key}' ({model})")
+    if key not in body:
+        raise ApiError(400, f'request body: expected the key "{key}" holding {shape}')
+    return body[key]
 
 
 def _describe(value: Any) -> str:
@@ -109,6 +111,28 @@ def parse_predict(body: Any, info: ModelInfo, options: ServeOptions) -> list[np.
     why = "the conv front end pools steps away"
     return [_sequence(s, f"inputs[{i}]", features, options.max_sequence_length, info.min_length, why)
             for i, s in enumerate(sequences)]
+
+
+def parse_texts(body: Any, options: ServeOptions) -> list[str]:
+    """``{"texts": ["...", ...]}`` -> the texts (a text model's ``/v1/predict``)."""
+    texts = _inputs(body, '["text", ...]', key="texts")
+    if not isinstance(texts, list) or not texts:
+        raise ApiError(422, f"texts: expected a non-empty list of strings, got {_describe(texts)}")
+    if len(texts) > options.max_batch:
+        raise ApiError(422, f"texts: expected at most {options.max_batch} texts per request (--max-batch), "
+                            f"got {len(texts)}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ApiError(422, f"texts[{i}]: expected a string, got {_describe(text)}")
+    return texts
+
+
+def check_token_counts(sequences: list[np.ndarray], options: ServeOptions) -> None:
+    """Refuse an encoded text longer than ``--max-sequence-length`` tokens."""
+    for i, ids in enumerate(sequences):
+        if len(ids) > options.max_sequence_length:
+            raise ApiError(422, f"texts[{i}]: expected at most {options.max_sequence_length} tokens "
+                                f"(--max-sequence-length), got {len(ids)}")
 
 
 def parse_steps(body: Any, info: ModelInfo, options: ServeOptions) -> np.ndarray:

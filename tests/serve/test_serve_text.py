@@ -1,0 +1,84 @@
+"""Serving a text classifier: raw texts in ``/v1/predict``, through a real server on 127.0.0.1, answered as
+``TextModel.classify`` answers offline; the errors a text request can meet, each with its message."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lstmkit.cli import main
+from lstmkit.errors import LstmkitError
+from lstmkit.serve import create_app, load_backend
+from lstmkit.text_inference import TextModel
+from serve_helpers import OPTIONS, LiveServer
+
+CONFIGS = Path(__file__).parent.parent.parent / "configs"
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory) -> Path:
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("text")
+    lines = []
+    for i in range(80):
+        good = i % 2 == 0
+        word = rng.choice(["good", "great", "fine"] if good else ["bad", "dull", "poor"])
+        lines.append(json.dumps({"review": f"the film was {word}", "stars": "high" if good else "low"}))
+    (folder / "reviews.jsonl").write_text("\n".join(lines) + "\n")
+    out = folder / "run"
+    assert main(["train", str(CONFIGS / "text_classification.toml"), "--out", str(out),
+                 "--set", f"data.path={json.dumps(str(folder / 'reviews.jsonl'))}", "--set", "data.text_column=review",
+                 "--set", "data.label_column=stars", "--set", "train.epochs=8", "--set", "train.lr=0.02",
+                 "--set", "model.hidden_size=8", "--set", "model.embedding_size=8", "--set", "model.head_dropout=0",
+                 "--set", "train.progress=false", "--set", "train.report=false"]) == 0
+    return out / "model"
+
+
+@pytest.fixture(scope="module")
+def client(text_model):
+    with LiveServer(create_app(load_backend(text_model), OPTIONS)) as live, \
+            httpx.Client(base_url=live.url, timeout=30) as c:
+        yield c
+
+
+def test_texts_are_classified_as_offline(client, text_model):
+    texts = ["the film was great", "the film was dull", "great"]
+    response = client.post("/v1/predict", json={"texts": texts})
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    expected = TextModel.load(text_model).classify(texts)
+    assert [p["label"] for p in predictions] == [e["label"] for e in expected] == ["high", "low", "high"]
+    for got, want in zip(predictions, expected):
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
+    health = client.get("/healthz").json()
+    assert health["inputs"] == "texts" and health["streaming"] is False and health["labels"] == ["high", "low"]
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"inputs": [[[1.0]]]}, 400, "request body: unknown key 'inputs'; expected only 'texts' (a text model)"),
+    ({}, 400, 'request body: expected the key "texts" holding ["text", ...]'),
+    ({"texts": []}, 422, "texts: expected a non-empty list of strings, got []"),
+    ({"texts": ["fine", 5]}, 422, "texts[1]: expected a string, got 5"),
+    ({"texts": ["fine", "   "]}, 422, "texts[1]: expected at least one word token, got '   '"),
+    ({"texts": ["good " * 41]}, 422, "texts[0]: expected at most 40 tokens (--max-sequence-length), got 41"),
+    ({"texts": ["good"] * 17}, 422, "texts: expected at most 16 texts per request (--max-batch), got 17"),
+])
+def test_text_request_errors(client, body, status, message):
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == status
+    assert response.json() == {"error": message}
+
+
+def test_sessions_are_refused_for_a_text_model(client):
+    response = client.post("/v1/sessions")
+    assert response.status_code == 409
+    assert "a text classifier reads whole texts" in response.json()["error"]
+
+
+def test_a_text_model_is_not_exported_to_onnx_for_serving(text_model):
+    with pytest.raises(LstmkitError, match="text-classifier"):
+        load_backend(text_model, backend="onnx")
