@@ -113,3 +113,18 @@ def test_predict_an_image_file(trained_run, capsys):
     assert main(["predict", str(trained_run / "model"), str(png), "--json"]) == 0
     (result,) = json.loads(capsys.readouterr().out)
     assert result["input"].endswith("digit_3.png") and abs(sum(result["probabilities"].values()) - 1) < 1e-5
+
+
+def test_output_into_a_closed_pipe_ends_quietly(trained_run, tmp_path):
+    """`lstmkit predict ... | head -1`: the reader leaves early; no BrokenPipeError traceback, status 141."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "many.npy", np.zeros((3000, 8, 8), dtype=np.float32))  # far more than a pipe buffer
+    proc = subprocess.Popen([sys.executable, "-m", "lstmkit.cli", "predict", str(trained_run / "model"),
+                             str(tmp_path / "many.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert first.strip() and "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -6,8 +6,10 @@ User errors (``LstmkitError``) print one line, ``lstmkit: error: ...``, and exit
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -564,6 +566,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lstmkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whatever read the output has stopped (`lstmkit predict ... | head`): end quietly, as cat and grep do.
+        # Standard output points at /dev/null from here, so the interpreter's last flush cannot fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe
 
 
 if __name__ == "__main__":
