@@ -198,8 +198,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.models.objectives import Classification
     from lstmkit.viz import plot_confusion_matrix
 
-    _refuse_forecaster(load_model(args.model).meta, args.model, "evaluate")
-    model = Model.load(args.model)
+    loaded = load_model(args.model)
+    _refuse_forecaster(loaded.meta, args.model, "evaluate")
+    model = Model.from_loaded(loaded)
     if type(model.objective) is not Classification:
         raise LstmkitError(f"evaluate {args.model}: reports a classifier's metrics, and this model is a "
                            f"[model] task = {model.config.model.task!r} model; its run folder's evaluation.txt "

@@ -24,7 +24,6 @@ The run folder holds ``config.toml``, ``metrics.csv``, ``metrics.json``, ``evalu
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -48,8 +47,6 @@ from lstmkit.trainer import apply_runtime, make_optimizer, make_scheduler, seed_
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
            "copy_last_frame", "frame_metrics", "frame_loss", "evaluation_text"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,7 +228,7 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
     model = build_model(mc).to(device)
     optimizer = make_optimizer(model.parameters(), tc)
     scheduler = make_scheduler(optimizer, tc, math.ceil(d.samples / tc.batch_size))
-    epoch_log = EpochLog(out_dir / "metrics.csv")
+    epoch_log = EpochLog(out_dir / "metrics.csv", tc.epochs)
     split = d.input_frames
     best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=False, patience=tc.patience)
     train_seconds = 0.0
@@ -259,8 +256,6 @@ def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
                **{f"val_{k}": v for k, v in frame_metrics(predicted, val[:, split:]).items()},
                "seconds": round(time.perf_counter() - started, 3)}
         epoch_log.append(row)
-        log.info("epoch %d/%d: %s", epoch, tc.epochs,
-                 ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
         if best.update(epoch, row["val_mse"], model):
             break
     model.load_state_dict(best.state)

@@ -271,7 +271,11 @@ class Model:
         """Load a model folder written by ``save`` or by ``lstmkit train``."""
         from lstmkit.model_folder import load_model
 
-        loaded = load_model(folder)
+        return cls.from_loaded(load_model(folder))
+
+    @classmethod
+    def from_loaded(cls, loaded: Any) -> Model:
+        """A ``Model`` around a ``LoadedModel`` that ``lstmkit.model_folder.load_model`` returned."""
         model = cls(loaded.config)
         model.module = loaded.module
         meta = loaded.meta

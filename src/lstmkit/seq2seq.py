@@ -277,7 +277,7 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
     optimizer = make_optimizer(model.parameters(), tc)
     scheduler = make_scheduler(optimizer, tc, math.ceil(len(train_pairs) / tc.batch_size))
     shuffle = torch.Generator().manual_seed(tc.seed)
-    epoch_log = EpochLog(out_dir / "metrics.csv")
+    epoch_log = EpochLog(out_dir / "metrics.csv", tc.epochs)
     best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=True, patience=tc.patience)
     train_seconds = 0.0
     for epoch in range(1, tc.epochs + 1):
@@ -291,8 +291,6 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
         row.update({f"val_{k}": v for k, v in evaluate_pairs(outputs, val.targets).items()})
         row["seconds"] = round(time.perf_counter() - started, 3)
         epoch_log.append(row)
-        log.info("epoch %d/%d: %s", epoch, tc.epochs,
-                 ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
         if best.update(epoch, row["val_exact_match"], model):
             break
     model.load_state_dict(best.state)

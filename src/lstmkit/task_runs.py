@@ -92,13 +92,14 @@ def write_json(path: Path, data: Any) -> None:
 
 
 class EpochLog:
-    """``metrics.csv`` through ``lstmkit.callbacks.CSVLogger``: one row per epoch, flushed as it ends.
+    """``metrics.csv`` through ``lstmkit.callbacks.CSVLogger``: one row per epoch, flushed and logged as it ends.
 
     CSVLogger reads only ``trainer.rank`` and ``trainer.position.history`` of the trainer it is given, so a
     focused loop passes this small stand-in.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, epochs: int) -> None:
+        self.epochs = epochs
         self.rows: list[dict[str, Any]] = []
         self._loop = SimpleNamespace(rank=0, position=SimpleNamespace(history=[]))
         self._logger = CSVLogger(path)
@@ -107,6 +108,8 @@ class EpochLog:
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         self._logger.on_epoch_end(self._loop, int(row["epoch"]), row)
+        log.info("epoch %d/%d: %s", row["epoch"], self.epochs,
+                 ", ".join(f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
 
 
 class BestEpoch:

@@ -58,14 +58,19 @@ class TextModel:
     def label_names(self) -> list[str]:
         return self.loaded.label_names
 
-    def _outputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[list[str]]]:
-        if not texts:
-            raise DataError("text input: expected at least one text, got none")
+    def tokens(self, texts: Sequence[str], where: str = "text input ") -> list[list[str]]:
+        """Each text split as in training; DataError, naming ``{where}[i]``, for a text without tokens."""
         tokens = [self.tokenizer.split(text) for text in texts]
         for i, (text, toks) in enumerate(zip(texts, tokens)):
             if not toks:
-                raise DataError(f"text input [{i}]: expected at least one {self.tokenizer.level} token, got "
+                raise DataError(f"{where}[{i}]: expected at least one {self.tokenizer.level} token, got "
                                 f"{text[:40]!r}")
+        return tokens
+
+    def _outputs(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[list[str]]]:
+        if not texts:
+            raise DataError("text input: expected at least one text, got none")
+        tokens = self.tokens(texts)
         x, lengths = pad_ids([self.tokenizer.encode(t) for t in tokens])
         return predict_outputs(self.loaded.module, x, lengths), tokens
 

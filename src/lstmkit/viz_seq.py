@@ -13,6 +13,16 @@ import numpy as np  # noqa: E402
 __all__ = ["plot_attention", "plot_frames"]
 
 
+def _save(fig: plt.Figure, title: str, path: str | Path, dpi: int) -> Path:
+    """Title, lay out, write and close ``fig``; the path written."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_attention(examples: list[tuple[np.ndarray, list[str], list[str]]], path: str | Path,
                    title: str = "attention") -> Path:
     """One heatmap per example ``(weights (T, S), source tokens, output tokens)``: rows are output tokens,
@@ -27,12 +37,7 @@ def plot_attention(examples: list[tuple[np.ndarray, list[str], list[str]]], path
         ax.set_xlabel("source")
         ax.set_ylabel("output")
         ax.set_title("".join(source) if len(source) < 40 else title, fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, title, path, dpi=100)
 
 
 def plot_frames(inputs: np.ndarray, predicted: np.ndarray, target: np.ndarray, path: str | Path,
@@ -54,9 +59,4 @@ def plot_frames(inputs: np.ndarray, predicted: np.ndarray, target: np.ndarray, p
                 ax.imshow(frame, cmap="gray", vmin=0.0, vmax=1.0)
                 if j == 0:
                     ax.set_title(label, fontsize=7, loc="left")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(fig, title, path, dpi=80)

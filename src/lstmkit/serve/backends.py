@@ -155,18 +155,8 @@ class TextBackend:
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Each text as token ids, float32 (L_i, 1), the model's input; DataError for a text without tokens."""
-        from lstmkit.data.text import pad_ids
-
-        tokenizer = self.text.tokenizer
-        encoded = []
-        for i, text in enumerate(texts):
-            ids = tokenizer.encode(tokenizer.split(text))
-            if not ids:
-                from lstmkit.errors import DataError
-
-                raise DataError(f"texts[{i}]: expected at least one {tokenizer.level} token, got {text[:40]!r}")
-            encoded.append(pad_ids([ids])[0][0])
-        return encoded
+        encode = self.text.tokenizer.encode
+        return [np.asarray(encode(tokens), dtype=np.float32)[:, None] for tokens in self.text.tokens(texts, "texts")]
 
     @torch.inference_mode()
     def predict(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
