@@ -53,3 +53,12 @@ def test_gpu_workers_without_a_gpu_are_refused(tmp_path, capsys, monkeypatch):
     assert main(["train", CONFIG, "--out", str(tmp_path / "r"), "--nproc", "2", "--set", 'train.device="cuda"']) == 2
     assert 'config [train] device: "cuda" was asked for, but PyTorch sees no CUDA device' in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_more_gpu_workers_than_gpus_are_refused_before_any_starts(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    assert main(["train", CONFIG, "--out", str(tmp_path / "r"), "--nproc", "2"]) == 2
+    assert ("--nproc 2: each GPU worker needs its own GPU and this machine has 1; use --nproc 1, or "
+            '--set train.device="cpu" for CPU workers') in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -137,3 +137,10 @@ def test_frames_config_is_strict(tmp_path):
         load_config(None, ["model.warp_kernel=4"])
     with pytest.raises(ConfigError, match=r"\[model\] head: expected one of"):
         load_config(None, ["model.head=flow"])
+
+
+def test_forecaster_argument_errors():
+    with pytest.raises(ValueError, match=r"ConvLSTMForecaster: head: expected one of .*, got 'paint'"):
+        ConvLSTMForecaster(1, [4], kernel_size=3, patch=4, head="paint")
+    with pytest.raises(ValueError, match=r"ConvLSTMForecaster: warp_kernel: expected an odd integer >= 1, got 4"):
+        ConvLSTMForecaster(1, [4], kernel_size=3, patch=4, head="warp", warp_kernel=4)

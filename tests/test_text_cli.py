@@ -113,6 +113,9 @@ def test_tagging_trains_and_tags_raw_text(tmp_path, capsys):
     assert result["labels"] == ["B-PER", "O", "B-LOC", "O"]
     assert main(["evaluate", str(model)]) == 2
     assert "reports a classifier's metrics, and this model is a [model] task = 'tagger' model" in capsys.readouterr().err
+    assert main(["serve", str(model)]) == 2
+    assert ("serve: expected a classifier or text-classifier model, got [model] task = 'tagger'; use lstmkit "
+            f"predict {model} --text ... for it") in capsys.readouterr().err
 
 
 def test_evaluate_reads_the_text_file_the_model_was_trained_on(classifier_run, capsys):
