@@ -50,7 +50,7 @@ class Monitor:
 
             metrics = ", ".join(k for k in row if k.startswith("val_"))
             raise ConfigError(f"config [train] monitor: expected one of {metrics}, got {name!r}")
-        return name, name.endswith("accuracy")
+        return name, trainer.objective.higher_is_better(name)
 
     def improved(self, trainer: Trainer, row: dict[str, Any], best: float | None) -> tuple[bool, float]:
         """Whether ``row`` beats ``best``, and its value of the monitored metric."""

@@ -10,6 +10,13 @@ NumPy and PyTorch, and each callback's state. ``load_state_dict`` puts all of it
 mid-epoch and resumed from its last checkpoint ends bit-identical to one that was never interrupted (on
 the CPU, with deterministic kernels and the same thread count).
 
+Any task trains here. The training data is either an ``ArrayDataset`` (inputs ``(N, L, F)``, targets and
+lengths) or any ``Batches``: a sized collection that cuts a batch out of itself for a tensor of sample
+indices (token pairs, generated frame sequences, ...). The objective turns one batch into the loss
+(``Objective.step``) and judges the validation split (``Objective.validate``), so the loop itself never
+looks inside a batch. ``Batches`` that draw fresh samples every epoch give them through ``for_epoch``,
+seeded by the epoch, so a resumed run draws what the uninterrupted one drew.
+
 Data-parallel training (``torch.distributed``): every rank draws the same order, each global batch of
 ``batch_size`` samples is cut into ``world_size`` equal slices, each rank back-propagates its slice, and
 DDP averages the gradients, so the update equals the one-process update on the whole batch.
@@ -22,7 +29,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -34,7 +41,7 @@ from lstmkit.data.base import ArrayDataset
 from lstmkit.errors import ConfigError
 from lstmkit.models.objectives import Objective
 
-__all__ = ["Callback", "Trainer", "apply_runtime", "make_optimizer", "make_scheduler", "seed_everything", "resolve_device",
+__all__ = ["Batches", "TensorBatches", "Callback", "Trainer", "apply_runtime", "make_optimizer", "make_scheduler", "seed_everything", "resolve_device",
            "predict_outputs"]
 
 
@@ -90,6 +97,42 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
     return None
+
+
+@runtime_checkable
+class Batches(Protocol):
+    """Training or validation data as the loop sees it: ``len`` samples, cut into batches by index.
+
+    ``targets`` names the kind of targets (``"classes"``, ``"values"``, ``"pairs"``, ``"frames"``); it must
+    match the objective's. Optionally, ``for_epoch(epoch) -> Batches`` gives the samples of one epoch
+    (data drawn fresh every epoch, seeded by it).
+    """
+
+    targets: str
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> Any:
+        """The samples at ``index`` (a 1-D long tensor), ready for ``Objective.step`` on ``device``."""
+
+
+class TensorBatches:
+    """An ``ArrayDataset`` as ``Batches``: ``(x, y, lengths)`` per batch, x and y on the device (moved once),
+    lengths on the CPU (packing wants them there)."""
+
+    def __init__(self, data: ArrayDataset, device: torch.device) -> None:
+        self.targets = data.targets
+        self.x = torch.from_numpy(data.x).to(device)
+        self.y = torch.from_numpy(data.y).to(device)
+        self.lengths = None if data.lengths is None else torch.from_numpy(data.lengths)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor,
+                                                                        torch.Tensor | None]:
+        on_device = index.to(self.x.device)
+        return self.x[on_device], self.y[on_device], None if self.lengths is None else self.lengths[index]
 
 
 @torch.no_grad()
@@ -247,8 +290,12 @@ class Trainer:
     def steps_per_epoch(self, n: int) -> int:
         return math.ceil(n / self.config.batch_size)
 
-    def fit(self, train: ArrayDataset, val: ArrayDataset | None = None) -> list[dict[str, Any]]:
-        """Train for ``config.epochs`` epochs (or until a callback stops it); returns one row per epoch."""
+    def fit(self, train: ArrayDataset | Batches, val: Any = None) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs (or until a callback stops it); returns one row per epoch.
+
+        ``train`` is an ``ArrayDataset`` or any ``Batches``; ``val`` is whatever the objective's ``validate``
+        judges (an ``ArrayDataset`` for the sequence objectives), or None.
+        """
         if train.targets != self.objective.targets:
             raise ConfigError(f"the data has {train.targets} targets, but the model's loss expects "
                               f"{self.objective.targets}; check [model] task and loss")
@@ -257,16 +304,15 @@ class Trainer:
         if not self._scheduler_built:
             self.scheduler = make_scheduler(self.optimizer, tc, steps)
             self._scheduler_built = True
-        x = torch.from_numpy(train.x).to(self.device)
-        y = torch.from_numpy(train.y).to(self.device)
-        lengths = None if train.lengths is None else torch.from_numpy(train.lengths)
+        data = TensorBatches(train, self.device) if isinstance(train, ArrayDataset) else train
         for callback in self.callbacks:
             callback.on_fit_start(self)
         p = self.position
         while p.epoch <= tc.epochs and not self.stop:
             started = time.perf_counter()
+            epoch_data = data.for_epoch(p.epoch) if hasattr(data, "for_epoch") else data
             if p.order is None:
-                p.order, p.step, p.sums, p.seen = torch.randperm(len(y), generator=self.shuffle), 0, {}, 0
+                p.order, p.step, p.sums, p.seen = torch.randperm(len(epoch_data), generator=self.shuffle), 0, {}, 0
                 for callback in self.callbacks:
                     callback.on_epoch_start(self, p.epoch)
             if p.step == 0:
@@ -274,7 +320,7 @@ class Trainer:
             self.module.train()
             batches = p.order.split(tc.batch_size)
             while p.step < len(batches) and not self.stop:
-                logs = self._train_step(x, y, lengths, batches[p.step])
+                logs = self._train_step(epoch_data, batches[p.step])
                 p.step += 1
                 for callback in self.callbacks:
                     callback.on_batch_end(self, p.step, logs)
@@ -290,17 +336,13 @@ class Trainer:
             callback.on_fit_end(self)
         return p.history
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None,
-                    batch: torch.Tensor) -> dict[str, float]:
+    def _train_step(self, data: Batches, batch: torch.Tensor) -> dict[str, float]:
         """Forward, loss, BPTT, clip, step on one global batch (this rank's slice of it)."""
         p, tc = self.position, self.config
         count = len(batch)
         if self.world_size > 1:
             batch = batch.tensor_split(self.world_size)[self.rank]
-        xb, yb = x[batch.to(x.device)], y[batch.to(y.device)]
-        lb = None if lengths is None else lengths[batch]
-        outputs = self.network(xb) if lb is None else self.network(xb, lengths=lb)
-        loss, stats = self.objective.loss(outputs, yb)
+        loss, stats = self.objective.step(self.network, data.batch(batch, self.device))
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks; weight each slice so that uneven last batches still give
         # the gradient of the mean loss over the whole global batch.
@@ -324,7 +366,7 @@ class Trainer:
         dist.all_reduce(values)
         return dict(zip(keys, values.tolist()))
 
-    def _epoch_row(self, val: ArrayDataset | None) -> dict[str, Any]:
+    def _epoch_row(self, val: Any) -> dict[str, Any]:
         p = self.position
         row: dict[str, Any] = {"epoch": p.epoch, "lr": p.lr, "train_loss": p.sums["loss"] / p.seen}
         row.update({f"train_{k}": v for k, v in self.objective.summarize(p.sums, p.seen).items()})
@@ -334,9 +376,13 @@ class Trainer:
         row["seconds"] = round(p.seconds + time.perf_counter() - started, 3)
         return row
 
-    def validate(self, data: ArrayDataset) -> dict[str, float]:
-        """Loss and the objective's running metrics on ``data`` (the same numbers training reports)."""
-        outputs = predict_outputs(self.module, data, batch_size=max(self.config.batch_size, 256),
-                                  device=self.device)
-        loss, stats = self.objective.loss(outputs, torch.from_numpy(data.y))
-        return {"loss": float(loss), **self.objective.summarize(stats, len(data))}
+    def validate(self, data: Any) -> dict[str, float]:
+        """The objective's validation metrics on ``data`` (for the sequence objectives: the loss and the
+        running metrics training reports), computed in eval mode."""
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                return self.objective.validate(self.module, data, max(self.config.batch_size, 256), self.device)
+        finally:
+            self.module.train(was_training)

@@ -45,6 +45,27 @@ class Objective:
         """The batch loss to back-propagate, and statistics summed over the batch (e.g. correct count)."""
         raise NotImplementedError
 
+    def step(self, network: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of one training batch and its summed statistics. For the sequence objectives a batch is
+        ``(x, y, lengths)`` (``lstmkit.trainer.TensorBatches``) and the network maps ``x`` to outputs; a task
+        whose batches hold something else (token pairs, frames) overrides this."""
+        x, y, lengths = batch
+        outputs = network(x) if lengths is None else network(x, lengths=lengths)
+        return self.loss(outputs, y)
+
+    def validate(self, module: nn.Module, data: Any, batch_size: int, device: torch.device) -> dict[str, float]:
+        """Validation metrics of ``module`` (in eval mode, without gradients) on ``data``: here the loss and
+        the running metrics that training reports, on an ``ArrayDataset``."""
+        from lstmkit.trainer import predict_outputs
+
+        outputs = predict_outputs(module, data, batch_size=batch_size, device=device)
+        loss, stats = self.loss(outputs, torch.from_numpy(data.y))
+        return {"loss": float(loss), **self.summarize(stats, len(data))}
+
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether a larger value of the row's ``metric`` (``val_accuracy``, ``train_loss``, ...) is better."""
+        return metric.endswith("accuracy")
+
     def summarize(self, stats: dict[str, float], count: int) -> dict[str, float]:
         """Epoch metrics from statistics summed over ``count`` samples (without the loss)."""
         raise NotImplementedError
