@@ -22,14 +22,15 @@ def test_defaults_without_a_file():
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_recipes_load(path):
-    from lstmkit.task_runs import TASK_MODULES, recipe_task, task_module
+    from lstmkit.config import read_toml
+    from lstmkit.tasks import load_recipe
 
-    task = recipe_task(path)
-    # seq2seq and frames recipes have their own strict schema, loaded by their task module
-    if task in TASK_MODULES:
-        assert task_module(task).load_config(path).model.task == task
-    else:
-        assert load_config(path).model.hidden_size > 0
+    # every recipe loads strictly through the task its [model] task names (its own schema)
+    task, config = load_recipe(path)
+    named = read_toml(path).get("model", {}).get("task")
+    assert config.model.task == (named or "classifier")
+    if task.name == "sequence":
+        assert config.model.hidden_size > 0
 
 
 def test_file_values_and_typed_overrides(tmp_path):

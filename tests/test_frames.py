@@ -8,7 +8,7 @@ import torch
 
 from lstmkit.data.moving_digits import digit_images, moving_digits
 from lstmkit.errors import ConfigError, ShapeError
-from lstmkit.frames import copy_last_frame, frame_loss, frame_metrics, load_config, ssim
+from lstmkit.tasks.frames import copy_last_frame, frame_loss, frame_metrics, load_config, ssim
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster, warp
 
 

@@ -26,7 +26,7 @@ OVERRIDES = ["train.progress=false", "train.report=false", "model.hidden_size=16
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    import lstmkit.train as train
+    import lstmkit.runs.train as train
     from lstmkit.callbacks import Callback
     from lstmkit.config import load_config
 
@@ -35,9 +35,9 @@ KILLER = textwrap.dedent("""
             if trainer.position.epoch == 2 and step == 10:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    make = train._run_callbacks
-    train._run_callbacks = lambda *a: make(*a) + [Kill()]
-    train.run_training(load_config(None, sys.argv[2:]), Path(sys.argv[1]))
+    make = train.run_callbacks
+    train.run_callbacks = lambda *a: make(*a) + [Kill()]
+    train.run_task(load_config(None, sys.argv[2:]), Path(sys.argv[1]))
 """)
 
 

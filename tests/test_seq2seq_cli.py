@@ -47,8 +47,15 @@ def test_translate_greedy_beam_and_attention(reverse_run, capsys):
     out = capsys.readouterr().out
     assert out.startswith("12345\t") and "987\t" in out
     assert main(["translate", model, "1", "--beam", "0"]) == 2
-    assert main(["translate", str(reverse_run), "1"]) == 2  # the run folder is not a model folder
-    assert "missing vocab.json" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["translate", str(reverse_run), "12345"]) == 0  # the run folder stands for its model/
+    assert capsys.readouterr().out.strip() == greedy
+    (reverse_run / "model" / "vocab.json").rename(reverse_run / "vocab.moved")
+    try:
+        assert main(["translate", model, "1"]) == 2
+        assert "missing vocab.json" in capsys.readouterr().err
+    finally:
+        (reverse_run / "vocab.moved").rename(reverse_run / "model" / "vocab.json")
 
 
 def test_seq2seq_trains_on_a_user_tsv(tmp_path, capsys):
@@ -68,7 +75,7 @@ def test_seq2seq_config_errors(tmp_path, capsys):
     assert main(["train", str(CONFIGS / "dates.toml"), "--out", str(tmp_path / "x"),
                  "--set", "model.attention=cosine"]) == 2
     assert 'config [model] attention: expected one of "additive", "dot", "general"' in capsys.readouterr().err
-    from lstmkit.seq2seq import load_config
+    from lstmkit.tasks.seq2seq import load_config
 
     with pytest.raises(ConfigError, match='path: expected a TSV file for name = "tsv"'):
         load_config(CONFIGS / "dates.toml", ["data.name=tsv"])
@@ -76,7 +83,7 @@ def test_seq2seq_config_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("recipe", ["dates.toml", "addition.toml", "reverse.toml"])
 def test_shipped_seq2seq_recipes_load(recipe):
-    from lstmkit.seq2seq import load_config
+    from lstmkit.tasks.seq2seq import load_config
 
     assert load_config(CONFIGS / recipe).model.task == "seq2seq"
 
@@ -97,8 +104,3 @@ def test_frames_train_reports_the_baseline_beside_the_model(tmp_path, capsys):
     assert "by predicted frame" in (out / "evaluation.txt").read_text()
     for name in ("frames.png", "evaluation.txt", "metrics.csv", "model/model.safetensors", "checkpoints/best.pt"):
         assert (out / name).is_file(), name
-
-
-def test_task_recipes_refuse_resume_and_nproc(tmp_path, capsys):
-    assert main(["train", str(CONFIGS / "moving_digits.toml"), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
-    assert "supports neither --resume, --nproc nor --data-dir" in capsys.readouterr().err

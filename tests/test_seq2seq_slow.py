@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lstmkit.data.pairs import format_date
-from lstmkit.seq2seq import Translator, attention_monotonicity, attention_spearman, load_config, run
+from lstmkit.tasks.seq2seq import Translator, attention_monotonicity, attention_spearman, load_config, run
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

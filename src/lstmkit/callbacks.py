@@ -12,6 +12,7 @@ Callbacks whose state matters after a resume (best value so far, epochs without 
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import logging
@@ -26,7 +27,7 @@ from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.trainer import Callback, Trainer
 
 __all__ = ["Callback", "ProgressBar", "CSVLogger", "Checkpoint", "EarlyStopping", "TensorBoard",
-           "LambdaCallback", "LearningRateSchedule", "Monitor", "save_checkpoint", "load_checkpoint"]
+           "LambdaCallback", "LearningRateSchedule", "Monitor", "KeepBest", "save_checkpoint", "load_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,28 @@ class Checkpoint(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class KeepBest(Callback):
+    """Keep a copy of the weights of the best epoch by ``monitor``, to restore when training ends."""
+
+    def __init__(self, monitor: str = "auto") -> None:
+        self.monitor = Monitor(monitor)
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None:
+        improved, value = self.monitor.improved(trainer, row, self.best)
+        if improved:
+            self.best, self.best_epoch = value, epoch
+            self.weights = copy.deepcopy(trainer.module.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "weights": self.weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.weights = state["best"], state["best_epoch"], state["weights"]
 
 
 class EarlyStopping(Callback):

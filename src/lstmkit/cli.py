@@ -23,35 +23,32 @@ log = logging.getLogger("lstmkit")
 
 def _train_worker(config: object, out: Path, resume: bool) -> None:
     """One process of a data-parallel run (module level, so ``spawn`` can pickle it)."""
-    from lstmkit.train import run_training
+    from lstmkit.runs.train import run_task
 
-    run_training(config, out, resume=resume)
+    run_task(config, out, resume=resume)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from lstmkit import distributed
-    from lstmkit.config import load_config
-    from lstmkit.task_runs import TASK_MODULES, recipe_task
-    from lstmkit.train import run_training
+    from lstmkit.runs.folder import RunFolder
+    from lstmkit.runs.train import run_task
+    from lstmkit.tasks import load_recipe
 
     overrides = list(args.set or [])
-    task = recipe_task(args.resume / "config.toml" if args.resume else args.config)
-    if task in TASK_MODULES:
-        return _train_task(task, args, overrides)
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(str(args.data_dir))}")
     if args.resume:
         if args.config or args.out or overrides:
             raise LstmkitError("train --resume RUN: continues RUN with the config it started with; "
                                "give no CONFIG, --out, --set or --data-dir")
-        if not (args.resume / "config.toml").is_file():
-            raise LstmkitError(f"train --resume {args.resume}: no config.toml and no checkpoints/last.pt to "
-                               "continue from (expected a run folder written by lstmkit train)")
-        config, out = load_config(args.resume / "config.toml"), args.resume
+        run = RunFolder(args.resume)
+        run.require_resumable()
+        task, config = load_recipe(run.config)
+        out = args.resume
     else:
         if not args.config:
             raise LstmkitError("train: expected a CONFIG file (or --resume RUN)")
-        config = load_config(args.config, overrides)
+        task, config = load_recipe(args.config, overrides)
         out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     resume = args.resume is not None
     if args.nproc < 1:
@@ -68,46 +65,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except mp.ProcessRaisedException as exc:
             last = str(exc).strip().splitlines()[-1]
             raise LstmkitError(f"train --nproc {args.nproc}: a worker failed: {last}") from None
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = json.loads(RunFolder(out).metrics_json.read_text())
     else:
         distributed.init_from_env(config.train.device)  # under torchrun: join the group
-        metrics = run_training(config, out, resume=resume).metrics
+        metrics = run_task(config, out, resume=resume, task=task).metrics
         if not distributed.is_main_process():
             distributed.shutdown()
             return 0
         distributed.shutdown()
-    print((out / "evaluation.txt").read_text(), end="")
+    run = RunFolder(out)
+    print(run.evaluation_txt.read_text(encoding="utf-8"), end="")
     print()
-    for key, value in metrics.items():
-        if key.startswith("test_") and key != "test_loss":
-            print(f"{key} {value:.4f}")
-    print(f"train_seconds {metrics['train_seconds']:.1f} ({metrics['epochs_run']} epochs)")
+    print(task.summary(metrics))
     print(f"run folder: {out}")
-    print(f"model folder: {out / 'model'}")
-    return 0
-
-
-def _train_task(task: str, args: argparse.Namespace, overrides: list[str]) -> int:
-    """Recipes whose task trains in its own module (``lstmkit.task_runs``): seq2seq, frames."""
-    from lstmkit.task_runs import task_module
-
-    if args.resume or args.nproc > 1 or args.data_dir:
-        raise LstmkitError(f"train: a [model] task = \"{task}\" recipe supports neither --resume, --nproc nor "
-                           "--data-dir; start a new run")
-    module = task_module(task)
-    config = module.load_config(args.config, overrides)
-    out = args.out or Path("runs") / f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = module.run(config, out)
-    print((out / "evaluation.txt").read_text(encoding="utf-8"), end="")
-    print()
-    print(module.summary(metrics))
-    print(f"run folder: {out}")
-    print(f"model folder: {out / 'model'}")
+    print(f"model folder: {run.model}")
     return 0
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    from lstmkit.seq2seq import Translator
+    from lstmkit.tasks.seq2seq import Translator
 
     if args.beam < 1:
         raise LstmkitError(f"translate --beam: expected an integer >= 1, got {args.beam}")

@@ -32,6 +32,8 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 __all__ = [
+    "read_toml",
+    "build_config",
     "Config",
     "DataConfig",
     "ModelConfig",
@@ -347,6 +349,12 @@ def _build(cls: type, table: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def build_config(cls: type, table: dict[str, Any]) -> Any:
+    """The dataclass ``cls`` (a task's config) from nested tables, as strictly as ``config_from_dict``:
+    unknown keys and wrongly typed values are errors that name the key."""
+    return _build(cls, table, "")
+
+
 def config_from_dict(table: dict[str, Any]) -> Config:
     """Build a ``Config`` from nested dicts (as parsed from TOML), strictly."""
     return _build(Config, table, "")
@@ -394,23 +402,26 @@ def apply_overrides(table: dict[str, Any], overrides: typing.Iterable[str]) -> d
     return result
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML file; an unreadable, invalid or too deeply nested file is a one-line error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: not valid TOML (arrays or tables nested too deeply)") from None
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
     """Load a TOML config file (or the defaults when ``path`` is None) and apply dotted overrides."""
-    table: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-        except RecursionError:
-            raise ConfigError(f"config file {path}: not valid TOML (arrays or tables nested too deeply)") from None
+    table = read_toml(path) if path is not None else {}
     return config_from_dict(apply_overrides(table, overrides))
 
 

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from lstmkit.callbacks import Callback, Monitor
+from lstmkit.callbacks import Callback, KeepBest
 from lstmkit.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from lstmkit.data.arrays import as_dataset
 from lstmkit.data.base import ArrayDataset
@@ -39,28 +38,6 @@ log = logging.getLogger(__name__)
 
 DataLike = Any
 """An ``ArrayDataset``, or ``(x, y)`` / ``(x, y, lengths)`` with x a 3-D array or a list of 2-D arrays."""
-
-
-class KeepBest(Callback):
-    """Keep a copy of the weights of the best epoch by ``monitor``, to restore when training ends."""
-
-    def __init__(self, monitor: str = "auto") -> None:
-        self.monitor = Monitor(monitor)
-        self.best: float | None = None
-        self.best_epoch = 0
-        self.weights: dict[str, torch.Tensor] | None = None
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None:
-        improved, value = self.monitor.improved(trainer, row, self.best)
-        if improved:
-            self.best, self.best_epoch = value, epoch
-            self.weights = copy.deepcopy(trainer.module.state_dict())
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "weights": self.weights}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.weights = state["best"], state["best_epoch"], state["weights"]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -163,7 +140,7 @@ class Model:
 
     def fit(self, train: DataLike, val: DataLike | None = None, callbacks: Iterable[Callback] = (),
             label_names: list[str] | None = None, image_shape: tuple[int, int] | None = None,
-            resume: dict[str, Any] | None = None, prepared: bool = False) -> Model:
+            resume: dict[str, Any] | None = None) -> Model:
         """Train on ``train`` (raw inputs), choosing the best epoch on ``val``; returns ``self``.
 
         Training runs on ``[train] device`` (the GPU when there is one and it is ``"auto"``); the model comes
@@ -175,24 +152,10 @@ class Model:
             callbacks: extra ``lstmkit.callbacks`` (progress, logging, checkpoints, early stopping, ...).
             label_names: class names; default ``"0"``, ``"1"``, ...
             resume: a ``Trainer.state_dict()`` (``checkpoints/last.pt``) to continue from.
-            prepared: the inputs are already standardised (the run folder prepares its data itself).
         """
         tc = self.config.train
-        train = _dataset(train, self.objective.targets, "fit train")
-        val = None if val is None else _dataset(val, self.objective.targets, "fit val")
-        if train.targets != self.objective.targets:
-            raise ConfigError(f"the data has {train.targets} targets, but [model] task "
-                              f"{self.config.model.task!r} with loss {self.config.model.loss!r} trains on "
-                              f"{self.objective.targets}")
-        for name, ds in (("training", train), ("validation", val)):
-            if ds is not None:
-                check_finite(ds.x, f"{name} inputs")
+        train, val = self.training_data(train, val, label_names, image_shape)
         device = apply_runtime(tc)
-        if self.module is None:
-            self.build(train, label_names, image_shape)
-        if not prepared:
-            train = self._prepare_dataset(train)
-            val = None if val is None else self._prepare_dataset(val)
         keep_best = KeepBest(tc.monitor)
         self.module.to(device)
         self.trainer = Trainer(self.module, self.objective, tc, [*callbacks, keep_best], device=device)
@@ -204,6 +167,23 @@ class Model:
         self.best_epoch = keep_best.best_epoch
         self.module.cpu().eval()
         return self
+
+    def training_data(self, train: DataLike, val: DataLike | None = None, label_names: list[str] | None = None,
+                      image_shape: tuple[int, int] | None = None) -> tuple[ArrayDataset, ArrayDataset | None]:
+        """Check raw training (and validation) data, build the network on the first call, and return both
+        standardised as the network sees them."""
+        train = _dataset(train, self.objective.targets, "fit train")
+        val = None if val is None else _dataset(val, self.objective.targets, "fit val")
+        if train.targets != self.objective.targets:
+            raise ConfigError(f"the data has {train.targets} targets, but [model] task "
+                              f"{self.config.model.task!r} with loss {self.config.model.loss!r} trains on "
+                              f"{self.objective.targets}")
+        for name, ds in (("training", train), ("validation", val)):
+            if ds is not None:
+                check_finite(ds.x, f"{name} inputs")
+        if self.module is None:
+            self.build(train, label_names, image_shape)
+        return self._prepare_dataset(train), None if val is None else self._prepare_dataset(val)
 
     # ----------------------------------------------------------------------------------------------------
 

@@ -41,10 +41,15 @@ from lstmkit.data.transforms import Standardizer, check_finite
 from lstmkit.errors import ConfigError, DataError, ModelFolderError
 from lstmkit.models import InputSpec, build_model
 
-__all__ = ["LoadedModel", "save_model", "load_model", "write_manifest", "atomic_write_bytes", "write_synced_temp"]
+__all__ = ["LoadedModel", "save_model", "load_model", "write_model_folder", "read_model_folder", "FolderContents",
+           "write_manifest", "atomic_write_bytes", "write_synced_temp"]
 
 WEIGHTS, CONFIG, META, MANIFEST = "model.safetensors", "config.toml", "meta.json", "manifest.json"
 FILES = (WEIGHTS, CONFIG, META)
+VOCAB = "vocab.json"
+EXTRA_FILES = (VOCAB,)
+"""Files a task may add beside the three every folder has (seq2seq: its two vocabularies). The names are
+fixed here and never taken from a file."""
 FORMAT_VERSION = 1
 MANIFEST_FORMAT = "lstmkit-manifest-1"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -118,6 +123,89 @@ class LoadedModel:
         return self.predict_proba(x).argmax(axis=-1)
 
 
+@dataclass
+class FolderContents:
+    """A model folder's files, each checked against the manifest: the weights, the config's TOML text, the
+    metadata and any extra files (by name)."""
+
+    folder: Path
+    weights: dict[str, torch.Tensor]
+    config_text: str
+    meta: dict[str, Any]
+    extras: dict[str, bytes]
+
+
+def write_model_folder(folder: str | Path, state: dict[str, torch.Tensor], config_toml: bytes,
+                       meta: dict[str, Any], extras: dict[str, bytes] | None = None) -> Path:
+    """Write a model folder for any task: weights (safetensors), config, metadata (with the format and
+    lstmkit versions added), any of ``EXTRA_FILES``, then the manifest (last, so a folder whose save was
+    interrupted has none, or a stale one, and is refused on load)."""
+    folder = Path(folder)
+    extras = dict(extras or {})
+    unknown = sorted(set(extras) - set(EXTRA_FILES))
+    if unknown:
+        raise ValueError(f"model folder extras: expected names among {', '.join(EXTRA_FILES)}, got {unknown}")
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"format_version": FORMAT_VERSION, "lstmkit_version": lstmkit.__version__, **meta}
+    weights = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    tmp_weights = folder / f".{WEIGHTS}.tmp-{os.getpid()}"
+    try:
+        save_file(weights, str(tmp_weights))
+        os.replace(tmp_weights, folder / WEIGHTS)
+    finally:
+        tmp_weights.unlink(missing_ok=True)
+    atomic_write_bytes(folder / CONFIG, config_toml)
+    atomic_write_bytes(folder / META, json.dumps(meta, indent=2).encode())
+    for name, data in extras.items():
+        atomic_write_bytes(folder / name, data)
+    for name in EXTRA_FILES:  # a stale extra from an earlier save would not match this model
+        if name not in extras:
+            (folder / name).unlink(missing_ok=True)
+    write_manifest(folder)
+    return folder
+
+
+def read_model_folder(folder: str | Path) -> FolderContents:
+    """Read any task's model folder, every file checked against its manifest first; never unpickles.
+
+    Returns the parsed metadata (its ``format_version`` checked), the config's text and the weights. A run
+    folder stands for its ``model/``.
+    """
+    from lstmkit.runs.folder import resolve_model_folder
+
+    folder = resolve_model_folder(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"model folder {folder}: not found (expected a folder holding {WEIGHTS}, {CONFIG}, "
+                               f"{META}, {MANIFEST})")
+    files = _read_checked(folder)
+    try:
+        meta = json.loads(_text(folder, META, files[META]))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise ModelFolderError(f"model folder {folder}: {META} is not valid ({exc})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFolderError(
+            f"model folder {folder}: expected format_version {FORMAT_VERSION} in {META}, got {meta.get('format_version')!r}"
+        )
+    try:
+        weights = load_safetensors(files[WEIGHTS])  # the bytes that were hashed, not the file again
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"model folder {folder}: {WEIGHTS} is corrupt ({exc})") from None
+    return FolderContents(folder=folder, weights=weights, config_text=_text(folder, CONFIG, files[CONFIG]),
+                          meta=meta, extras={name: files[name] for name in EXTRA_FILES if name in files})
+
+
+def load_weights(module: torch.nn.Module, contents: FolderContents) -> torch.nn.Module:
+    """Load the folder's weights into ``module`` (built from its config); a mismatch is refused by name."""
+    try:
+        module.load_state_dict(contents.weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelFolderError(f"model folder {contents.folder}: {WEIGHTS} does not match {CONFIG} ({first})") from None
+    return module.eval()
+
+
 def save_model(
     folder: str | Path,
     module: torch.nn.Module,
@@ -130,11 +218,7 @@ def save_model(
     """Write ``module`` and everything needed to use it into ``folder`` (created if needed)."""
     import tomli_w
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     meta = {
-        "format_version": FORMAT_VERSION,
-        "lstmkit_version": lstmkit.__version__,
         "task": config.model.task,
         "input_size": spec.input_size,
         "sequence_length": spec.sequence_length,
@@ -144,14 +228,7 @@ def save_model(
         "standardizer": None if standardizer is None else standardizer.to_dict(),
         **(extra_meta or {}),
     }
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    tmp_weights = folder / f".{WEIGHTS}.tmp-{os.getpid()}"
-    save_file(state, str(tmp_weights))
-    os.replace(tmp_weights, folder / WEIGHTS)
-    atomic_write_bytes(folder / CONFIG, tomli_w.dumps(config_to_dict(config)).encode())
-    atomic_write_bytes(folder / META, json.dumps(meta, indent=2).encode())
-    write_manifest(folder)  # last: a folder whose save was interrupted has no (or a stale) manifest
-    return folder
+    return write_model_folder(folder, module.state_dict(), tomli_w.dumps(config_to_dict(config)).encode(), meta)
 
 
 def write_manifest(folder: str | Path) -> Path:
@@ -161,7 +238,8 @@ def write_manifest(folder: str | Path) -> Path:
     that wrote no manifest.
     """
     folder = Path(folder)
-    hashes = {name: hashlib.sha256(_read_bytes(folder, name)).hexdigest() for name in FILES}
+    names = [*FILES, *(name for name in EXTRA_FILES if (folder / name).exists())]
+    hashes = {name: hashlib.sha256(_read_bytes(folder, name)).hexdigest() for name in names}
     manifest = {"format": MANIFEST_FORMAT, "algorithm": "sha256", "files": hashes}
     path = folder / MANIFEST
     atomic_write_bytes(path, json.dumps(manifest, indent=2).encode())
@@ -206,9 +284,9 @@ def _read_checked(folder: Path) -> dict[str, bytes]:
     except ValueError as exc:
         raise ModelFolderError(f"model folder {folder}: {MANIFEST} is not valid ({exc})") from None
     for name, digest in listed.items():
-        if name not in FILES:  # only fixed names are ever read: a listed "../x" or "/etc/x" is refused
+        if name not in FILES + EXTRA_FILES:  # only fixed names are ever read: "../x" or "/etc/x" is refused
             raise ModelFolderError(f"model folder {folder}: {MANIFEST} lists {name!r}; expected only "
-                                   f"{', '.join(FILES)}")
+                                   f"{', '.join(FILES + EXTRA_FILES)}")
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise ModelFolderError(f"model folder {folder}: {MANIFEST}: {name}: expected a SHA-256 (64 hex "
                                    f"digits), got {digest!r}")
@@ -216,6 +294,11 @@ def _read_checked(folder: Path) -> dict[str, bytes]:
     for name in FILES:
         if name not in listed:
             raise ModelFolderError(f"model folder {folder}: {MANIFEST} does not list {name}")
+    for name in EXTRA_FILES:
+        if name not in listed and (folder / name).exists():
+            raise ModelFolderError(f"model folder {folder}: {name} is not listed in {MANIFEST}: it was added "
+                                   "after saving; remove it or save the model again")
+    for name in listed:
         content = _read_bytes(folder, name)
         actual = hashlib.sha256(content).hexdigest()
         if not hmac.compare_digest(actual, listed[name]):
@@ -232,23 +315,10 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
 
     Never unpickles anything and reads only the folder's fixed file names.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(f"model folder {folder}: not found (expected a folder holding {WEIGHTS}, {CONFIG}, "
-                               f"{META}, {MANIFEST})")
-    files = _read_checked(folder)
+    contents = read_model_folder(folder)
+    folder, meta = contents.folder, contents.meta
     try:
-        meta = json.loads(_text(folder, META, files[META]))
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        raise ModelFolderError(f"model folder {folder}: {META} is not valid ({exc})") from None
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFolderError(
-            f"model folder {folder}: expected format_version {FORMAT_VERSION} in {META}, got {meta.get('format_version')!r}"
-        )
-    try:
-        config = config_from_dict(tomllib.loads(_text(folder, CONFIG, files[CONFIG])))
+        config = config_from_dict(tomllib.loads(contents.config_text))
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
         raise ModelFolderError(f"model folder {folder}: {CONFIG} is not valid ({exc})") from None
     image_shape = meta.get("image_shape")
@@ -261,15 +331,6 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFolderError(f"model folder {folder}: {META} lacks a valid input description ({exc})") from None
-    module = build_model(config.model, spec)
-    try:
-        state = load_safetensors(files[WEIGHTS])  # the bytes that were hashed, not the file again
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFolderError(f"model folder {folder}: {WEIGHTS} is corrupt ({exc})") from None
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelFolderError(f"model folder {folder}: {WEIGHTS} does not match {CONFIG} ({first})") from None
+    module = load_weights(build_model(config.model, spec), contents)
     module.to(device).eval()
     return LoadedModel(module=module, config=config, meta=meta)

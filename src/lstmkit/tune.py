@@ -180,7 +180,7 @@ def tune(base: Config, space: SearchSpace, trials: int, out_dir: str | Path, sto
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     if base.data.val_fraction == 0:
         raise ConfigError("tune: expected [data] val_fraction > 0: trials are scored on the validation split")
-    from lstmkit.train import apply_source_settings
+    from lstmkit.tasks.sequence import apply_source_settings
 
     source, train, val = load_splits(base.data, base.train.seed)
     base = apply_source_settings(base, source)  # e.g. a text source's vocab_size

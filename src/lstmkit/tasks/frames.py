@@ -1,8 +1,9 @@
 """Frame sequences: train a ConvLSTM encoder-forecaster on Moving digits and judge it against copy-last-frame.
 
-``run(config, out_dir)`` is what ``lstmkit train configs/moving_digits.toml`` runs for
-``[model] task = "frames"``. Every epoch draws ``data.samples`` fresh training sequences from the
-seeded generator (``lstmkit.data.moving_digits``, training digit images); validation and test sequences
+The ``frames`` task (``[model] task = "frames"``, e.g. ``lstmkit train configs/moving_digits.toml``), trained
+in the one training loop like every task (``FramesObjective``). Every epoch draws ``data.samples`` fresh
+training sequences from the generator, seeded by the run's seed and the epoch (so a resumed run draws what
+the uninterrupted one drew) (``lstmkit.data.moving_digits``, training digit images); validation and test sequences
 are fixed, drawn from the digit source's held-out test images. The model sees ``input_frames`` frames and
 predicts the next ``output_frames``; the loss is per-pixel binary cross-entropy (Shi et al.) or MSE.
 
@@ -16,36 +17,33 @@ repeated ``output_frames`` times) and, for scale, an all-black forecast:
 - ``test_mse_by_step``, ``test_ssim_by_step`` and the same for the baseline: the metrics of predicted
   frame 1, 2, ..., ``output_frames`` (whether the near future is learned; evaluation.txt has the table).
 
-The run folder holds ``config.toml``, ``metrics.csv``, ``metrics.json``, ``evaluation.txt``,
-``frames.png`` (input, predicted and true frames of a few test sequences), ``checkpoints/best.pt`` and
-``model/`` (``model.safetensors``, ``config.toml``, ``meta.json``).
+The run folder (``lstmkit.runs.folder``) holds ``evaluation.txt`` and ``frames.png`` (input, predicted and
+true frames of a few test sequences) beside the files every run has.
+
+``lstmkit.load(folder).predict(frames)`` forecasts from input frames ``(N, L, 1, H, W)`` in 0..1.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
-import lstmkit
-from lstmkit.config import TrainConfig
+from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.data.moving_digits import digit_images, moving_digits
-from lstmkit.errors import ConfigError
-from lstmkit.model_folder import atomic_write_bytes
+from lstmkit.errors import ConfigError, DataError, ModelFolderError
+from lstmkit.model_folder import load_weights, read_model_folder, write_model_folder
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
-from lstmkit.task_runs import BestEpoch, EpochLog, dump_task_config, load_task_config, start_run_dir, write_json
-from lstmkit.trainer import apply_runtime, make_optimizer, make_scheduler, seed_everything
+from lstmkit.models.objectives import Objective
+from lstmkit.tasks import Job, Task, register_task
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
+           "FramesTask", "FramesObjective", "FrameForecaster",
            "copy_last_frame", "frame_metrics", "frame_loss", "evaluation_text"]
 
 
@@ -97,7 +95,12 @@ class FramesConfig:
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> FramesConfig:
     """A strict ``FramesConfig`` from a TOML recipe and ``--set`` overrides."""
-    config = load_task_config(FramesConfig, path, overrides)
+    return FramesTask().load_config(path, overrides)
+
+
+def config_from_table(table: dict[str, Any], overrides: Iterable[str] = ()) -> FramesConfig:
+    """A strict ``FramesConfig`` from parsed TOML tables: unknown keys and wrong types name the key."""
+    config = build_config(FramesConfig, apply_overrides(table, overrides))
     d, m = config.data, config.model
     if d.frame_size % m.patch:
         raise ConfigError(f"config [model] patch: expected a divisor of [data] frame_size ({d.frame_size}), "
@@ -214,72 +217,104 @@ def forecast(model: ConvLSTMForecaster, inputs: Tensor, future: int, batch_size:
     return torch.cat([model(chunk, future) for chunk in inputs.split(batch_size)])
 
 
+class FramesObjective(Objective):
+    """Per-pixel loss of the predicted frames (``frame_loss``); validation MSE and SSIM against the truth.
+    A batch is a tensor of whole sequences (N, L_in + L_out, 1, H, W); the best epoch has the lowest
+    validation MSE."""
+
+    targets = "frames"
+    monitor = "val_mse"
+
+    def __init__(self, input_frames: int, output_frames: int, loss: str) -> None:
+        self.input_frames, self.output_frames, self.name = input_frames, output_frames, loss
+
+    def step(self, network: nn.Module, batch: Tensor) -> tuple[Tensor, dict[str, float]]:
+        split = self.input_frames
+        return frame_loss(network(batch[:, :split], self.output_frames), batch[:, split:], self.name), {}
+
+    def summarize(self, stats: dict[str, float], count: int) -> dict[str, float]:
+        return {}
+
+    def validate(self, module: nn.Module, data: Tensor, batch_size: int, device: torch.device) -> dict[str, float]:
+        split = self.input_frames
+        predicted = forecast(module, data[:, :split].to(device), self.output_frames).cpu()
+        return frame_metrics(predicted, data[:, split:])
+
+    def higher_is_better(self, metric: str) -> bool:
+        return metric.endswith("ssim")
+
+
+class FreshSequences:
+    """Training ``Batches`` drawn anew every epoch: ``samples`` sequences seeded by ``(seed, 100 + epoch)``."""
+
+    targets = "frames"
+
+    def __init__(self, images: np.ndarray, config: FramesDataConfig, seed: int) -> None:
+        self.images, self.config, self.seed = images, config, seed
+        self.sequences: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.config.samples
+
+    def for_epoch(self, epoch: int) -> FreshSequences:
+        epoch_data = FreshSequences(self.images, self.config, self.seed)
+        epoch_data.sequences = _sequences(self.images, self.config.samples, (self.seed, 100 + epoch), self.config)
+        return epoch_data
+
+    def batch(self, index: Tensor, device: torch.device) -> Tensor:
+        assert self.sequences is not None, "FreshSequences.batch before for_epoch"
+        return self.sequences[index].to(device)
+
+
+@register_task("frames")
+class FramesTask(Task):
+    """ConvLSTM encoder-forecaster on Moving digits (see the module docstring)."""
+
+    def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> FramesConfig:
+        return config_from_table(table, overrides)
+
+    def prepare(self, config: FramesConfig) -> Job:
+        tc, d, mc = config.train, config.data, config.model
+        train_images, test_images = digit_images(d.source, d.digit_size)
+        val = _sequences(test_images, d.val_samples, (tc.seed, 1), d)
+        test = _sequences(test_images, d.test_samples, (tc.seed, 2), d)
+        model = build_model(mc)
+
+        def finish(run: Any) -> dict[str, Any]:
+            split = d.input_frames
+            inputs, target = test[:, :split], test[:, split:]
+            predicted = forecast(model, inputs, d.output_frames)
+            ours = frame_metrics(predicted, target, by_step=True)
+            baseline = frame_metrics(copy_last_frame(inputs, d.output_frames), target, by_step=True)
+            blank = frame_metrics(torch.zeros_like(target), target)
+            metrics = {"test_mse": ours["mse"], "baseline_mse": baseline["mse"], "test_ssim": ours["ssim"],
+                       "baseline_ssim": baseline["ssim"], "blank_mse": blank["mse"], "blank_ssim": blank["ssim"],
+                       "test_mse_by_step": ours["mse_by_step"], "baseline_mse_by_step": baseline["mse_by_step"],
+                       "test_ssim_by_step": ours["ssim_by_step"], "baseline_ssim_by_step": baseline["ssim_by_step"],
+                       "test_sequences": len(test)}
+            from lstmkit.viz_seq import plot_frames
+
+            plot_frames(inputs[:3, :, 0].numpy(), predicted[:3, :, 0].numpy(), target[:3, :, 0].numpy(),
+                        run.frames_png, title="Moving digits: input, predicted, true")
+            run.evaluation_txt.write_text(evaluation_text(len(test), d, ours, baseline, blank), encoding="utf-8")
+            _save_model(run.model, model, config)
+            return metrics
+
+        return Job(config=config, module=model, objective=FramesObjective(d.input_frames, d.output_frames, mc.loss),
+                   train=FreshSequences(train_images, d, tc.seed), val=val, finish=finish)
+
+    def load(self, folder: Path) -> FrameForecaster:
+        return FrameForecaster.load(folder)
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        return summary(metrics)
+
+
 def run(config: FramesConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final metrics (also in metrics.json)."""
-    tc, d, mc = config.train, config.data, config.model
-    out_dir = Path(out_dir)
-    device = apply_runtime(tc)
-    seed_everything(tc.seed)
-    train_images, test_images = digit_images(d.source, d.digit_size)
-    val = _sequences(test_images, d.val_samples, (tc.seed, 1), d)
-    test = _sequences(test_images, d.test_samples, (tc.seed, 2), d)
-    start_run_dir(out_dir, config)
+    from lstmkit.runs.train import run_task
 
-    model = build_model(mc).to(device)
-    optimizer = make_optimizer(model.parameters(), tc)
-    scheduler = make_scheduler(optimizer, tc, math.ceil(d.samples / tc.batch_size))
-    epoch_log = EpochLog(out_dir / "metrics.csv", tc.epochs)
-    split = d.input_frames
-    best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=False, patience=tc.patience)
-    train_seconds = 0.0
-    for epoch in range(1, tc.epochs + 1):
-        started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        sequences = _sequences(train_images, d.samples, (tc.seed, 100 + epoch), d)
-        model.train()
-        loss_sum = 0.0
-        for batch in sequences.split(tc.batch_size):
-            batch = batch.to(device)
-            loss = frame_loss(model(batch[:, :split], d.output_frames), batch[:, split:], mc.loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            loss_sum += float(loss.detach()) * len(batch)
-        seconds = time.perf_counter() - started
-        train_seconds += seconds
-        predicted = forecast(model, val[:, :split].to(device), d.output_frames).cpu()
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(sequences),
-               **{f"val_{k}": v for k, v in frame_metrics(predicted, val[:, split:]).items()},
-               "seconds": round(time.perf_counter() - started, 3)}
-        epoch_log.append(row)
-        if best.update(epoch, row["val_mse"], model):
-            break
-    model.load_state_dict(best.state)
-    model.cpu().eval()
-
-    inputs, target = test[:, :split], test[:, split:]
-    predicted = forecast(model, inputs, d.output_frames)
-    ours = frame_metrics(predicted, target, by_step=True)
-    baseline = frame_metrics(copy_last_frame(inputs, d.output_frames), target, by_step=True)
-    blank = frame_metrics(torch.zeros_like(target), target)
-    metrics = {"test_mse": ours["mse"], "baseline_mse": baseline["mse"], "test_ssim": ours["ssim"],
-               "baseline_ssim": baseline["ssim"], "blank_mse": blank["mse"], "blank_ssim": blank["ssim"],
-               "test_mse_by_step": ours["mse_by_step"], "baseline_mse_by_step": baseline["mse_by_step"],
-               "test_ssim_by_step": ours["ssim_by_step"], "baseline_ssim_by_step": baseline["ssim_by_step"],
-               "best_epoch": best.epoch, "epochs_run": len(epoch_log.rows),
-               "train_seconds": round(train_seconds, 3), "test_sequences": len(test)}
-    from lstmkit.viz_seq import plot_frames
-
-    plot_frames(inputs[:3, :, 0].numpy(), predicted[:3, :, 0].numpy(), target[:3, :, 0].numpy(),
-                out_dir / "frames.png", title="Moving digits: input, predicted, true")
-    (out_dir / "evaluation.txt").write_text(evaluation_text(len(test), d, ours, baseline, blank), encoding="utf-8")
-    _save_model(out_dir / "model", model, config)
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    return run_task(config, out_dir, task=FramesTask()).metrics
 
 
 def evaluation_text(sequences: int, d: FramesDataConfig, ours: dict[str, Any], baseline: dict[str, Any],
@@ -301,15 +336,38 @@ def evaluation_text(sequences: int, d: FramesDataConfig, ours: dict[str, Any], b
 
 
 def _save_model(folder: Path, model: ConvLSTMForecaster, config: FramesConfig) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".model.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(folder / "model.safetensors")
-    atomic_write_bytes(folder / "config.toml", dump_task_config(config))
-    meta = {"format_version": 1, "lstmkit_version": lstmkit.__version__, "task": "frames",
-            "input_frames": config.data.input_frames, "output_frames": config.data.output_frames,
+    meta = {"task": "frames", "input_frames": config.data.input_frames, "output_frames": config.data.output_frames,
             "frame_size": config.data.frame_size, "head": config.model.head}
-    atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
+    write_model_folder(folder, model.state_dict(), FramesTask().dump_config(config), meta)
+
+
+class FrameForecaster:
+    """A trained frames model folder: ``predict(frames)`` forecasts the next frames."""
+
+    def __init__(self, model: ConvLSTMForecaster, config: FramesConfig) -> None:
+        self.model, self.config = model.eval(), config
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FrameForecaster:
+        """Load a frames model folder (or the run folder holding it), checked against its manifest."""
+        contents = read_model_folder(folder)
+        try:
+            config = config_from_table(tomllib.loads(contents.config_text))
+        except (ValueError, ConfigError, RecursionError) as exc:
+            raise ModelFolderError(f"model folder {contents.folder}: cannot be read ({exc})") from None
+        return cls(load_weights(build_model(config.model), contents), config)
+
+    def predict(self, frames: np.ndarray, future: int | None = None) -> np.ndarray:
+        """Predicted frames (N, future, 1, H, W) in 0..1 for input frames (N, L, 1, H, W) in 0..1; ``future``
+        defaults to the recipe's ``output_frames``."""
+        d = self.config.data
+        x = np.asarray(frames, dtype=np.float32)
+        if x.ndim != 5 or x.shape[2] != 1 or x.shape[3:] != (d.frame_size, d.frame_size) or x.shape[1] < 1:
+            raise DataError(f"frames input: expected shape (N, L, 1, {d.frame_size}, {d.frame_size}), "
+                            f"got {tuple(x.shape)}")
+        if not np.isfinite(x).all():
+            raise DataError("frames input: expected finite values in 0..1, got NaN or infinity")
+        return forecast(self.model, torch.from_numpy(x), future or d.output_frames).numpy()
 
 
 def summary(metrics: dict[str, Any]) -> str:

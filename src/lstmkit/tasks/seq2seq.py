@@ -1,9 +1,10 @@
 """Sequence to sequence: train an attentional encoder-decoder on text pairs, evaluate it, translate with it.
 
-``run(config, out_dir)`` is what ``lstmkit train configs/dates.toml`` runs for ``[model] task = "seq2seq"``:
-make the pairs (a generated task under the seed, or the user's TSV), build the vocabularies from the
-training pairs, train with teacher forcing, keep the epoch with the best validation exact match, then
-report on the held-out test pairs:
+The ``seq2seq`` task (``[model] task = "seq2seq"``, e.g. ``lstmkit train configs/dates.toml``): make the pairs
+(a generated task under the seed, or the user's TSV), build the vocabularies from the training pairs, train
+with teacher forcing in the one training loop (``Seq2SeqObjective``: token cross-entropy; validation by
+greedy decoding), keep the epoch with the best validation exact match, then report on the held-out test
+pairs:
 
 - ``test_exact_match``: the fraction of outputs equal to the target, greedy decoding;
 - ``test_token_accuracy``: the fraction of target tokens (with ``<eos>``) predicted at their position;
@@ -12,40 +13,36 @@ report on the held-out test pairs:
   ``test_attention_spearman``, the mean rank correlation of decoder step and most-attended position.
   (Dates written day first align non-monotonically with ISO's year-first order by nature.)
 
-The run folder holds ``config.toml``, ``metrics.csv``, ``metrics.json``, ``evaluation.txt`` (examples),
-``attention.png`` (the attention matrices of a few test examples), ``checkpoints/best.pt`` and ``model/``:
-``model.safetensors``, ``config.toml``, ``meta.json`` and ``vocab.json`` (both vocabularies, JSON).
+The run folder (``lstmkit.runs.folder``) holds ``evaluation.txt`` (examples) and ``attention.png`` (the
+attention matrices of a few test examples) beside the files every run has; its ``model/`` adds
+``vocab.json`` (both vocabularies, JSON) to the usual files, all listed in the manifest.
 
 ``Translator.load(model_dir).translate("3 March 2021")`` decodes one input (greedy, or ``beam=K``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-import lstmkit
-from lstmkit.config import TrainConfig
+from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.data.pairs import GENERATORS, Pair, read_pairs_tsv
 from lstmkit.data.tokenizer import BOS, EOS, PAD, Vocabulary
 from lstmkit.errors import ConfigError, DataError, ModelFolderError
-from lstmkit.model_folder import atomic_write_bytes
+from lstmkit.model_folder import VOCAB, load_weights, read_model_folder, write_model_folder
+from lstmkit.models.objectives import Objective
 from lstmkit.models.seq2seq import Seq2Seq
-from lstmkit.task_runs import BestEpoch, EpochLog, load_task_config, start_run_dir, write_json
-from lstmkit.trainer import apply_runtime, make_optimizer, make_scheduler, seed_everything
+from lstmkit.tasks import Job, Task, register_task
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqDataConfig", "Seq2SeqModelConfig", "load_config", "make_pairs", "run",
-           "summary", "evaluate_pairs", "attention_monotonicity", "attention_spearman", "Translator", "Translation"]
+           "Seq2SeqTask", "Seq2SeqObjective", "EncodedPairs", "evaluate_pairs", "attention_monotonicity", "attention_spearman", "Translator", "Translation"]
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +101,12 @@ class Seq2SeqConfig:
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Seq2SeqConfig:
     """A strict ``Seq2SeqConfig`` from a TOML recipe and ``--set`` overrides."""
-    config = load_task_config(Seq2SeqConfig, path, overrides)
+    return Seq2SeqTask().load_config(path, overrides)
+
+
+def config_from_table(table: dict[str, Any], overrides: Iterable[str] = ()) -> Seq2SeqConfig:
+    """A strict ``Seq2SeqConfig`` from parsed TOML tables: unknown keys and wrong types name the key."""
+    config = build_config(Seq2SeqConfig, apply_overrides(table, overrides))
     if config.data.name == "tsv" and not config.data.path:
         raise ConfigError('config [data] path: expected a TSV file for name = "tsv", got none')
     if config.data.min_length > config.data.max_length:
@@ -162,13 +164,19 @@ class EncodedPairs:
         sources = [source_vocab.encode(s) or [PAD] for s, _ in pairs]
         return cls(sources, [target_vocab.encode(t) + [EOS] for _, t in pairs])
 
-    def batch(self, index: Iterable[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``src`` (N, S), ``lengths`` (N,), ``tgt_in`` (N, T) starting with ``<bos>``, ``tgt_out`` (N, T)."""
-        index = list(index)
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def batch(self, index: Iterable[int] | torch.Tensor,
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``src`` (N, S), ``lengths`` (N,) on the CPU, ``tgt_in`` (N, T) starting with ``<bos>``, ``tgt_out``
+        (N, T); the token ids on ``device``."""
+        index = index.tolist() if isinstance(index, torch.Tensor) else list(index)
         sources = [self.sources[i] for i in index]
         targets = [self.targets[i] for i in index]
         lengths = torch.tensor([len(s) for s in sources], dtype=torch.long)
-        return _pad(sources), lengths, _pad([[BOS] + t[:-1] for t in targets]), _pad(targets)
+        return (_pad(sources).to(device), lengths, _pad([[BOS] + t[:-1] for t in targets]).to(device),
+                _pad(targets).to(device))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -233,85 +241,107 @@ def build_model(config: Seq2SeqModelConfig, source_size: int, target_size: int) 
                    dropout=config.dropout)
 
 
-def _train_epoch(model: Seq2Seq, data: EncodedPairs, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, tc: TrainConfig, teacher_forcing: float, order: torch.Tensor,
-                 device: torch.device) -> dict[str, float]:
-    model.train()
-    criterion = nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
-    loss_sum, tokens, correct = 0.0, 0, 0
-    for batch in order.split(tc.batch_size):
-        src, lengths, tgt_in, tgt_out = (t.to(device) for t in data.batch(batch.tolist()))
-        logits, _ = model(src, lengths.cpu(), tgt_in, teacher_forcing=teacher_forcing)  # (N, T, V)
-        count = int((tgt_out != PAD).sum())
-        loss = criterion(logits.flatten(0, 1), tgt_out.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        (loss / count).backward()
-        if tc.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        loss_sum += float(loss.detach())
-        tokens += count
-        correct += int(((logits.argmax(-1) == tgt_out) & (tgt_out != PAD)).sum())
-    return {"train_loss": loss_sum / max(tokens, 1), "train_token_accuracy": correct / max(tokens, 1)}
+class Seq2SeqObjective(Objective):
+    """Teacher-forced token cross-entropy; validation by greedy decoding.
+
+    ``loss = -sum_{n,t} log p(y_{n,t} | y_{n,<t}, x_n) / #tokens`` over the target tokens (with ``<eos>``,
+    without padding). Running metric: token accuracy. Validation: exact match and token accuracy of greedy
+    outputs (``evaluate_pairs``); the best epoch has the highest validation exact match.
+    """
+
+    targets = "pairs"
+    monitor = "val_exact_match"
+
+    def __init__(self, teacher_forcing: float, max_length: int) -> None:
+        self.teacher_forcing, self.max_length = teacher_forcing, max_length
+        self.criterion = nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
+
+    def step(self, network: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        src, lengths, tgt_in, tgt_out = batch
+        logits, _ = network(src, lengths, tgt_in, teacher_forcing=self.teacher_forcing)  # (N, T, V)
+        real = tgt_out != PAD
+        count = int(real.sum())
+        loss = self.criterion(logits.flatten(0, 1), tgt_out.flatten()) / max(count, 1)
+        correct = int(((logits.detach().argmax(-1) == tgt_out) & real).sum())
+        return loss, {"tokens": float(count), "correct": float(correct)}
+
+    def summarize(self, stats: dict[str, float], count: int) -> dict[str, float]:
+        return {"token_accuracy": stats.get("correct", 0.0) / max(stats.get("tokens", 0.0), 1.0)}
+
+    def validate(self, module: nn.Module, data: Any, batch_size: int, device: torch.device) -> dict[str, float]:
+        outputs, _ = decode_all(module, data, self.max_length, batch_size)
+        return evaluate_pairs(outputs, data.targets)
+
+    def higher_is_better(self, metric: str) -> bool:
+        return metric.endswith(("accuracy", "exact_match"))
+
+
+@register_task("seq2seq")
+class Seq2SeqTask(Task):
+    """Attentional encoder-decoder on text pairs (see the module docstring)."""
+
+    def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Seq2SeqConfig:
+        return config_from_table(table, overrides)
+
+    def prepare(self, config: Seq2SeqConfig) -> Job:
+        tc, mc = config.train, config.model
+        train_pairs, val_pairs, test_pairs = make_pairs(config.data, tc.seed)
+        source_vocab = Vocabulary.build((s for s, _ in train_pairs), config.data.tokens)
+        target_vocab = Vocabulary.build((t for _, t in train_pairs), config.data.tokens)
+        train, val, test = (EncodedPairs.encode(pairs, source_vocab, target_vocab)
+                            for pairs in (train_pairs, val_pairs, test_pairs))
+        max_length = mc.max_output_length or max(len(t) for t in train.targets) + 5
+        log.info("%s: %d train, %d val, %d test pairs; vocabularies %d and %d tokens", config.data.name,
+                 len(train_pairs), len(val_pairs), len(test_pairs), len(source_vocab), len(target_vocab))
+        model = build_model(mc, len(source_vocab), len(target_vocab))
+
+        def finish(run: Any) -> dict[str, Any]:
+            outputs, attentions = decode_all(model, test, max_length)
+            report = evaluate_pairs(outputs, test.targets)
+            monotonic = [attention_monotonicity(a) for a in attentions]
+            spearman = [attention_spearman(a) for a in attentions]
+            metrics = {"test_exact_match": report["exact_match"], "test_token_accuracy": report["token_accuracy"],
+                       "test_attention_monotonic": float(np.nanmean(monotonic)),
+                       "test_attention_spearman": (float(np.nanmean(spearman))
+                                                   if not np.all(np.isnan(spearman)) else None),
+                       "test_pairs": len(test_pairs)}
+            _write_examples(run, test_pairs, outputs, attentions, source_vocab, target_vocab, metrics)
+            save_model(run.model, model, config, source_vocab, target_vocab, max_length)
+            return metrics
+
+        return Job(config=config, module=model, objective=Seq2SeqObjective(mc.teacher_forcing, max_length),
+                   train=_PairBatches(train), val=val, finish=finish)
+
+    def load(self, folder: Path) -> Translator:
+        return Translator.load(folder)
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        return summary(metrics)
+
+
+class _PairBatches:
+    """``EncodedPairs`` as the loop's ``Batches``."""
+
+    targets = "pairs"
+
+    def __init__(self, pairs: EncodedPairs) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def batch(self, index: torch.Tensor, device: torch.device) -> Any:
+        return self.pairs.batch(index, device)
 
 
 def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out_dir``; returns the final metrics (also in metrics.json)."""
-    tc, mc = config.train, config.model
-    out_dir = Path(out_dir)
-    device = apply_runtime(tc)
-    seed_everything(tc.seed)
-    train_pairs, val_pairs, test_pairs = make_pairs(config.data, tc.seed)
-    source_vocab = Vocabulary.build((s for s, _ in train_pairs), config.data.tokens)
-    target_vocab = Vocabulary.build((t for _, t in train_pairs), config.data.tokens)
-    train, val, test = (EncodedPairs.encode(pairs, source_vocab, target_vocab)
-                        for pairs in (train_pairs, val_pairs, test_pairs))
-    max_length = mc.max_output_length or max(len(t) for t in train.targets) + 5
-    log.info("%s: %d train, %d val, %d test pairs; vocabularies %d and %d tokens", config.data.name,
-             len(train_pairs), len(val_pairs), len(test_pairs), len(source_vocab), len(target_vocab))
-    start_run_dir(out_dir, config)
+    from lstmkit.runs.train import run_task
 
-    model = build_model(mc, len(source_vocab), len(target_vocab)).to(device)
-    optimizer = make_optimizer(model.parameters(), tc)
-    scheduler = make_scheduler(optimizer, tc, math.ceil(len(train_pairs) / tc.batch_size))
-    shuffle = torch.Generator().manual_seed(tc.seed)
-    epoch_log = EpochLog(out_dir / "metrics.csv", tc.epochs)
-    best = BestEpoch(out_dir / "checkpoints" / "best.pt", higher_is_better=True, patience=tc.patience)
-    train_seconds = 0.0
-    for epoch in range(1, tc.epochs + 1):
-        started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch, "lr": lr, **_train_epoch(model, train, optimizer, scheduler, tc, mc.teacher_forcing,
-                                                         torch.randperm(len(train_pairs), generator=shuffle), device)}
-        seconds = time.perf_counter() - started
-        train_seconds += seconds
-        outputs, _ = decode_all(model, val, max_length)
-        row.update({f"val_{k}": v for k, v in evaluate_pairs(outputs, val.targets).items()})
-        row["seconds"] = round(time.perf_counter() - started, 3)
-        epoch_log.append(row)
-        if best.update(epoch, row["val_exact_match"], model):
-            break
-    model.load_state_dict(best.state)
-    model.cpu().eval()
-
-    outputs, attentions = decode_all(model, test, max_length)
-    report = evaluate_pairs(outputs, test.targets)
-    monotonic = [attention_monotonicity(a) for a in attentions]
-    spearman = [attention_spearman(a) for a in attentions]
-    metrics = {"test_exact_match": report["exact_match"], "test_token_accuracy": report["token_accuracy"],
-               "test_attention_monotonic": float(np.nanmean(monotonic)),
-               "test_attention_spearman": float(np.nanmean(spearman)) if not np.all(np.isnan(spearman)) else None,
-               "best_epoch": best.epoch, "epochs_run": len(epoch_log.rows), "train_seconds": round(train_seconds, 3),
-               "test_pairs": len(test_pairs)}
-    _write_examples(out_dir, test_pairs, outputs, attentions, source_vocab, target_vocab, metrics)
-    save_model(out_dir / "model", model, config, source_vocab, target_vocab, max_length)
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    return run_task(config, out_dir, task=Seq2SeqTask()).metrics
 
 
-def _write_examples(out_dir: Path, pairs: list[Pair], outputs: list[list[int]], attentions: list[np.ndarray],
+def _write_examples(run: Any, pairs: list[Pair], outputs: list[list[int]], attentions: list[np.ndarray],
                     source_vocab: Vocabulary, target_vocab: Vocabulary, metrics: dict[str, Any]) -> None:
     from lstmkit.viz_seq import plot_attention
 
@@ -320,12 +350,12 @@ def _write_examples(out_dir: Path, pairs: list[Pair], outputs: list[list[int]], 
              f"   ({metrics['test_pairs']} pairs)", "", "source\ttarget\toutput"]
     for (source, target), ids in list(zip(pairs, outputs))[:20]:
         lines.append(f"{source}\t{target}\t{target_vocab.decode(ids)}")
-    (out_dir / "evaluation.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run.evaluation_txt.write_text("\n".join(lines) + "\n", encoding="utf-8")
     examples = []
     for (source, _), ids, attention in list(zip(pairs, outputs, attentions))[:4]:
         out_tokens = [target_vocab.itos[i] for i in ids]  # one label per attention row, specials too
         examples.append((attention, _tokens(source, source_vocab), out_tokens))
-    plot_attention(examples, out_dir / "attention.png")
+    plot_attention(examples, run.attention_png)
 
 
 def _tokens(text: str, vocab: Vocabulary) -> list[str]:
@@ -337,27 +367,13 @@ def _tokens(text: str, vocab: Vocabulary) -> list[str]:
 # --------------------------------------------------------------------------------------------------------
 # Model folder and translation
 
-WEIGHTS, CONFIG, META, VOCAB = "model.safetensors", "config.toml", "meta.json", "vocab.json"
-
-
 def save_model(folder: Path, model: Seq2Seq, config: Seq2SeqConfig, source_vocab: Vocabulary,
                target_vocab: Vocabulary, max_length: int) -> Path:
-    """Write the weights (safetensors), the config, the metadata and both vocabularies (JSON)."""
-    import json
-
-    from lstmkit.task_runs import dump_task_config
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{WEIGHTS}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(folder / WEIGHTS)
-    atomic_write_bytes(folder / CONFIG, dump_task_config(config))
-    meta = {"format_version": 1, "lstmkit_version": lstmkit.__version__, "task": "seq2seq",
-            "max_output_length": max_length, "data_name": config.data.name}
-    atomic_write_bytes(folder / META, json.dumps(meta, indent=2).encode())
+    """Write the model folder: weights, config, metadata and both vocabularies, under one manifest."""
+    meta = {"task": "seq2seq", "max_output_length": max_length, "data_name": config.data.name}
     vocab = {"source": source_vocab.to_dict(), "target": target_vocab.to_dict()}
-    atomic_write_bytes(folder / VOCAB, json.dumps(vocab, ensure_ascii=False, indent=1).encode())
-    return folder
+    return write_model_folder(folder, model.state_dict(), Seq2SeqTask().dump_config(config), meta,
+                              extras={VOCAB: json.dumps(vocab, ensure_ascii=False, indent=1).encode()})
 
 
 @dataclass
@@ -390,28 +406,34 @@ class Translator:
 
     @classmethod
     def load(cls, folder: str | Path) -> Translator:
-        """Load a model folder written by ``run``; never unpickles."""
-        import json
-
-        folder = Path(folder)
-        if not (folder / VOCAB).is_file():
+        """Load a seq2seq model folder (or the run folder holding it), each file checked against the manifest;
+        never unpickles."""
+        contents = read_model_folder(folder)
+        folder = contents.folder
+        if VOCAB not in contents.extras:
             raise ModelFolderError(f"model folder {folder}: missing {VOCAB} (expected a seq2seq model folder "
                                    "written by lstmkit train with [model] task = \"seq2seq\")")
         try:
-            vocab = json.loads((folder / VOCAB).read_text(encoding="utf-8"))
-            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+            vocab = json.loads(contents.extras[VOCAB].decode("utf-8"))
             source_vocab, target_vocab = Vocabulary.from_dict(vocab["source"]), Vocabulary.from_dict(vocab["target"])
-            config = load_config(folder / CONFIG)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            config = config_from_table(tomllib.loads(contents.config_text))
+            max_length = int(contents.meta["max_output_length"])
+        except (ValueError, KeyError, TypeError, ConfigError, RecursionError) as exc:
             raise ModelFolderError(f"model folder {folder}: cannot be read ({exc})") from None
-        model = build_model(config.model, len(source_vocab), len(target_vocab))
-        try:
-            model.load_state_dict(load_file(str(folder / WEIGHTS)))
-        except (SafetensorError, OSError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ModelFolderError(f"model folder {folder}: {WEIGHTS} is missing or does not match {CONFIG} "
-                                   f"({first})") from None
-        return cls(model, config, source_vocab, target_vocab, int(meta["max_output_length"]))
+        model = load_weights(build_model(config.model, len(source_vocab), len(target_vocab)), contents)
+        return cls(model, config, source_vocab, target_vocab, max_length)
+
+    def predict(self, texts: Iterable[str], beam: int = 1) -> list[str]:
+        """The decoded text of each input text."""
+        return [self.translate(text, beam).text for text in texts]
+
+    def evaluate(self, pairs: Iterable[Pair]) -> dict[str, float]:
+        """Exact match and token accuracy of greedy outputs on ``(source, target)`` text pairs."""
+        data = EncodedPairs.encode(list(pairs), self.source_vocab, self.target_vocab)
+        if not len(data):
+            raise DataError("evaluate: expected at least one (source, target) pair, got none")
+        outputs, _ = decode_all(self.model, data, self.max_length)
+        return evaluate_pairs(outputs, data.targets)
 
     def translate(self, text: str, beam: int = 1) -> Translation:
         """Decode ``text``: greedy with ``beam=1``, else beam search with ``beam`` hypotheses."""

@@ -1,0 +1,149 @@
+"""The task protocol: one registry entry per kind of model, and everything else derived from it.
+
+A ``Task`` supplies, for its recipes:
+
+- its config (``load_config``: strict TOML plus ``--set`` overrides; ``dump_config``);
+- its data, network and objective, prepared as a ``Job`` (``prepare``): training ``Batches`` (or an
+  ``ArrayDataset``), what validation judges, the ``nn.Module`` and the ``Objective`` whose ``step`` is the
+  batch loss and whose ``validate`` gives the epoch's validation metrics;
+- its test evaluation and model folder (``Job.finish``), written into the run folder;
+- its loaded form (``load``): the object ``lstmkit.load(folder)`` returns, with ``predict``, ``evaluate``
+  and the task's own verbs.
+
+One loop (``lstmkit.trainer.Trainer``) trains every task, driven by ``lstmkit.runs.train.run_task``, so
+every task gets resume, data parallelism, early stopping, checkpoints, TensorBoard and the report. A
+recipe's ``[model] task`` picks its entry (``task_named``); the names that no entry claims are the
+sequence models of ``lstmkit.models`` (classifier, regressor, text, tagger, language models), which the
+``sequence`` entry serves. To add a task, write one module that registers a ``Task`` (see
+``lstmkit/tasks/frames.py`` for a small one), a recipe in ``configs/`` and its tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+__all__ = ["Task", "Job", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
+
+TASK_MODULES = ("lstmkit.tasks.sequence", "lstmkit.tasks.seq2seq", "lstmkit.tasks.frames")
+"""The modules that register tasks, imported on first lookup (so ``import lstmkit`` stays light)."""
+
+_TASKS: dict[str, Task] = {}
+_FALLBACK = "sequence"
+
+
+@dataclass
+class Job:
+    """One prepared training run of a task.
+
+    Attributes:
+        config: the task's config (with anything the data decided filled in).
+        module: the network, built and seeded.
+        objective: the loss, running metrics and validation of the task.
+        train: the training ``Batches`` (or ``ArrayDataset``).
+        val: what ``objective.validate`` judges each epoch, or None.
+        finish: ``finish(run_folder) -> metrics``: evaluate the trained module on the test split, write the
+            evaluation files and the model folder; called on the main process only, with the best weights
+            loaded and the module on the CPU.
+    """
+
+    config: Any
+    module: Any
+    objective: Any
+    train: Any
+    val: Any
+    finish: Callable[[Any], dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """A kind of model; subclasses register one instance with ``@register_task``."""
+
+    name: str = ""
+
+    def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Any:
+        """The task's strict config from parsed TOML tables and ``--set`` overrides."""
+        raise NotImplementedError
+
+    def load_config(self, path: str | Path | None, overrides: Iterable[str] = ()) -> Any:
+        from lstmkit.config import read_toml
+
+        return self.config_from_table(read_toml(path) if path is not None else {}, overrides)
+
+    def dump_config(self, config: Any) -> bytes:
+        """The exact config as TOML bytes (written into the run folder and the model folder)."""
+        import tomli_w
+
+        from lstmkit.config import config_to_dict
+
+        return tomli_w.dumps(config_to_dict(config)).encode()
+
+    def prepare(self, config: Any) -> Job:
+        raise NotImplementedError
+
+    def load(self, folder: Path) -> Any:
+        """The trained model in ``folder`` ready for use (``lstmkit.load`` calls this)."""
+        raise NotImplementedError
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        """What ``lstmkit train`` prints after the evaluation: the test metrics and the training time."""
+        lines = [f"{key} {value:.4f}" for key, value in metrics.items()
+                 if key.startswith("test_") and key != "test_loss" and isinstance(value, (int, float))]
+        lines.append(f"train_seconds {metrics['train_seconds']:.1f} ({metrics['epochs_run']} epochs)")
+        return "\n".join(lines)
+
+
+def register_task(*names: str) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator: register one instance of the task under each of ``names`` (``[model] task`` values)."""
+
+    def decorate(cls: type[Task]) -> type[Task]:
+        task = cls()
+        task.name = names[0]
+        for name in names:
+            if name in _TASKS:
+                raise ValueError(f"task {name!r} is already registered")
+            _TASKS[name] = task
+        return cls
+
+    return decorate
+
+
+def _load_modules() -> None:
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+
+
+def task_named(name: str | None) -> Task:
+    """The task that trains recipes whose ``[model] task`` is ``name``."""
+    _load_modules()
+    return _TASKS.get(name or "", _TASKS[_FALLBACK])
+
+
+def table_task(table: dict[str, Any], overrides: Iterable[str] = ()) -> Task:
+    """The task of parsed recipe tables, by their ``[model] task`` (after ``--set model.task=...``)."""
+    from lstmkit.config import apply_overrides
+
+    model = apply_overrides(table, [o for o in overrides if o.strip().startswith("model.task")]).get("model", {})
+    name = model.get("task") if isinstance(model, dict) else None
+    return task_named(name if isinstance(name, str) else None)
+
+
+def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Task, Any]:
+    """The task of a TOML recipe and its strict config, the file parsed once."""
+    from lstmkit.config import read_toml
+
+    table = read_toml(path)
+    task = table_task(table, overrides)
+    return task, task.config_from_table(table, overrides)
+
+
+def load_trained(path: str | Path) -> Any:
+    """The trained model in a model folder (or the run folder holding one), loaded by the task that wrote it
+    (the folder's ``meta.json`` names it)."""
+    from lstmkit.model_folder import read_model_folder
+
+    contents = read_model_folder(path)
+    name = contents.meta.get("task")
+    return task_named(name if isinstance(name, str) else None).load(contents.folder)

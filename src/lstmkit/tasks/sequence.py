@@ -1,0 +1,107 @@
+"""The sequence models: classifiers, regressors and forecasters, text classifiers, taggers, language models.
+
+Every ``[model] task`` of ``lstmkit.models`` trains here: a data source (``lstmkit.data``) gives
+``ArrayDataset`` splits of sequences ``(N, L, F)`` with class or value targets, ``lstmkit.model.Model``
+fits the preprocessing and builds the network, and the objective of the model's loss trains and judges it.
+
+Test evaluation: accuracy, macro precision/recall/F1, the per-class table and the confusion matrix for
+classifiers; MAE and RMSE for regressors; for a forecasting source, the forecasts beside the naive
+baselines (``lstmkit.forecasting``); plus the task model's headline metrics (token F1, bits per character).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from lstmkit.config import Config, apply_overrides, config_from_dict
+from lstmkit.errors import ConfigError
+from lstmkit.tasks import Job, Task, register_task
+
+__all__ = ["SequenceTask", "apply_source_settings", "MAX_PLOTTED_CLASSES"]
+
+MAX_PLOTTED_CLASSES = 40
+"""Above this many classes (a character LM's vocabulary) the confusion matrix is written as text only."""
+
+
+def apply_source_settings(config: Config, source: Any) -> Config:
+    """``config`` with the ``[model]`` keys that the data decides (``source.model_settings``, such as a text
+    source's ``vocab_size``) filled in where the config leaves them unset (0); a different value is an error."""
+    changes = {}
+    for key, value in source.model_settings.items():
+        current = getattr(config.model, key)
+        if current in (0, None):
+            changes[key] = value
+        elif current != value:
+            raise ConfigError(f"config [model] {key}: the data source {source.name!r} gives {value}, got {current}; "
+                              f"leave it unset (0) to take the data's")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **changes)) if changes else config
+
+
+def _write_evaluation(model: Any, config: Config, source: Any, run: Any) -> dict[str, Any]:
+    """Test-split metrics, plus the per-class report and confusion matrix for classifiers."""
+    from lstmkit.evaluate import format_classification_report
+
+    if source.forecast is not None:  # forecasting sources: LSTM vs naive baselines, forecast.csv and .png
+        from lstmkit.forecasting import write_forecast_evaluation
+
+        return write_forecast_evaluation(model, config, source, run.root)
+    report = model.evaluate(source.test)
+    if model.objective.targets == "classes":
+        run.evaluation_txt.write_text(format_classification_report(report) + "\n")
+        if len(model.label_names) <= MAX_PLOTTED_CLASSES:
+            from lstmkit.viz import plot_confusion_matrix
+
+            plot_confusion_matrix(report["confusion_matrix"], model.label_names, run.confusion_matrix_png,
+                                  title=f"{config.data.name}: test confusion matrix")
+        metrics = {"test_accuracy": report["accuracy"], "test_precision_macro": report["precision_macro"],
+                   "test_recall_macro": report["recall_macro"], "test_f1_macro": report["f1_macro"]}
+    else:
+        metrics = {"test_mae": report["mae"], "test_rmse": report["rmse"]}
+        run.evaluation_txt.write_text(
+            f"test MAE {report['mae']:.6g}   test RMSE {report['rmse']:.6g}   ({len(source.test)} samples)\n")
+    metrics.update({f"test_{key}": report[key] for key in model.objective.headline})
+    run.evaluation_json.write_text(json.dumps(report, indent=2))
+    return {**metrics, "test_loss": report["loss"]}
+
+
+@register_task("sequence")
+class SequenceTask(Task):
+    """The models of ``lstmkit.models`` on the data sources of ``lstmkit.data``."""
+
+    def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Config:
+        return config_from_dict(apply_overrides(table, overrides))
+
+    def prepare(self, config: Config) -> Job:
+        from lstmkit.data.prepare import load_splits
+        from lstmkit.model import Model
+
+        source, train, val = load_splits(config.data, config.train.seed)
+        config = apply_source_settings(config, source)
+        model = Model(config)
+        # Build (and try) the network before the run folder exists: a config that cannot work on this data
+        # fails with nothing written.
+        train, val = model.training_data(train, val, source.label_names, source.image_shape)
+
+        def finish(run: Any) -> dict[str, Any]:
+            metrics = _write_evaluation(model, config, source, run)
+            extra = {} if source.forecast is None else {"forecast": source.forecast.to_meta()}
+            model.save(run.model, extra_meta={**source.meta, "data_name": config.data.name,
+                                              "pixel_max": source.pixel_max, **extra})
+            return metrics
+
+        return Job(config=config, module=model.module, objective=model.objective, train=train, val=val,
+                   finish=finish, extra={"model": model})
+
+    def load(self, folder: Path) -> Any:
+        from lstmkit.model import Model
+        from lstmkit.model_folder import load_model
+
+        loaded = load_model(folder)
+        if "tokenizer" in loaded.meta:
+            from lstmkit.text_inference import TextModel
+
+            return TextModel.from_loaded(loaded, folder)
+        return Model.from_loaded(loaded)
