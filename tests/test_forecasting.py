@@ -59,8 +59,19 @@ def test_forecast_command_writes_csv_and_png(airline_run, tmp_path, capsys):
 
 def test_classifier_commands_point_a_forecaster_to_forecast(airline_run, capsys):
     capsys.readouterr()
-    assert main(["evaluate", str(airline_run / "model")]) == 2
+    assert main(["predict", str(airline_run / "model"), "x.npy"]) == 2
     assert "got a forecaster's; use lstmkit forecast" in capsys.readouterr().err
+
+
+def test_evaluate_gives_a_forecaster_its_metrics_beside_the_baselines(airline_run, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(airline_run), "--json"]) == 0  # the run folder stands for its model/
+    report = json.loads(capsys.readouterr().out)
+    metrics = json.loads((airline_run / "metrics.json").read_text())
+    assert report["metrics"]["lstm"]["mase"] == pytest.approx(metrics["test_mase"], rel=1e-5)
+    assert report["metrics"]["seasonal_naive"]["mae"] == pytest.approx(metrics["test_seasonal_naive_mae"])
+    assert main(["evaluate", str(airline_run / "model")]) == 0
+    assert "MASE: LSTM" in capsys.readouterr().out
 
 
 def test_backtest_reproduces_the_runs_test_metrics(airline_run, tmp_path, capsys):

@@ -111,8 +111,11 @@ def test_tagging_trains_and_tags_raw_text(tmp_path, capsys):
     (result,) = json.loads(capsys.readouterr().out)
     assert result["tokens"] == ["Grace", "visited", "Oslo", "."]
     assert result["labels"] == ["B-PER", "O", "B-LOC", "O"]
-    assert main(["evaluate", str(model)]) == 2
-    assert "reports a classifier's metrics, and this model is a [model] task = 'tagger' model" in capsys.readouterr().err
+    assert main(["evaluate", str(model), "--json"]) == 0  # a tagger gets its own metrics
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["token_f1"] == pytest.approx(metrics["test_token_f1"])
+    assert main(["evaluate", str(model), "--plot", str(tmp_path / "cm.png")]) == 2
+    assert "only a classifier has a confusion matrix to plot" in capsys.readouterr().err
     assert main(["serve", str(model)]) == 2
     assert ("serve: expected a classifier or text-classifier model, got [model] task = 'tagger'; use lstmkit "
             f"predict {model} --text ... for it") in capsys.readouterr().err

@@ -167,36 +167,20 @@ def _refuse_forecaster(meta: dict, folder: Path, command: str) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from lstmkit.data import load_source
-    from lstmkit.evaluate import classification_report, format_classification_report
-    from lstmkit.model import Model
-    from lstmkit.model_folder import load_model
-    from lstmkit.models.objectives import Classification
-    from lstmkit.viz import plot_confusion_matrix
+    from lstmkit.tasks import evaluate_trained
 
-    loaded = load_model(args.model)
-    _refuse_forecaster(loaded.meta, args.model, "evaluate")
-    model = Model.from_loaded(loaded)
-    if type(model.objective) is not Classification:
-        raise LstmkitError(f"evaluate {args.model}: reports a classifier's metrics, and this model is a "
-                           f"[model] task = {model.config.model.task!r} model; its run folder's evaluation.txt "
-                           "and metrics.json hold its own metrics")
-    name = args.data or model.meta.get("data_name")
-    if not name:
-        raise LstmkitError("evaluate: the model folder does not name its dataset; pass --data NAME")
-    # The dataset it was trained on is read with the [data] table it was trained with (file, columns, ...).
-    config = model.config.data if name == model.config.data.name else None
-    source = load_source(name, data_dir=args.data_dir, download=not args.no_download, config=config)
-    split = source.test if args.split == "test" else source.train
-    report = classification_report(split.y, model.predict(split.x, split.lengths), model.label_names)
+    result = evaluate_trained(args.model, split=args.split, data=args.data, data_dir=args.data_dir,
+                              download=not args.no_download)
     if args.plot:
-        plot_confusion_matrix(report["confusion_matrix"], model.label_names, args.plot,
-                              title=f"{name} {args.split}: confusion matrix")
-    if args.json:
-        print(json.dumps({"data": name, "split": args.split, **report}, indent=2))
-    else:
-        print(f"{name} ({args.split} split, {len(split)} samples)")
-        print(format_classification_report(report))
+        if result.confusion is None:
+            raise LstmkitError(f"evaluate --plot: only a classifier has a confusion matrix to plot, and "
+                               f"{args.model} holds another kind of model")
+        from lstmkit.viz import plot_confusion_matrix
+
+        matrix, names = result.confusion
+        plot_confusion_matrix(matrix, names, args.plot,
+                              title=f"{result.report['data']} {args.split}: confusion matrix")
+    print(json.dumps(result.report, indent=2) if args.json else result.text)
     return 0
 
 

@@ -134,6 +134,7 @@ class Regression(Objective):
         error = (predicted - target).double()
         return {
             "loss": float(self.criterion(predicted, target)),
+            "mse": float(error.pow(2).mean()),
             "mae": float(error.abs().mean()),
             "rmse": float(error.pow(2).mean().sqrt()),
         }

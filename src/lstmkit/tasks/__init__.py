@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-__all__ = ["Task", "Job", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
+__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
 
 TASK_MODULES = ("lstmkit.tasks.sequence", "lstmkit.tasks.seq2seq", "lstmkit.tasks.frames")
 """The modules that register tasks, imported on first lookup (so ``import lstmkit`` stays light)."""
@@ -58,6 +58,16 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Evaluation:
+    """A trained model's metrics on a split: ``report`` (JSON-ready, with ``data`` and ``split``), ``text``
+    (what ``lstmkit evaluate`` prints) and, for classifiers, the confusion matrix with its class names."""
+
+    report: dict[str, Any]
+    text: str
+    confusion: tuple[Any, list[str]] | None = None
+
+
 class Task:
     """A kind of model; subclasses register one instance with ``@register_task``."""
 
@@ -85,6 +95,12 @@ class Task:
 
     def load(self, folder: Path) -> Any:
         """The trained model in ``folder`` ready for use (``lstmkit.load`` calls this)."""
+        raise NotImplementedError
+
+    def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
+                 download: bool = True) -> Evaluation:
+        """The trained model's metrics on its dataset's ``split`` (``"test"`` or ``"train"``), the data made or
+        read as the run made it; ``data`` names another data source where the task can read one."""
         raise NotImplementedError
 
     def summary(self, metrics: dict[str, Any]) -> str:
@@ -147,3 +163,23 @@ def load_trained(path: str | Path) -> Any:
     contents = read_model_folder(path)
     name = contents.meta.get("task")
     return task_named(name if isinstance(name, str) else None).load(contents.folder)
+
+
+def evaluate_trained(path: str | Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
+                     download: bool = True) -> Evaluation:
+    """``Task.evaluate`` of the task that wrote the model folder (or the run folder holding one) at ``path``."""
+    from lstmkit.model_folder import read_model_folder
+
+    contents = read_model_folder(path)
+    name = contents.meta.get("task")
+    task = task_named(name if isinstance(name, str) else None)
+    return task.evaluate(contents.folder, split=split, data=data, data_dir=data_dir, download=download)
+
+
+def metrics_text(title: str, report: dict[str, Any]) -> str:
+    """``title`` and one ``name value`` line per number of ``report``."""
+    lines = [title]
+    for key, value in report.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            lines.append(f"{key:<24}{value:.6g}")
+    return "\n".join(lines)

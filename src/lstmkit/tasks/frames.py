@@ -36,11 +36,11 @@ from torch.nn import functional as F
 
 from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.data.moving_digits import digit_images, moving_digits
-from lstmkit.errors import ConfigError, DataError, ModelFolderError
+from lstmkit.errors import ConfigError, DataError, LstmkitError, ModelFolderError
 from lstmkit.model_folder import load_weights, read_model_folder, write_model_folder
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
 from lstmkit.models.objectives import Objective
-from lstmkit.tasks import Job, Task, register_task
+from lstmkit.tasks import Evaluation, Job, Task, register_task
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
            "FramesTask", "FramesObjective", "FrameForecaster",
@@ -306,6 +306,23 @@ class FramesTask(Task):
     def load(self, folder: Path) -> FrameForecaster:
         return FrameForecaster.load(folder)
 
+    def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
+                 download: bool = True) -> Evaluation:
+        """MSE and SSIM of the forecasts beside copy-last-frame and all-black, on the run's test sequences
+        (made again from its seed; ``split = "train"`` draws the first epoch's training sequences)."""
+        if data is not None or data_dir is not None:
+            raise LstmkitError("evaluate: a frames model is judged on the sequences its recipe generates; give no "
+                               "--data or --data-dir")
+        forecaster = FrameForecaster.load(folder)
+        config = forecaster.config
+        d = config.data
+        train_images, test_images = digit_images(d.source, d.digit_size)
+        sequences = (_sequences(test_images, d.test_samples, (config.train.seed, 2), d) if split == "test"
+                     else _sequences(train_images, d.samples, (config.train.seed, 101), d))
+        report = forecaster.evaluate(sequences.numpy())
+        text = evaluation_text(len(sequences), d, report["model"], report["copy_last"], report["all_black"])
+        return Evaluation({"data": "moving-digits", "split": split, **report}, text)
+
     def summary(self, metrics: dict[str, Any]) -> str:
         return summary(metrics)
 
@@ -356,6 +373,20 @@ class FrameForecaster:
         except (ValueError, ConfigError, RecursionError) as exc:
             raise ModelFolderError(f"model folder {contents.folder}: cannot be read ({exc})") from None
         return cls(load_weights(build_model(config.model), contents), config)
+
+    def evaluate(self, sequences: np.ndarray) -> dict[str, dict[str, Any]]:
+        """Metrics (``frame_metrics`` by step) of the model, copy-last-frame and all-black on whole sequences
+        (N, input_frames + output_frames, 1, H, W) in 0..1."""
+        d = self.config.data
+        x = np.asarray(sequences, dtype=np.float32)
+        if x.ndim != 5 or x.shape[1] != d.input_frames + d.output_frames:
+            raise DataError(f"frames evaluate: expected sequences of shape (N, {d.input_frames + d.output_frames}, "
+                            f"1, {d.frame_size}, {d.frame_size}), got {tuple(x.shape)}")
+        inputs, target = torch.from_numpy(x[:, :d.input_frames]), torch.from_numpy(x[:, d.input_frames:])
+        predicted = torch.from_numpy(self.predict(inputs.numpy()))
+        return {"model": frame_metrics(predicted, target, by_step=True),
+                "copy_last": frame_metrics(copy_last_frame(inputs, d.output_frames), target, by_step=True),
+                "all_black": frame_metrics(torch.zeros_like(target), target)}
 
     def predict(self, frames: np.ndarray, future: int | None = None) -> np.ndarray:
         """Predicted frames (N, future, 1, H, W) in 0..1 for input frames (N, L, 1, H, W) in 0..1; ``future``

@@ -35,11 +35,11 @@ from torch import nn
 from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.data.pairs import GENERATORS, Pair, read_pairs_tsv
 from lstmkit.data.tokenizer import BOS, EOS, PAD, Vocabulary
-from lstmkit.errors import ConfigError, DataError, ModelFolderError
+from lstmkit.errors import ConfigError, DataError, LstmkitError, ModelFolderError
 from lstmkit.model_folder import VOCAB, load_weights, read_model_folder, write_model_folder
 from lstmkit.models.objectives import Objective
 from lstmkit.models.seq2seq import Seq2Seq
-from lstmkit.tasks import Job, Task, register_task
+from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqDataConfig", "Seq2SeqModelConfig", "load_config", "make_pairs", "run",
            "Seq2SeqTask", "Seq2SeqObjective", "EncodedPairs", "evaluate_pairs", "attention_monotonicity", "attention_spearman", "Translator", "Translation"]
@@ -314,6 +314,20 @@ class Seq2SeqTask(Task):
 
     def load(self, folder: Path) -> Translator:
         return Translator.load(folder)
+
+    def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
+                 download: bool = True) -> Evaluation:
+        """Exact match and token accuracy of greedy decoding on the run's pairs (made again from its seed)."""
+        if data is not None or data_dir is not None:
+            raise LstmkitError("evaluate: a seq2seq model is judged on the pairs its recipe makes; give no --data "
+                               "or --data-dir (translate your own inputs with lstmkit translate)")
+        translator = Translator.load(folder)
+        config = translator.config
+        train_pairs, _, test_pairs = make_pairs(config.data, config.train.seed)
+        pairs = test_pairs if split == "test" else train_pairs
+        report = translator.evaluate(pairs)
+        title = f"{config.data.name} ({split} split, {len(pairs)} pairs)"
+        return Evaluation({"data": config.data.name, "split": split, **report}, metrics_text(title, report))
 
     def summary(self, metrics: dict[str, Any]) -> str:
         return summary(metrics)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lstmkit.config import Config, apply_overrides, config_from_dict
-from lstmkit.errors import ConfigError
-from lstmkit.tasks import Job, Task, register_task
+from lstmkit.errors import ConfigError, LstmkitError
+from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task
 
 __all__ = ["SequenceTask", "apply_source_settings", "MAX_PLOTTED_CLASSES"]
 
@@ -105,3 +105,37 @@ class SequenceTask(Task):
 
             return TextModel.from_loaded(loaded, folder)
         return Model.from_loaded(loaded)
+
+    def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
+                 download: bool = True) -> Evaluation:
+        """Classifiers: accuracy, macro precision/recall/F1, the per-class table and confusion matrix;
+        regressors: MSE, MAE, RMSE; forecasters: MAE, RMSE, sMAPE and MASE beside the naive baselines on the
+        test windows; taggers, language models and the 1997 tasks: their objective's report (token F1,
+        bits per character, the long-lag criterion's accuracies)."""
+        from lstmkit.data import load_source
+        from lstmkit.evaluate import format_classification_report
+        from lstmkit.model import Model
+        from lstmkit.model_folder import load_model
+        from lstmkit.models.objectives import Classification
+
+        model = Model.from_loaded(load_model(folder))
+        name = data or model.meta.get("data_name")
+        if not name:
+            raise LstmkitError("evaluate: the model folder does not name its dataset; pass --data NAME")
+        # The dataset it was trained on is read with the [data] table it was trained with (file, columns, ...).
+        config = model.config.data if name == model.config.data.name else None
+        source = load_source(name, data_dir=data_dir, download=download, config=config)
+        rows = source.test if split == "test" else source.train
+        title = f"{name} ({split} split, {len(rows)} samples)"
+        if source.forecast is not None and split == "test":
+            from lstmkit.forecasting import backtest, format_backtest
+
+            result = backtest(source.forecast, model.predict(rows.x).reshape(len(rows), -1))
+            return Evaluation({"data": name, "split": split, "metrics": result.metrics},
+                              f"{title}\n{format_backtest(result)}")
+        report = model.evaluate(rows)
+        if type(model.objective) is Classification:
+            return Evaluation({"data": name, "split": split, **report},
+                              f"{title}\n{format_classification_report(report)}",
+                              confusion=(report["confusion_matrix"], model.label_names))
+        return Evaluation({"data": name, "split": split, **report}, metrics_text(title, report))
