@@ -332,10 +332,12 @@ def _load_signal(path: Path | None):
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from lstmkit.report import parse_indices, write_report
+    from lstmkit.runs.folder import resolve_run_folder
 
+    run = resolve_run_folder(args.run, "report")  # RUN/model is refused with a pointer to RUN
     samples = parse_indices(args.samples, "report --samples")
     units = parse_indices(args.units, "report --units") if args.units else None
-    path = write_report(args.run, samples=samples, signal=_load_signal(args.signal), units=units)
+    path = write_report(run.root, samples=samples, signal=_load_signal(args.signal), units=units)
     print(f"wrote {path}")
     return 0
 
@@ -520,6 +522,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if isinstance(getattr(args, "model", None), Path):  # a run folder stands for its model/
+            from lstmkit.runs.folder import resolve_model_folder
+
+            args.model = resolve_model_folder(args.model)
         return args.func(args)
     except LstmkitError as exc:
         print(f"lstmkit: error: {exc}", file=sys.stderr)

@@ -224,7 +224,8 @@ def write_report(run_dir: str | Path, samples: Sequence[int] = (0, 1, 2), signal
     found = _curves_section(page, run_dir)
     found |= _evaluation_section(page, run_dir)
     found |= _forecast_section(page, run_dir)
-    if (run_dir / "model").is_dir() and list(samples):
+    found |= _task_figures_section(page, run_dir)
+    if (run_dir / "model").is_dir() and list(samples) and _has_gate_views(run_dir / "model"):
         _run_gate_sections(page, run_dir / "model", list(samples), signal, units)
     elif not found:
         page.text("This folder holds none of metrics.csv, evaluation.json, forecast.csv or model/.", note=True)
@@ -269,6 +270,34 @@ def _evaluation_section(page: _Page, run_dir: Path) -> bool:
     page.figure(figure, "confusion matrix")
     page.table(["class", "precision", "recall", "F1", "support"],
                [[r["label"], r["precision"], r["recall"], r["f1"], r["support"]] for r in report["per_class"]])
+    return True
+
+
+def _has_gate_views(model_dir: Path) -> bool:
+    """Whether the task that wrote ``model_dir`` shows gate and cell-state views (``Task.gate_views``)."""
+    from lstmkit.model_folder import read_model_folder
+    from lstmkit.tasks import task_named
+
+    task = read_model_folder(model_dir).meta.get("task")
+    return task_named(task if isinstance(task, str) else None).gate_views
+
+
+def _task_figures_section(page: _Page, run_dir: Path) -> bool:
+    """The figures a task writes beside its evaluation (attention matrices, predicted frames), with the
+    evaluation text of tasks whose evaluation is not a classification table."""
+    from lstmkit.runs.folder import RunFolder
+
+    run = RunFolder(run_dir)
+    figures = [(path, alt) for path, alt in ((run.attention_png, "attention of test examples"),
+                                            (run.frames_png, "input, predicted and true frames"))
+               if path.is_file()]
+    if not figures:
+        return False
+    page.heading("Test evaluation")
+    if run.evaluation_txt.is_file():
+        page.raw(f"<pre>{html.escape(run.evaluation_txt.read_text(encoding='utf-8'))}</pre>")
+    for path, alt in figures:
+        page.figure(path, alt)
     return True
 
 

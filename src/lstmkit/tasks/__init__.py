@@ -72,6 +72,8 @@ class Task:
     """A kind of model; subclasses register one instance with ``@register_task``."""
 
     name: str = ""
+    gate_views: bool = False
+    """Whether the run report shows gate and cell-state views of test samples (``lstmkit.report``)."""
 
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Any:
         """The task's strict config from parsed TOML tables and ``--set`` overrides."""

@@ -71,6 +71,8 @@ def _write_evaluation(model: Any, config: Config, source: Any, run: Any) -> dict
 class SequenceTask(Task):
     """The models of ``lstmkit.models`` on the data sources of ``lstmkit.data``."""
 
+    gate_views = True
+
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Config:
         return config_from_dict(apply_overrides(table, overrides))
 
