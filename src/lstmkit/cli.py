@@ -97,10 +97,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from lstmkit.config import load_config
+    from lstmkit.tasks import load_recipe
     from lstmkit.tune import load_space, tune
 
-    base = load_config(args.config, list(args.set or []))
+    _, base = load_recipe(args.config, list(args.set or []))
     space = load_space(args.space, base)
     out = args.out or Path("runs") / f"tune-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = tune(base, space, args.trials, out, storage=args.storage, study_name=args.study)

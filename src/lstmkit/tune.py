@@ -1,7 +1,8 @@
 """Hyperparameter search with Optuna: ``lstmkit tune CONFIG --trials N --space SPACE.toml``.
 
-Each trial copies the base config, sets the keys drawn from the search space, trains on the config's
-training split (``Model.fit``, the path every run takes) and scores the best epoch on the validation split.
+Each trial copies the base config, sets the keys drawn from the search space, prepares the recipe's task
+(``lstmkit.tasks``: any task, seq2seq and frames included), trains it in the one training loop and scores
+the best epoch on the validation split by the task's monitored metric.
 A trial that trails the others' median at the same epoch is pruned (``MedianPruner``). The study lives
 in a database: SQLite in the output folder by default, or any SQLAlchemy URL (``--storage``), so several
 machines can work on one study. The best trial's config is written as a ready recipe, ``best.toml``.
@@ -32,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmkit.callbacks import Callback, Monitor
-from lstmkit.config import Config, apply_overrides, config_from_dict, config_to_dict, dump_config, tomllib
-from lstmkit.data.prepare import load_splits
+from lstmkit.callbacks import Callback, KeepBest, Monitor
+from lstmkit.config import config_to_dict, tomllib
 from lstmkit.errors import ConfigError, LstmkitError
 
 __all__ = ["SearchSpace", "load_space", "tune", "TuneResult"]
@@ -90,7 +90,7 @@ def _dimension(key: str, table: Any, where: str) -> Dimension:
     return Dimension(key, low, high, log_scale, table.get("step"))
 
 
-def load_space(path: str | Path, base: Config) -> SearchSpace:
+def load_space(path: str | Path, base: Any) -> SearchSpace:
     """Read a search space TOML (see the module docstring) and check each key against the config."""
     path = Path(path)
     try:
@@ -115,22 +115,25 @@ def load_space(path: str | Path, base: Config) -> SearchSpace:
     return space
 
 
-def _with(base: Config, values: dict[str, Any], where: str) -> Config:
+def _with(base: Any, values: dict[str, Any], where: str) -> Any:
+    """``base`` (any task's config) with ``values`` set, as strictly as a recipe is loaded."""
+    from lstmkit.tasks import task_named
+
     table = config_to_dict(base)
     for key, value in values.items():
         section, _, leaf = key.partition(".")
-        if section not in table or leaf not in table[section] and leaf not in _fields(section):
+        if section not in table or leaf not in table[section] and leaf not in _fields(base, section):
             raise ConfigError(f"{where}: {key!r} is not a config key")
     try:
-        return config_from_dict(apply_overrides(table, [f"{k}={_toml(v)}" for k, v in values.items()]))
+        return task_named(base.model.task).config_from_table(table, [f"{k}={_toml(v)}" for k, v in values.items()])
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _fields(section: str) -> set[str]:
+def _fields(config: Any, section: str) -> set[str]:
     import dataclasses
 
-    return {f.name for f in dataclasses.fields(type(getattr(Config(), section)))}
+    return {f.name for f in dataclasses.fields(type(getattr(config, section)))}
 
 
 def _toml(value: Any) -> str:
@@ -164,39 +167,49 @@ class TuneResult:
     storage: str
 
 
-def tune(base: Config, space: SearchSpace, trials: int, out_dir: str | Path, storage: str | None = None,
+def tune(base: Any, space: SearchSpace, trials: int, out_dir: str | Path, storage: str | None = None,
          study_name: str = "lstmkit") -> TuneResult:
-    """Run ``trials`` trials of ``space`` around ``base``; write ``best.toml`` and ``trials.csv`` to ``out_dir``."""
+    """Run ``trials`` trials of ``space`` around ``base`` (any task's config); write ``best.toml`` and
+    ``trials.csv`` to ``out_dir``."""
     try:
         import optuna
     except ImportError:
         raise LstmkitError("tune needs Optuna: pip install 'lstmkit[tune]'") from None
-    from lstmkit.model import Model
+    from lstmkit.tasks import task_named
+    from lstmkit.trainer import Trainer, apply_runtime, seed_everything
 
     if trials < 1:
         raise ConfigError(f"tune --trials: expected a positive number, got {trials}")
+    task = task_named(base.model.task)
+    if getattr(base.data, "val_fraction", None) == 0:
+        raise ConfigError("tune: expected [data] val_fraction > 0: trials are scored on the validation split")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    if base.data.val_fraction == 0:
-        raise ConfigError("tune: expected [data] val_fraction > 0: trials are scored on the validation split")
-    from lstmkit.tasks.sequence import apply_source_settings
-
-    source, train, val = load_splits(base.data, base.train.seed)
-    base = apply_source_settings(base, source)  # e.g. a text source's vocab_size
-    probe = Model(base)
-    higher = (probe.objective.monitor if base.train.monitor == "auto" else base.train.monitor).endswith("accuracy")
     monitor = Monitor(base.train.monitor)
+
+    def prepare(config: Any) -> Any:
+        seed_everything(config.train.seed)
+        return task.prepare(config)
+
+    probe = prepare(base)  # the data decides some keys (a text source's vocab_size); fail before any trial
+    base = probe.config
+    name = probe.objective.monitor if base.train.monitor == "auto" else base.train.monitor
+    higher = probe.objective.higher_is_better(name)
 
     def objective(trial: Any) -> float:
         values = {dim.key: dim.suggest(trial) for dim in space}
         config = _with(base, values, f"trial {trial.number}")
         config.train.progress = False
-        model = Model(config).fit(train, val, callbacks=[_Pruning(trial, monitor)], label_names=source.label_names,
-                                  image_shape=source.image_shape)
-        best = [row for row in model.history if row["epoch"] == model.best_epoch][0]
-        name, _ = monitor.resolve(model.trainer, best)
-        return float(best[name])
+        device = apply_runtime(config.train)
+        job = prepare(config)
+        keep_best = KeepBest(config.train.monitor)
+        trainer = Trainer(job.module.to(device), job.objective, config.train,
+                          [_Pruning(trial, monitor), keep_best], device=device)
+        history = trainer.fit(job.train, job.val)
+        best = [row for row in history if row["epoch"] == keep_best.best_epoch][0]
+        key, _ = monitor.resolve(trainer, best)
+        return float(best[key])
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -212,7 +225,7 @@ def tune(base: Config, space: SearchSpace, trials: int, out_dir: str | Path, sto
         raise LstmkitError(f"tune: none of the {len(study.trials)} trials completed (all pruned or failed)")
     best_config = _with(base, study.best_params, "best trial")
     best_config.train.progress = copy.copy(base.train.progress)
-    dump_config(best_config, out_dir / "best.toml")
+    (out_dir / "best.toml").write_bytes(task.dump_config(best_config))
     with open(out_dir / "trials.csv", "w", newline="") as fh:
         keys = [dim.key for dim in space]
         writer = csv.writer(fh)
