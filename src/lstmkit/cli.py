@@ -185,7 +185,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from lstmkit.data import read_inputs
+    from lstmkit.data import read_sequences
     from lstmkit.model_folder import load_model
 
     model = load_model(args.model)
@@ -198,9 +198,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     image_shape = model.meta.get("image_shape")
     results = []
     for source in args.inputs:
-        x = read_inputs(source, length, features, image_shape=tuple(image_shape) if image_shape else None,
-                        pixel_max=model.meta.get("pixel_max"), invert=args.invert)
-        probs = model.predict_proba(x)
+        x, lengths = read_sequences(source, length, features,
+                                    image_shape=tuple(image_shape) if image_shape else None,
+                                    pixel_max=model.meta.get("pixel_max"), invert=args.invert)
+        probs = model.predict_proba(x, lengths)
         for index, row in enumerate(probs):
             best = int(row.argmax())
             results.append({

@@ -111,16 +111,27 @@ class LoadedModel:
         return torch.from_numpy(np.ascontiguousarray(x))
 
     @torch.no_grad()
-    def predict_proba(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Class probabilities ``(N, C)`` for raw inputs ``(N, L, F)``."""
+    def predict_proba(self, x: np.ndarray, lengths: np.ndarray | None = None, batch_size: int = 512) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for raw inputs ``(N, L, F)``; ``lengths`` (N,) gives the true steps of
+        zero-padded sequences (variable-length models), so that padding never reaches the answer."""
         inputs = self.prepare(x)
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.shape != (len(inputs),) or lengths.min() < 1 or lengths.max() > inputs.shape[1]:
+                raise DataError(f"model input: expected lengths (N,) = ({len(inputs)},) in 1..{inputs.shape[1]}, "
+                                f"got {lengths.tolist()[:8]}")
         self.module.eval()
-        chunks = [torch.softmax(self.module(batch), dim=-1) for batch in inputs.split(batch_size)]
+        chunks = []
+        for start in range(0, len(inputs), batch_size):
+            batch = inputs[start:start + batch_size]
+            outputs = (self.module(batch) if lengths is None else
+                       self.module(batch, lengths=torch.as_tensor(lengths[start:start + batch_size])))
+            chunks.append(torch.softmax(outputs, dim=-1))
         return torch.cat(chunks).numpy()
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class indices ``(N,)`` for raw inputs ``(N, L, F)``."""
-        return self.predict_proba(x).argmax(axis=-1)
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Class indices ``(N,)`` for raw inputs ``(N, L, F)`` (and ``lengths``, see ``predict_proba``)."""
+        return self.predict_proba(x, lengths).argmax(axis=-1)
 
 
 @dataclass

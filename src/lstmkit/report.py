@@ -453,14 +453,18 @@ def inspect_input(model_dir: str | Path, input_path: str | Path, units: Sequence
         ReportError: a unit does not exist, or ``signal`` has the wrong shape.
         DataError, ModelFolderError: the input file or the model folder cannot be read.
     """
-    from lstmkit.data import read_inputs
+    from lstmkit.data import read_sequences
     from lstmkit.model_folder import load_model
 
     model = load_model(model_dir)
     length, features = model.input_shape
     image_shape = model.meta.get("image_shape")
-    x = read_inputs(input_path, length, features, image_shape=tuple(image_shape) if image_shape else None,
-                    pixel_max=model.meta.get("pixel_max"))
+    x, lengths = read_sequences(input_path, length, features,
+                                image_shape=tuple(image_shape) if image_shape else None,
+                                pixel_max=model.meta.get("pixel_max"))
+    if lengths is not None:
+        raise ReportError(f"inspect {input_path}: expected sequences of one length, got lengths "
+                          f"{sorted(set(lengths.tolist()))}; give sequences of different lengths in separate files")
     input_path = Path(input_path)
     out = Path(out_dir) if out_dir is not None else input_path.parent / f"inspect-{input_path.stem}"
     page = _Page(f"lstmkit inspect {input_path.name}", out)

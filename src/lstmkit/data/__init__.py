@@ -9,7 +9,7 @@ See ``lstmkit/data/template.py`` for how to add a source.
 
 from lstmkit.data.base import ArrayDataset, SourceData, available_sources, load_source, register_source
 from lstmkit.data.idx import read_idx, write_idx
-from lstmkit.data.inputs import read_inputs
+from lstmkit.data.inputs import read_inputs, read_sequences
 from lstmkit.data.timeseries import Series, read_series
 from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
 from lstmkit.data import digits, forecast_sources, idx, longlag, text, ucr  # noqa: F401  (registers the sources)
@@ -24,6 +24,7 @@ __all__ = [
     "check_finite",
     "split_train_val",
     "read_inputs",
+    "read_sequences",
     "read_series",
     "Series",
     "read_idx",

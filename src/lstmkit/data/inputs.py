@@ -15,7 +15,7 @@ import numpy as np
 from lstmkit.data.transforms import check_finite
 from lstmkit.errors import DataError
 
-__all__ = ["read_inputs", "IMAGE_SUFFIXES", "TEXT_SUFFIXES"]
+__all__ = ["read_inputs", "read_sequences", "IMAGE_SUFFIXES", "TEXT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,61 @@ def read_inputs(
                     f"got {suffix or 'no extension'!r}")
 
 
+def read_sequences(
+    source: str | Path,
+    sequence_length: int | None,
+    input_size: int,
+    image_shape: tuple[int, int] | None = None,
+    pixel_max: float | None = None,
+    invert: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Samples to predict on, ``(x, lengths)``: for a fixed-length model, ``read_inputs`` and None; for a
+    variable-length model (``sequence_length`` None), sequences of any length.
+
+    Variable lengths: a ``.npy`` of shape (N, L, F), (L, F) or (L*F,); a CSV or text file (or ``-``) with
+    one sequence per row, each row a positive multiple of F numbers (step 0's F features, then step 1's,
+    ...). Rows of different lengths come back zero-padded to the longest, with ``lengths`` (N,) the true
+    number of steps of each, so that padding never reaches the model.
+    """
+    if sequence_length is not None:
+        return read_inputs(source, sequence_length, input_size, image_shape, pixel_max, invert), None
+    F = int(input_size)
+    name = "stdin" if str(source) == "-" else str(source)
+    if str(source) == "-":
+        rows = _parse_text(sys.stdin.read(), name, F, variable=True)
+    else:
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if not path.exists():
+            raise DataError(f"input {name}: expected an existing file, got no such file")
+        if path.is_dir():
+            raise DataError(f"input {name}: expected a file, got a folder")
+        if suffix == ".npy":
+            array = _read_npy(path, name)
+            if array.ndim == 2 and array.shape[1] == F:
+                array = array[None]
+            elif array.ndim == 1 and array.size and array.size % F == 0:
+                array = array.reshape(1, -1, F)
+            if array.ndim != 3 or array.shape[2] != F or 0 in array.shape:
+                raise DataError(f"input {name}: expected an array of shape (N, L, {F}), (L, {F}) or (L*{F},) "
+                                f"with L >= 1, got {array.shape}")
+            return _finish(array, name, array.shape[1], F), None
+        if suffix not in TEXT_SUFFIXES:
+            raise DataError(f"input {name}: expected a .npy, .csv or .txt file or '-' for stdin (the model reads "
+                            f"sequences of {F} features per step), got {suffix or 'no extension'!r}")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"input {name}: expected a readable UTF-8 text file, got {e}") from None
+        rows = _parse_text(text, name, F, variable=True)
+    lengths = np.array([len(row) // F for row in rows], dtype=np.int64)
+    padded = np.zeros((len(rows), int(lengths.max()) * F), dtype=np.float64)
+    for i, row in enumerate(rows):
+        padded[i, :len(row)] = row
+    x = _finish(padded.reshape(len(rows), -1, F), name, int(lengths.max()), F)
+    return x, None if (lengths == lengths[0]).all() else lengths
+
+
 def _read_npy(path: Path, name: str) -> np.ndarray:
     """Like ``np.load``, but the header is checked against the file's size before any data is allocated."""
     fmt = np.lib.format
@@ -121,7 +176,9 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _parse_text(text: str, name: str, count: int) -> np.ndarray:
+def _parse_text(text: str, name: str, count: int, variable: bool = False) -> np.ndarray | list[list[float]]:
+    """Rows of ``count`` numbers as an array (N, count); with ``variable``, rows of any positive multiple of
+    ``count`` numbers (F features per step, any number of steps) as a list."""
     rows = []
     first_data_line = True
     for line_number, line in enumerate(text.splitlines(), start=1):
@@ -141,12 +198,15 @@ def _parse_text(text: str, name: str, count: int) -> np.ndarray:
             raise DataError(f"input {name} row {line_number}: expected {count} numbers, "
                             f"got non-numeric value {bad!r}") from None
         first_data_line = False
-        if len(values) != count:
+        if variable and (not values or len(values) % count):
+            raise DataError(f"input {name} row {line_number}: expected a multiple of {count} numbers (the "
+                            f"{count} features of each step), got {len(values)}")
+        if not variable and len(values) != count:
             raise DataError(f"input {name} row {line_number}: expected {count} numbers, got {len(values)}")
         rows.append(values)
     if not rows:
         raise DataError(f"input {name}: expected at least one row of {count} numbers, got none")
-    return np.asarray(rows, dtype=np.float64)  # (N, L*F)
+    return rows if variable else np.asarray(rows, dtype=np.float64)  # (N, L*F)
 
 
 def _is_number(cell: str) -> bool:
