@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from lstmkit.config import DataConfig
@@ -11,24 +10,9 @@ from lstmkit.data.base import ArrayDataset, SourceData, load_source
 from lstmkit.data.transforms import Standardizer, check_finite, split_train_val
 from lstmkit.errors import DataError
 
-__all__ = ["PreparedData", "prepare_data", "load_splits", "apply_standardizer"]
+__all__ = ["load_splits", "apply_standardizer"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PreparedData:
-    """The splits a run trains, validates and tests on, plus what is needed to prepare new inputs."""
-
-    source: SourceData
-    train: ArrayDataset
-    val: ArrayDataset | None
-    test: ArrayDataset
-    standardizer: Standardizer | None
-
-    @property
-    def label_names(self) -> list[str]:
-        return self.source.label_names
 
 
 def apply_standardizer(ds: ArrayDataset, standardizer: Standardizer | None) -> ArrayDataset:
@@ -59,18 +43,3 @@ def load_splits(config: DataConfig, seed: int) -> tuple[SourceData, ArrayDataset
         return source, source.train, source.val
     train, val = split_train_val(source.train, config.val_fraction, seed)
     return source, train, val
-
-
-def prepare_data(config: DataConfig, seed: int) -> PreparedData:
-    """Load ``config.name``, reject empty or non-finite data, hold out validation, standardise on train."""
-    source, train, val = load_splits(config, seed)
-    standardizer = Standardizer().fit(train.x, train.step_mask()) if config.normalize else None
-    log.info("%s: %d train, %d val, %d test samples of shape %s", config.name, len(train),
-             0 if val is None else len(val), len(source.test), tuple(train.x.shape[1:]))
-    return PreparedData(
-        source=source,
-        train=apply_standardizer(train, standardizer),
-        val=None if val is None else apply_standardizer(val, standardizer),
-        test=apply_standardizer(source.test, standardizer),
-        standardizer=standardizer,
-    )

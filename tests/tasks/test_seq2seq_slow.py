@@ -11,7 +11,7 @@ import torch
 from lstmkit.data.pairs import format_date
 from lstmkit.tasks.seq2seq import Translator, attention_monotonicity, attention_spearman, load_config, run
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parent.parent.parent / "configs"
 
 
 @pytest.mark.slow

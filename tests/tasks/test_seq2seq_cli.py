@@ -11,7 +11,7 @@ import pytest
 from lstmkit.cli import main
 from lstmkit.errors import ConfigError
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parent.parent.parent / "configs"
 TINY_S2S = ["--set", "train.epochs=1", "--set", "data.samples=200", "--set", "data.val_samples=20",
             "--set", "data.test_samples=20", "--set", "model.hidden_size=16", "--set", "model.embedding_size=8"]
 
