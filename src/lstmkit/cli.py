@@ -185,6 +185,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from lstmkit.data import read_sequences
     from lstmkit.model_folder import load_model
 
@@ -201,6 +203,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         x, lengths = read_sequences(source, length, features,
                                     image_shape=tuple(image_shape) if image_shape else None,
                                     pixel_max=model.meta.get("pixel_max"), invert=args.invert)
+        if model.meta.get("targets") == "values":  # regressors and per-step models: their values
+            from lstmkit.model import Model
+
+            values = Model.from_loaded(model).predict(x, lengths)
+            results += [{"input": str(source), "index": i, "values": np.asarray(v).tolist()}
+                        for i, v in enumerate(values)]
+            continue
         probs = model.predict_proba(x, lengths)
         for index, row in enumerate(probs):
             best = int(row.argmax())
@@ -213,6 +222,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
         return 0
     for r in results:
+        if "values" in r:
+            rows = r["values"] if isinstance(r["values"], list) else [r["values"]]
+            flat = [rows] if not rows or not isinstance(rows[0], list) else rows  # one line per step
+            for row in flat:
+                print(f"{r['input']}[{r['index']}]\t" + " ".join(f"{v:.6g}" for v in row))
+            continue
         top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
         others = "  ".join(f"{name} {p:.3f}" for name, p in top)
         print(f"{r['input']}[{r['index']}]\t{r['label']}\t{r['probability']:.3f}\t({others})")

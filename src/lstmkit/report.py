@@ -343,7 +343,9 @@ def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int], signal:
     if bad:
         raise ReportError(f"report samples: expected indices into the {name} test split, 0..{len(test) - 1}, "
                           f"got {bad[0]}")
-    labels = [model.label_names[int(test.y[i])] for i in samples] if model.meta.get("label_names") else None
+    per_sample = test.y.ndim == 1  # taggers and language models have a label per step, not per sample
+    labels = ([model.label_names[int(test.y[i])] for i in samples] if model.meta.get("label_names") and per_sample
+              else None)
     stats = np.arange(min(STATS_SAMPLES, len(test)))
     _gate_sections(page, model, test.x[samples], [f"test sample {i}" for i in samples], signal, units, labels,
                    stats_x=test.x[stats], stats_y=test.y[stats])
@@ -413,7 +415,7 @@ def _gate_sections(page: _Page, model, x_raw: np.ndarray, names: list[str], sign
         figure = plot_saturation(fractions, page.folder / f"saturation_{view.name.replace(' ', '_')}.png",
                                  f"gate saturation, {view.name}", SATURATION_LOW, SATURATION_HIGH)
         page.figure(figure, f"gate saturation histograms, {view.name}")
-    if stats_y is not None and model.meta.get("label_names"):
+    if stats_y is not None and np.ndim(stats_y) == 1 and model.meta.get("label_names"):  # a label per sample
         page.heading("Units that indicate each class", level=3)
         page.text("Correlation of each unit's final hidden state with being the class (one against the rest).",
                   note=True)
