@@ -166,6 +166,18 @@ def _refuse_forecaster(meta: dict, folder: Path, command: str) -> None:
                            f"use lstmkit forecast {folder} (--backtest compares with the actual values)")
 
 
+def _refuse_other_tasks(folder: Path, command: str) -> None:
+    """Refuse a model folder whose task does not read its inputs from files, naming how to use it."""
+    from lstmkit.model_folder import read_model_folder
+    from lstmkit.tasks import task_named
+
+    task = read_model_folder(folder).meta.get("task")
+    named = task_named(task if isinstance(task, str) else None)
+    if not named.predicts_files:
+        raise LstmkitError(f"{command} {folder}: a [model] task = {task!r} model does not read input files; "
+                           f"use {named.verbs.replace('MODEL', str(folder))}")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lstmkit.tasks import evaluate_trained
 
@@ -190,6 +202,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from lstmkit.data import read_sequences
     from lstmkit.model_folder import load_model
 
+    _refuse_other_tasks(args.model, "predict")
     model = load_model(args.model)
     _refuse_forecaster(model.meta, args.model, "predict")
     if args.text or "tokenizer" in model.meta:

@@ -74,6 +74,10 @@ class Task:
     name: str = ""
     gate_views: bool = False
     """Whether the run report shows gate and cell-state views of test samples (``lstmkit.report``)."""
+    predicts_files = False
+    """Whether ``lstmkit predict`` reads this task's inputs from files (sequences, images, texts)."""
+    verbs: str = ""
+    """How a user asks this task's models for answers, for messages (``lstmkit translate MODEL TEXT``)."""
 
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Any:
         """The task's strict config from parsed TOML tables and ``--set`` overrides."""

@@ -270,6 +270,8 @@ class FreshSequences:
 class FramesTask(Task):
     """ConvLSTM encoder-forecaster on Moving digits (see the module docstring)."""
 
+    verbs = "lstmkit.load(MODEL).predict(frames) in Python"
+
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> FramesConfig:
         return config_from_table(table, overrides)
 

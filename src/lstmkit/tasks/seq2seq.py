@@ -280,6 +280,8 @@ class Seq2SeqObjective(Objective):
 class Seq2SeqTask(Task):
     """Attentional encoder-decoder on text pairs (see the module docstring)."""
 
+    verbs = "lstmkit translate MODEL TEXT"
+
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Seq2SeqConfig:
         return config_from_table(table, overrides)
 

@@ -72,6 +72,8 @@ class SequenceTask(Task):
     """The models of ``lstmkit.models`` on the data sources of ``lstmkit.data``."""
 
     gate_views = True
+    predicts_files = True
+    verbs = "lstmkit predict MODEL FILE (forecasters: lstmkit forecast MODEL; char-lm: lstmkit generate MODEL)"
 
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> Config:
         return config_from_dict(apply_overrides(table, overrides))
