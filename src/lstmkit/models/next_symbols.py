@@ -76,6 +76,7 @@ class NextSymbolSets(Objective):
     """Per-step binary cross-entropy of logits (N, L, K) against next-symbol bitmasks (N, L), 0 = padding."""
 
     targets = "values"
+    per_step = True
     monitor = "val_loss"
     headline = ("step_accuracy", "string_accuracy")
 
@@ -112,6 +113,9 @@ class NextSymbolSets(Objective):
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(outputs)  # (N, L, K)
+
+    def output_width(self, num_outputs: int, input_size: int) -> int:
+        return input_size  # one probability per input symbol
 
 
 register_objective("next_symbol_bce", lambda smoothing: NextSymbolSets())

@@ -37,6 +37,8 @@ class Objective:
     """``"classes"`` or ``"values"``: the kind of ``ArrayDataset`` targets it trains on."""
     monitor: str
     """The validation metric that picks the best epoch by default."""
+    per_step: bool = False
+    """Whether the model answers at every step, ``(N, L, ...)``, rather than once per sequence."""
     headline: tuple[str, ...] = ()
     """Keys of ``evaluate``'s report that a run also writes into ``metrics.json`` as ``test_<key>``, beside
     the accuracy and macro scores (classes) or MAE and RMSE (values)."""
@@ -61,6 +63,11 @@ class Objective:
         outputs = predict_outputs(module, data, batch_size=batch_size, device=device)
         loss, stats = self.loss(outputs, torch.from_numpy(data.y))
         return {"loss": float(loss), **self.summarize(stats, len(data))}
+
+    def output_width(self, num_outputs: int, input_size: int) -> int:
+        """The size of the model's last output dimension, for a model built with ``InputSpec(input_size,
+        num_outputs)``: its classes or values."""
+        return num_outputs
 
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger value of the row's ``metric`` (``val_accuracy``, ``train_loss``, ...) is better."""

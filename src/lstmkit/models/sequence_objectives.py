@@ -68,6 +68,7 @@ class StepClassification(Objective):
     """Cross-entropy at every real step: logits (N, L, C) against class indices (N, L), -100 ignored."""
 
     targets = "classes"
+    per_step = True
     monitor = "val_accuracy"
 
     def __init__(self, label_smoothing: float = 0.0, headline: tuple[str, ...] = ("token_f1",)) -> None:

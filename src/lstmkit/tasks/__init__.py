@@ -7,6 +7,7 @@ A ``Task`` supplies, for its recipes:
   ``ArrayDataset``), what validation judges, the ``nn.Module`` and the ``Objective`` whose ``step`` is the
   batch loss and whose ``validate`` gives the epoch's validation metrics;
 - its test evaluation and model folder (``Job.finish``), written into the run folder;
+- the schema of its models' inputs and outputs (``schema``), from which export and serving follow;
 - its loaded form (``load``): the object ``lstmkit.load(folder)`` returns, with ``predict``, ``evaluate``
   and the task's own verbs.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
+__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "trained_schema", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
 
 TASK_MODULES = ("lstmkit.tasks.sequence", "lstmkit.tasks.seq2seq", "lstmkit.tasks.frames")
 """The modules that register tasks, imported on first lookup (so ``import lstmkit`` stays light)."""
@@ -101,6 +102,10 @@ class Task:
 
     def load(self, folder: Path) -> Any:
         """The trained model in ``folder`` ready for use (``lstmkit.load`` calls this)."""
+        raise NotImplementedError
+
+    def schema(self, meta: dict[str, Any], config: Any) -> Any:
+        """The inputs and outputs (``lstmkit.tasks.schema.Schema``) of a model with this metadata and config."""
         raise NotImplementedError
 
     def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
@@ -189,3 +194,23 @@ def metrics_text(title: str, report: dict[str, Any]) -> str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             lines.append(f"{key:<24}{value:.6g}")
     return "\n".join(lines)
+
+
+def trained_schema(path: str | Path) -> Any:
+    """The ``Schema`` of the trained model at ``path`` (a model or run folder), from its task."""
+    from lstmkit.model_folder import read_model_folder
+
+    contents = read_model_folder(path)
+    name = contents.meta.get("task")
+    task = task_named(name if isinstance(name, str) else None)
+    return task.schema(contents.meta, task.config_from_table(_toml(contents)))
+
+
+def _toml(contents: Any) -> dict[str, Any]:
+    from lstmkit.config import tomllib
+    from lstmkit.errors import ModelFolderError
+
+    try:
+        return tomllib.loads(contents.config_text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ModelFolderError(f"model folder {contents.folder}: config.toml is not valid ({exc})") from None

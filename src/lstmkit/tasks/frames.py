@@ -41,6 +41,7 @@ from lstmkit.model_folder import load_weights, read_model_folder, write_model_fo
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
 from lstmkit.models.objectives import Objective
 from lstmkit.tasks import Evaluation, Job, Task, register_task
+from lstmkit.tasks.schema import Port, Schema
 
 __all__ = ["FramesConfig", "FramesDataConfig", "FramesModelConfig", "load_config", "run", "summary", "ssim",
            "FramesTask", "FramesObjective", "FrameForecaster",
@@ -307,6 +308,13 @@ class FramesTask(Task):
 
     def load(self, folder: Path) -> FrameForecaster:
         return FrameForecaster.load(folder)
+
+    def schema(self, meta: dict[str, Any], config: FramesConfig) -> Schema:
+        d = config.data
+        size = d.frame_size
+        return Schema(inputs=(Port("frames", "float32", ("N", "L", 1, size, size), "input frames in 0..1"),),
+                      outputs=(Port("frames", "float32", ("N", d.output_frames, 1, size, size),
+                                    "the predicted next frames in 0..1"),))
 
     def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
                  download: bool = True) -> Evaluation:

@@ -40,6 +40,7 @@ from lstmkit.model_folder import VOCAB, load_weights, read_model_folder, write_m
 from lstmkit.models.objectives import Objective
 from lstmkit.models.seq2seq import Seq2Seq
 from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task
+from lstmkit.tasks.schema import Port, Schema
 
 __all__ = ["Seq2SeqConfig", "Seq2SeqDataConfig", "Seq2SeqModelConfig", "load_config", "make_pairs", "run",
            "Seq2SeqTask", "Seq2SeqObjective", "EncodedPairs", "evaluate_pairs", "attention_monotonicity", "attention_spearman", "Translator", "Translation"]
@@ -316,6 +317,12 @@ class Seq2SeqTask(Task):
 
     def load(self, folder: Path) -> Translator:
         return Translator.load(folder)
+
+    def schema(self, meta: dict[str, Any], config: Seq2SeqConfig) -> Schema:
+        return Schema(inputs=(Port("texts", "string", ("N",), f"{config.data.tokens}-level source texts"),),
+                      outputs=(Port("texts", "string", ("N",), "decoded target texts (greedy or beam search)"),
+                               Port("attention", "float32", ("N", "T", "S"),
+                                    "attention of each output token over the source tokens")))
 
     def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
                  download: bool = True) -> Evaluation:

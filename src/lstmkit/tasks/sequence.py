@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from lstmkit.config import Config, apply_overrides, config_from_dict
 from lstmkit.errors import ConfigError, LstmkitError
 from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task
+from lstmkit.tasks.schema import Port, Schema
 
 __all__ = ["SequenceTask", "apply_source_settings", "MAX_PLOTTED_CLASSES"]
 
@@ -143,3 +144,35 @@ class SequenceTask(Task):
                               f"{title}\n{format_classification_report(report)}",
                               confusion=(report["confusion_matrix"], model.label_names))
         return Evaluation({"data": name, "split": split, **report}, metrics_text(title, report))
+
+    def schema(self, meta: dict[str, Any], config: Config) -> Schema:
+        """Raw sequences (or texts, for a model with a tokenizer) in; per sequence or per step, class
+        probabilities (classifiers) or values (regressors, forecasters, next-symbol sets) out."""
+        from lstmkit.models import model_objective
+
+        objective = model_objective(config.model)
+        length = meta.get("sequence_length") or "L"
+        labels = tuple(meta.get("label_names") or ())
+        if "forecast" in meta:
+            forecast = meta["forecast"]
+            series = len(forecast.get("series") or []) or 1
+            return Schema(
+                inputs=(Port("history", "float32", ("N", "L", series), f"the most recent values of each series on "
+                             f"the original scale, at least the window of {forecast['window']}"),),
+                outputs=(Port("forecast", "float32", ("N", int(forecast["horizon"]), series),
+                              "the next values of each series, on the original scale"),))
+        if "tokenizer" in meta:
+            inputs: tuple[Port, ...] = (Port("texts", "string", ("N",), "one text per sample, tokenised as in "
+                                             "training"),)
+        else:
+            inputs = (Port("sequences", "float32", ("N", length, int(meta["input_size"])),
+                           "raw values of each step, as the data source gives them"),)
+            if meta.get("sequence_length") is None:
+                inputs += (Port("lengths", "int64", ("N",), "the real steps of each zero-padded sequence"),)
+        steps = ("N", "L") if objective.per_step else ("N",)
+        outputs = objective.output_width(int(meta["num_outputs"]), int(meta["input_size"]))
+        if objective.targets == "classes":
+            out = Port("probabilities", "float32", (*steps, outputs), "class probabilities, in the order of labels")
+        else:
+            out = Port("values", "float32", (*steps, outputs), "predicted values")
+        return Schema(inputs=inputs, outputs=(out,), labels=labels)
