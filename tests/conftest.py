@@ -48,7 +48,7 @@ def process_globals_restored() -> Iterator[None]:
     set, they would change every later test's conditions and make results depend on the order of tests.
     """
     threads = torch.get_num_threads()
-    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    deterministic = _deterministic()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     environ = dict(os.environ)
     root = logging.getLogger()
@@ -59,7 +59,7 @@ def process_globals_restored() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != deterministic:
+        if _deterministic() != deterministic:
             torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
         if dict(os.environ) != environ:
@@ -74,6 +74,10 @@ def process_globals_restored() -> Iterator[None]:
             logger.setLevel(level)
             logger.handlers[:] = handlers
             logger.propagate = propagate
+
+
+def _deterministic() -> tuple[bool, bool]:
+    return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
 
 
 def _lstmkit_loggers() -> list[tuple[str, logging.Logger]]:

@@ -27,7 +27,6 @@ from .variants import Variants
 _STEP_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-
 class LSTM(nn.Module):
     r"""Apply a multi-layer long short-term memory (LSTM) RNN to an input sequence.
 

@@ -140,7 +140,9 @@ class LSTMOptions:
             if not isinstance(value, str) or value not in ACTIVATIONS:
                 raise ValueError(f"LSTM: {name}: expected one of {_quoted(ACTIVATIONS)}, got {value!r}")
         if not isinstance(self.variants, Variants):
-            raise ValueError(f"LSTM: variants: expected lstmkit.nn.variants.Variants, got {type(self.variants).__name__}")
+            raise ValueError(
+                f"LSTM: variants: expected lstmkit.nn.variants.Variants, got {type(self.variants).__name__}"
+            )
         if self.variants.merge_mode != "concat" and not self.bidirectional:
             make_variants(merge_mode=self.variants.merge_mode, bidirectional=False)  # raises, naming both
         non_vanilla = self.non_vanilla_activations()
