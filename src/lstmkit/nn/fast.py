@@ -208,7 +208,9 @@ def available() -> bool:
 def covers(activation_names: tuple[str, str, str]) -> bool:
     """Whether the kernel implements these (gate, cell, hidden) activations: lstmkit's own functions by these
     names (not ones a user registered or replaced in :data:`~lstmkit.nn.ACTIVATIONS`)."""
-    return all(ACTIVATIONS.get(name) is _KERNEL_FUNCTIONS.get(name, False) for name in activation_names)
+    gate, cell, hidden = activation_names  # unrolled: LSTM asks at every call
+    get, kernel = ACTIVATIONS.get, _KERNEL_FUNCTIONS.get
+    return get(gate) is kernel(gate, False) and get(cell) is kernel(cell, False) and get(hidden) is kernel(hidden, False)
 
 
 def usable(tensor: Tensor) -> bool:

@@ -183,7 +183,7 @@ class LSTMOptions:
         """``{"gate_activation": ..., "cell_activation": ..., "hidden_activation": ...}``."""
         return {name: getattr(self, name) for name in VANILLA_ACTIVATIONS}
 
-    @property
+    @cached_property
     def activation_tuple(self) -> tuple[str, str, str]:
         """The (gate, cell, hidden) activation names."""
         return (self.gate_activation, self.cell_activation, self.hidden_activation)

@@ -185,7 +185,7 @@ _TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def tap(lstm: nn.Module) -> _Tap | None:
     """What records ``lstm`` now, or ``None``: ``lstmkit.nn.LSTM`` asks at each forward call (outside a
     recording this costs one test of an empty dictionary)."""
-    return _TAPS.get(lstm) if _TAPS else None
+    return _TAPS.get(lstm) if _TAPS.data else None  # .data: the plain dict, without WeakKeyDictionary.__len__
 
 
 def is_recorded(lstm: nn.Module) -> bool:
