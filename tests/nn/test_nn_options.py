@@ -159,3 +159,13 @@ def test_draw_masks_draws_in_one_fixed_order() -> None:
     evaluation = draw_masks(w, h0, c0, 5, variants, training=False)
     assert evaluation.weight_hh is w and evaluation[1:] == (None, None, None)
     assert torch.equal(torch.random.get_rng_state(), state)  # nothing drawn out of training
+
+
+def test_a_stream_says_which_backend_it_runs_and_why() -> None:
+    stream = LSTM(3, 8, peephole=True).eval().stream()
+    reference = LSTM(3, 8, peephole=True, impl="reference").eval().stream()
+    assert reference.backend == "reference" and reference.backend_reason == "impl='reference'"
+    if fast.available():
+        assert stream.backend == "fast" and "one call into the fast kernel" in stream.backend_reason
+    half = LSTM(3, 8, peephole=True).half().eval().stream()
+    assert half.backend == "reference" and "float32 and float64" in half.backend_reason
