@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,3 +100,40 @@ def _restore_process_globals_after_each_module():
     """The same around a whole module: its module-scoped fixtures (a shared run) run outside any one test."""
     with process_globals_restored():
         yield
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trained models shared by the test modules of one task, trained once per session
+
+
+@pytest.fixture(scope="session")
+def reviews(tmp_path_factory) -> Path:
+    """80 one-sentence film reviews (JSON lines: ``review``, ``stars``) in which one word decides the label."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("text") / "reviews.jsonl"
+    lines = []
+    for i in range(80):
+        good = i % 2 == 0
+        word = rng.choice(["good", "great", "fine"] if good else ["bad", "dull", "poor"])
+        lines.append(json.dumps({"review": f"the film was {word}", "stars": "high" if good else "low"}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_classifier_model(reviews, tmp_path_factory) -> Path:
+    """The model folder of ``configs/text_classification.toml`` trained on ``reviews`` (tiny, 8 epochs), for the
+    text CLI and the text server tests."""
+    from lstmkit.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "reviews"
+    configs = Path(__file__).parent.parent / "configs"
+    with process_globals_restored(), num_threads(1):
+        status = main(["train", str(configs / "text_classification.toml"), "--out", str(out),
+                       "--set", f"data.path={json.dumps(str(reviews))}", "--set", "data.text_column=review",
+                       "--set", "data.label_column=stars", "--set", "train.epochs=8", "--set", "train.lr=0.02",
+                       "--set", "model.hidden_size=8", "--set", "model.embedding_size=8",
+                       "--set", "model.head_dropout=0", "--set", "train.progress=false",
+                       "--set", "train.tensorboard=false", "--set", "train.report=false"])
+    assert status == 0
+    return out / "model"
