@@ -3,7 +3,8 @@ r"""The options of one :class:`lstmkit.nn.LSTM` as one frozen, validated object,
 :class:`LSTMOptions` holds everything that defines the function an LSTM computes and how it runs, except
 where its parameters live (``device``, ``dtype``): the sizes, stacking and directions, the activations, the
 initialisation, the implementation, and the variants (:class:`lstmkit.nn.variants.Variants`). Each field is
-checked when the object is made, so an ``LSTMOptions`` that exists is a valid LSTM:
+checked when the object is made (``dataclasses.replace`` makes a new one, checked the same way), so an
+``LSTMOptions`` that exists is a valid LSTM:
 
 >>> from lstmkit.nn import LSTM, LSTMOptions
 >>> options = LSTMOptions.create(8, 32, num_layers=2, peephole=True, zoneout=0.1)
@@ -39,7 +40,8 @@ IMPLS = ("auto", "reference", "fused", "fast")
 
 @dataclass(frozen=True)
 class LSTMOptions:
-    r"""The options of one LSTM, validated when made; the defaults (beyond the two sizes) are ``torch.nn.LSTM``.
+    r"""The options of one LSTM, validated when made; with the defaults (beyond the two sizes) the LSTM
+    computes ``torch.nn.LSTM``'s function (``init="default"`` initialises it otherwise, see ``LSTM``).
 
     The fields are :class:`lstmkit.nn.LSTM`'s keyword arguments (see its docstring for what each one
     does), with the variant options gathered in ``variants``. :meth:`create` takes them flat, as the LSTM
