@@ -155,13 +155,29 @@ def test_an_unknown_module_is_refused(tmp_path):
         export_onnx(model, tmp_path / "x.onnx")
 
 
-def test_lstm_variants_are_refused(tmp_path):
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    if "peephole" not in fields:
-        pytest.skip("this checkout has no [model] peephole key")
-    folder = make_folder(tmp_path / "model", peephole=True)
-    with pytest.raises(ExportError, match=r"cannot export to ONNX: unsupported \[model\] peephole = True"):
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [("peephole", True, "peephole = True"), ("layer_norm", True, "layer_norm = True"),
+     ("zoneout", 0.1, "zoneout = 0.1"), ("cell_clip", 3.0, "cell_clip = 3.0")],
+)
+def test_lstm_variants_are_refused(tmp_path, option, value, named):
+    folder = make_folder(tmp_path / "model", **{option: value})
+    with pytest.raises(ExportError, match=rf"cannot export to ONNX: unsupported \[model\] {named}"):
         export_onnx(folder, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_lstm_variant_not_in_the_config_is_refused_with_its_parameters(tmp_path):
+    """A module whose LSTM has a variant its [model] table does not show is refused by what the LSTM's
+    structure says: the variant and each of its parameters, by name."""
+    from lstmkit.nn import LSTM
+
+    model = load_model(make_folder(tmp_path / "model"))
+    lstm = model.module.lstm
+    model.module.lstm = LSTM.from_options(dataclasses.replace(
+        lstm.options, variants=dataclasses.replace(lstm.options.variants, peephole=True)))
+    with pytest.raises(ExportError, match=r"LSTM variant peephole=True; LSTM parameter weight_peephole_l0"):
+        export_onnx(model, tmp_path / "x.onnx")
 
 
 def test_a_graph_that_disagrees_with_pytorch_is_not_written(tmp_path, monkeypatch):

@@ -34,13 +34,28 @@ def test_longlag_refuses_a_recipe_that_is_not_a_long_lag_task(tmp_path, capsys):
     assert "longlag: expected a config whose [data] name is one of adding" in capsys.readouterr().err
 
 
+#: Each UCR/UEA recipe's archive: test sequences, classes and features per step (the archives' own sizes).
+UCR_SIZES = {"japanese_vowels": (370, 9, 12), "gunpoint": (150, 2, 1), "basic_motions": (40, 4, 6),
+             "arrowhead": (175, 3, 1), "italy_power_demand": (1029, 2, 1)}
+
+
 @pytest.mark.skipif(aeon_data_dir() is None, reason="aeon (the [aeon] extra) is not installed")
-@pytest.mark.parametrize("recipe", ["japanese_vowels", "gunpoint", "basic_motions", "arrowhead", "italy_power_demand"])
+@pytest.mark.parametrize("recipe", sorted(UCR_SIZES))
 def test_each_ucr_recipe_runs_one_epoch(tmp_path, capsys, recipe):
+    """One epoch on the archive's training split, then the whole of its test split evaluated: the model has
+    the archive's features and classes, and the reported accuracy is the confusion matrix's."""
     out = tmp_path / "run"
     assert main(["train", str(CONFIGS / f"{recipe}.toml"), "--out", str(out), *QUICK]) == 0
+    test_sequences, classes, features = UCR_SIZES[recipe]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and (out / "model" / "model.safetensors").is_file()
+    assert metrics["epochs_run"] == 1 and (out / "model" / "model.safetensors").is_file()
+    meta = json.loads((out / "model" / "meta.json").read_text())
+    assert len(meta["label_names"]) == classes and meta["input_size"] == features
+    matrix = json.loads((out / "evaluation.json").read_text())["confusion_matrix"]
+    assert len(matrix) == classes and all(len(row) == classes for row in matrix)
+    assert sum(map(sum, matrix)) == test_sequences  # every test sequence, once
+    correct = sum(matrix[k][k] for k in range(classes))
+    assert metrics["test_accuracy"] == pytest.approx(correct / test_sequences)
 
 
 def test_longlag_reports_the_embedded_reber_criterion(tmp_path, capsys):

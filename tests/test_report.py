@@ -31,9 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
+def digits_run(tmp_path_factory, one_thread_for_module):
     """A one-epoch digits run with its report (3 samples), shared by the tests that read it."""
-    torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("digits") / "run"
     run_training(load_config(CONFIGS / "digits.toml", ["train.epochs=1", "train.progress=false", "train.report=false"]), run)
     write_report(run, samples=(0, 5))

@@ -29,24 +29,10 @@ def train(recipe: str, data: Path, out: Path, *extra: str) -> Path:
     return out / "model"
 
 
-@pytest.fixture(scope="module")
-def reviews(tmp_path_factory) -> Path:
-    rng = random.Random(0)
-    path = tmp_path_factory.mktemp("text") / "reviews.jsonl"
-    lines = []
-    for i in range(80):
-        good = i % 2 == 0
-        word = rng.choice(["good", "great", "fine"] if good else ["bad", "dull", "poor"])
-        lines.append(json.dumps({"review": f"the film was {word}", "stars": "high" if good else "low"}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def classifier_run(reviews, tmp_path_factory) -> Path:
-    return train("text_classification.toml", reviews, tmp_path_factory.mktemp("runs") / "reviews",
-                 "--set", "data.text_column=review", "--set", "data.label_column=stars", "--set", "train.epochs=8",
-                 "--set", "train.lr=0.02", "--set", "model.head_dropout=0")
+@pytest.fixture
+def classifier_run(text_classifier_model) -> Path:
+    """The text classifier trained once per session on ``reviews`` (tests/conftest.py)."""
+    return text_classifier_model
 
 
 @pytest.mark.slow

@@ -137,57 +137,13 @@ class _LSTMEstimator(BaseEstimator):
         time_col=ESTIMATOR_ONLY["time_col"],
         feature_cols=ESTIMATOR_ONLY["feature_cols"],
     ):
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.proj_size = proj_size
-        self.gate_activation = gate_activation
-        self.cell_activation = cell_activation
-        self.hidden_activation = hidden_activation
-        self.forget_bias = forget_bias
-        self.init = init
-        self.chrono_init = chrono_init
-        self.peephole = peephole
-        self.coupled_gates = coupled_gates
-        self.layer_norm = layer_norm
-        self.recurrent_dropout = recurrent_dropout
-        self.zoneout = zoneout
-        self.weight_drop = weight_drop
-        self.cell_clip = cell_clip
-        self.residual = residual
-        self.merge_mode = merge_mode
-        self.conv = conv
-        self.conv_channels = conv_channels
-        self.conv_kernel = conv_kernel
-        self.pool = pool
-        self.readout = readout
-        self.head_hidden = head_hidden
-        self.head_dropout = head_dropout
-        self.loss = loss
-        self.label_smoothing = label_smoothing
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.step_size = step_size
-        self.gamma = gamma
-        self.grad_clip = grad_clip
-        self.patience = patience
-        self.monitor = monitor
-        self.random_state = random_state
-        self.device = device
-        self.num_threads = num_threads
-        self.verbose = verbose
-        self.deterministic = deterministic
-        self.val_fraction = val_fraction
-        self.normalize = normalize
-        self.id_col = id_col
-        self.time_col = time_col
-        self.feature_cols = feature_cols
+        # scikit-learn's contract: __init__ stores each argument under its own name, and nothing else. The
+        # arguments stay flat (get_params/set_params, grid searches); to_config gathers them into a Config, from
+        # which the model builds its one LSTMOptions (lstmkit.models.classifier.lstm_options).
+        arguments = dict(locals())
+        del arguments["self"]
+        for name, value in arguments.items():
+            setattr(self, name, value)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -10,22 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-__all__ = ["classification_report", "format_classification_report", "predict_logits"]
-
-
-@torch.no_grad()
-def predict_logits(module: torch.nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 512,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """Model outputs for already-prepared inputs ``(N, L, F)``, computed in batches in eval mode."""
-    was_training = module.training
-    module.eval()
-    inputs = torch.as_tensor(x)
-    outputs = [module(batch.to(device)).cpu() for batch in inputs.split(batch_size)]
-    module.train(was_training)
-    return torch.cat(outputs)
+__all__ = ["classification_report", "format_classification_report"]
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> dict[str, Any]:

@@ -154,25 +154,23 @@ def check_exportable(model: LoadedModel) -> None:
     for name, sub in model.module.named_modules():
         if type(sub) not in known_modules:
             refusals.append(f"module {name or 'model'} of type {type(sub).__name__}")
-    lstm = model.module.lstm
-    variants = getattr(lstm, "variants", None)
-    active = variants.active() if variants is not None and hasattr(variants, "active") else {}
+    structure = model.module.lstm.structure
+    options = structure.options
     named = {r.split()[1] for r in refusals if r.startswith("[model] ")}
-    for key, value in active.items():
+    for key, value in options.variants.active().items():
         if key not in named:  # a variant set through a [model] key is named once, above
             refusals.append(f"LSTM variant {key}={value!r}")
-    if lstm.proj_size:
-        refusals.append(f"[model] proj_size = {lstm.proj_size} (the ONNX LSTM operator has no projection)")
-    if not lstm.bias:
+    if options.proj_size:
+        refusals.append(f"[model] proj_size = {options.proj_size} (the ONNX LSTM operator has no projection)")
+    if not options.bias:
         refusals.append("LSTM bias=False")
-    for attribute in ("gate_activation", "cell_activation", "hidden_activation"):
-        value = getattr(lstm, attribute)
+    for attribute, value in options.activation_names.items():
         if value not in ONNX_ACTIVATIONS:
             refusals.append(f"{attribute} = {value!r} (the ONNX exporter maps {', '.join(ONNX_ACTIVATIONS)})")
-    for name, _ in lstm.named_parameters():
-        kind = name.split("_l")[0]
-        if kind not in _LSTM_PARAMETER_KINDS and kind != "weight_hr":
-            refusals.append(f"LSTM parameter {name}")
+    for names in (names for directions in structure.names for names in directions):
+        for kind, name in names._asdict().items():
+            if name is not None and kind not in _LSTM_PARAMETER_KINDS and kind != "weight_hr":
+                refusals.append(f"LSTM parameter {name}")
     if refusals:
         raise ExportError("export: cannot export to ONNX: unsupported " + "; ".join(refusals))
 
@@ -228,14 +226,15 @@ def _torch_gates_to_onnx(weight: np.ndarray, hidden: int) -> np.ndarray:
 
 def _onnx_lstm_weights(lstm: nn.Module, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """W (D, 4H, in), R (D, 4H, H) and B (D, 8H) of one layer, in ONNX's layout."""
-    hidden = lstm.hidden_size
+    structure = lstm.structure
+    hidden = structure.options.hidden_size
     ws, rs, bs = [], [], []
-    for suffix in ("", "_reverse")[: 2 if lstm.bidirectional else 1]:
-        get = lambda kind: getattr(lstm, f"{kind}_l{layer}{suffix}").detach().cpu().numpy().astype(np.float32)  # noqa: E731
-        ws.append(_torch_gates_to_onnx(get("weight_ih"), hidden))
-        rs.append(_torch_gates_to_onnx(get("weight_hh"), hidden))
-        bs.append(np.concatenate([_torch_gates_to_onnx(get("bias_ih"), hidden),
-                                  _torch_gates_to_onnx(get("bias_hh"), hidden)]))
+    for weights in structure.layers[layer]:  # forward, then reverse
+        get = lambda tensor: tensor.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+        ws.append(_torch_gates_to_onnx(get(weights.weight_ih), hidden))
+        rs.append(_torch_gates_to_onnx(get(weights.weight_hh), hidden))
+        bs.append(np.concatenate([_torch_gates_to_onnx(get(weights.bias_ih), hidden),
+                                  _torch_gates_to_onnx(get(weights.bias_hh), hidden)]))
     return np.stack(ws), np.stack(rs), np.stack(bs)
 
 

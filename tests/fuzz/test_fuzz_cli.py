@@ -6,6 +6,7 @@ Kept light (a few dozen examples each): an example that happens to be valid trai
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 from pathlib import Path
 
@@ -109,11 +110,18 @@ def test_train_with_bad_mnist_files(workdir: Path, capsys: pytest.CaptureFixture
               workdir / "run", capsys)
 
 
-@pytest.mark.parametrize("overrides", [
-    ["--set=model.proj_size=8"],  # ConfigError from build_model
-    ["--set=model.conv=conv1d", "--set=model.pool=1000"],  # the network cannot run on 8 steps
+@pytest.mark.parametrize(("overrides", "error"), [
+    (["--set=model.proj_size=8"],  # ConfigError from build_model
+     r"config \[model\] proj_size: expected less than hidden_size \(4\), got 8"),
+    (["--set=model.conv=conv1d", "--set=model.pool=1000"],  # the network cannot run on 8 steps
+     r"config \[model\]: the network cannot run on inputs of shape \(N, 8, 8\)"),
 ])
 def test_train_with_a_config_that_fails_against_the_data(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                         overrides: list[str]) -> None:
-    run_train(None, [str(ROOT / "configs" / "digits.toml"), *CHEAP, *overrides],
-              tmp_path / "run", capsys)
+                                                         overrides: list[str], error: str) -> None:
+    """A config valid on its own that fails against the data: status 2 and one line naming the key, no run."""
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["train", str(ROOT / "configs" / "digits.toml"), *CHEAP, *overrides, "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and re.match(r"lstmkit: error: " + error, lines[0]), lines
+    assert not out.exists()

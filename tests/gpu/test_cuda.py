@@ -85,7 +85,8 @@ def test_the_paths_on_the_gpu() -> None:
     reference loop on the GPU, and ``backend`` says so."""
     on_cpu = LSTM(5, 8, num_layers=2, bidirectional=True, proj_size=3)
     vanilla = copy.deepcopy(on_cpu).to(CUDA)
-    assert vanilla.backend == "fused" and not vanilla._fast_for_lengths(torch.zeros(1, device=CUDA))
+    assert vanilla.backend == "fused"
+    assert vanilla.choose_backend(torch.zeros(1, device=CUDA), lengths=True).name == "fused"  # cuDNN takes lengths
     # One cuDNN buffer holds every weight (flatten_parameters), and laying them out changed no value.
     assert len({p.untyped_storage().data_ptr() for p in vanilla.parameters()}) == 1
     for name, value in on_cpu.state_dict().items():

@@ -96,3 +96,40 @@ def test_chrono_init_reaches_the_lstm_and_replaces_forget_bias():
     bias = model.lstm.bias_ih_l0
     assert model.lstm.chrono_init == 30
     assert torch.equal(bias[:6], -bias[6:12]) and bias[6:12].max() <= torch.log(torch.tensor(29.0))
+
+
+def test_the_lstm_gets_every_lstm_key_of_model_as_one_options_object():
+    """Each [model] key named like an LSTMOptions.create argument reaches the LSTM, whole."""
+    from lstmkit.models.classifier import LSTM_KEYS, lstm_options
+    from lstmkit.nn import LSTMOptions
+
+    config = ModelConfig(hidden_size=12, num_layers=2, dropout=0.1, bidirectional=True, proj_size=5,
+                         cell_activation="relu", forget_bias=0.5, init="torch", chrono_init=7, peephole=True,
+                         layer_norm=True, zoneout=[0.1, 0.2], cell_clip=3.0, residual=False, merge_mode="sum")
+    model = build_model(config, SPEC)
+    assert model.lstm.options == lstm_options(config, SPEC.input_size) == LSTMOptions.create(
+        8, 12, num_layers=2, batch_first=True, dropout=0.1, bidirectional=True, proj_size=5, cell_activation="relu",
+        forget_bias=0.5, init="torch", chrono_init=7, peephole=True, layer_norm=True, zoneout=(0.1, 0.2),
+        cell_clip=3.0, merge_mode="sum")
+    assert set(LSTM_KEYS) == {"hidden_size", "num_layers", "dropout", "bidirectional", "proj_size", "gate_activation",
+                              "cell_activation", "hidden_activation", "forget_bias", "init", "chrono_init", "peephole",
+                              "coupled_gates", "layer_norm", "recurrent_dropout", "zoneout", "weight_drop",
+                              "cell_clip", "residual", "merge_mode"}
+    # [model] dropout acts between stacked layers: one layer gets none (and no warning)
+    assert lstm_options(ModelConfig(dropout=0.3), 8).dropout == 0.0
+
+
+def test_an_invalid_lstm_key_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match=r"^config \[model\]: LSTM: zoneout: expected a probability in \[0, 1\)"):
+        build_model(ModelConfig(hidden_size=12, zoneout=1.5), SPEC)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [({"peephole": True}, "peephole = True"), ({"zoneout": [0.1, 0.0]}, r"zoneout = \(0.1, 0.0\)"),
+     ({"proj_size": 4}, "proj_size = 4"), ({"bidirectional": True, "merge_mode": "sum"}, "merge_mode = 'sum'")],
+)
+def test_the_rnn_baseline_refuses_lstm_options(overrides, named):
+    with pytest.raises(ConfigError, match=rf"^config \[model\]: {named}: LSTM options, but task 'rnn-classifier'"):
+        build_model(ModelConfig(task="rnn-classifier", hidden_size=12, **overrides), SPEC)
+    build_model(ModelConfig(task="rnn-classifier", hidden_size=12, zoneout=[0.0, 0.0]), SPEC)  # off is off

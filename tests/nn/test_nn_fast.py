@@ -414,7 +414,7 @@ def test_vanilla_auto_runs_variable_lengths_on_the_fast_kernel_and_matches_torch
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(4, 9, 3, requires_grad=True)
     lengths = torch.tensor([9, 4, 7, 1])
-    assert ours.backend == "fused" and ours._fast_for_lengths(x)
+    assert ours.backend == "fused" and ours.choose_backend(x, lengths=True).name == "fast"
     calls = []
     original = fast.fast_lstm
     try:

@@ -3,39 +3,20 @@
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 
 import httpx
 import pytest
 
-from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
 from lstmkit.serve import create_app, load_backend
 from lstmkit.text_inference import TextModel
 from serve_helpers import OPTIONS, LiveServer
 
-CONFIGS = Path(__file__).parent.parent.parent / "configs"
-
-
 @pytest.fixture(scope="module")
-def text_model(tmp_path_factory) -> Path:
-    rng = random.Random(0)
-    folder = tmp_path_factory.mktemp("text")
-    lines = []
-    for i in range(80):
-        good = i % 2 == 0
-        word = rng.choice(["good", "great", "fine"] if good else ["bad", "dull", "poor"])
-        lines.append(json.dumps({"review": f"the film was {word}", "stars": "high" if good else "low"}))
-    (folder / "reviews.jsonl").write_text("\n".join(lines) + "\n")
-    out = folder / "run"
-    assert main(["train", str(CONFIGS / "text_classification.toml"), "--out", str(out),
-                 "--set", f"data.path={json.dumps(str(folder / 'reviews.jsonl'))}", "--set", "data.text_column=review",
-                 "--set", "data.label_column=stars", "--set", "train.epochs=8", "--set", "train.lr=0.02",
-                 "--set", "model.hidden_size=8", "--set", "model.embedding_size=8", "--set", "model.head_dropout=0",
-                 "--set", "train.progress=false", "--set", "train.report=false"]) == 0
-    return out / "model"
+def text_model(text_classifier_model) -> Path:
+    """The text classifier trained once per session (tests/conftest.py), shared with the text CLI tests."""
+    return text_classifier_model
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,18 @@ into ``predict_proba``, which is the numerically stable way to write the same mo
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import torch
 from torch import nn
 
 from lstmkit.config import ModelConfig
 from lstmkit.errors import ConfigError, ShapeError
 from lstmkit.models.registry import InputSpec, register_model
-from lstmkit.nn import LSTM
+from lstmkit.nn import LSTM, LSTMOptions
 
-__all__ = ["SequenceClassifier", "ConvFrontEnd", "lstm_options"]
+__all__ = ["SequenceClassifier", "ConvFrontEnd", "LSTM_KEYS", "lstm_options"]
 
 
 class ConvFrontEnd(nn.Module):
@@ -84,29 +87,28 @@ class ConvFrontEnd(nn.Module):
         return self.pool**self.depth if self.pool > 1 else 1
 
 
-def lstm_options(config: ModelConfig) -> dict:
-    """The ``lstmkit.nn.LSTM`` keyword arguments that a ``[model]`` table asks for."""
-    return dict(
-        num_layers=config.num_layers,
-        dropout=config.dropout if config.num_layers > 1 else 0.0,
-        bidirectional=config.bidirectional,
-        proj_size=config.proj_size,
-        gate_activation=config.gate_activation,
-        cell_activation=config.cell_activation,
-        hidden_activation=config.hidden_activation,
-        forget_bias=config.forget_bias,
-        init=config.init,
-        chrono_init=config.chrono_init,
-        peephole=config.peephole,
-        coupled_gates=config.coupled_gates,
-        layer_norm=config.layer_norm,
-        recurrent_dropout=config.recurrent_dropout,
-        zoneout=tuple(config.zoneout) if isinstance(config.zoneout, list) else config.zoneout,
-        weight_drop=config.weight_drop,
-        cell_clip=config.cell_clip,
-        residual=config.residual,
-        merge_mode=config.merge_mode,
-    )
+#: The ``[model]`` keys that are ``lstmkit.nn.LSTM`` options: the keyword arguments of ``LSTMOptions.create``
+#: that ``ModelConfig`` has, by the same name (a key added to both is picked up here).
+LSTM_KEYS = tuple(
+    name for name in inspect.signature(LSTMOptions.create).parameters
+    if name in {f.name for f in dataclasses.fields(ModelConfig)}
+)
+
+
+def lstm_options(config: ModelConfig, input_size: int) -> LSTMOptions:
+    """The options of the batch-first ``lstmkit.nn.LSTM`` that a ``[model]`` table asks for, over inputs of
+    ``input_size`` features; ``dropout`` (between stacked layers) is 0 for one layer.
+
+    Raises:
+        ConfigError: an LSTM key is invalid; the message names it as the LSTM does, after ``config [model]``.
+    """
+    values = {name: getattr(config, name) for name in LSTM_KEYS}
+    if config.num_layers == 1:
+        values["dropout"] = 0.0  # it acts between stacked layers only; LSTM would warn about it
+    try:
+        return LSTMOptions.create(input_size, batch_first=True, **values)
+    except ValueError as exc:  # the engine names the option; present it as a config problem
+        raise ConfigError(f"config [model]: {exc}") from None
 
 
 class SequenceClassifier(nn.Module):
@@ -135,10 +137,7 @@ class SequenceClassifier(nn.Module):
             raise ConfigError(
                 f"config [model] proj_size: expected less than hidden_size ({config.hidden_size}), got {config.proj_size}"
             )
-        try:
-            self.lstm = LSTM(features, config.hidden_size, batch_first=True, **lstm_options(config))
-        except ValueError as exc:  # the engine names the option; present it as a config problem
-            raise ConfigError(f"config [model]: {exc}") from None
+        self.lstm = LSTM.from_options(lstm_options(config, features))
         directions = 2 if config.bidirectional and config.merge_mode == "concat" else 1
         width = directions * (config.proj_size or config.hidden_size)
         head: list[nn.Module] = []

@@ -47,10 +47,7 @@ class NextSymbolModel(nn.Module):
             raise ConfigError("config [model] bidirectional: next-symbols predicts from the symbols so far; "
                               "expected false, got true")
         self.input_size = spec.input_size
-        try:
-            self.lstm = LSTM(spec.input_size, config.hidden_size, batch_first=True, **lstm_options(config))
-        except ValueError as exc:
-            raise ConfigError(f"config [model]: {exc}") from None
+        self.lstm = LSTM.from_options(lstm_options(config, spec.input_size))
         self.head = nn.Linear(self.lstm.output_size, spec.input_size)  # one output per input symbol
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,9 +8,9 @@ with ``torch.nn.RNN`` in place of the LSTM::
 Under the same ``[model]`` and ``[train]`` settings it is the classic baseline of the long-time-lag
 experiments: its gradients through ``W_hh`` vanish or explode over long lags. Of the LSTM options it
 uses ``hidden_size``, ``num_layers``, ``dropout``, ``bidirectional``, ``conv*``, ``pool``, ``readout`` and
-``head_*``; the LSTM variants (peepholes, layer norm, ...) do not apply and are refused when set. The
-LSTM's gate-bias initialisations (``forget_bias``, ``chrono_init``) have no counterpart here and are
-ignored, so ``lstmkit longlag RECIPE --rnn`` runs the LSTM's recipe as it is.
+``head_*``; the LSTM variants (peepholes, layer norm, ..., ``merge_mode``) and ``proj_size`` do not apply and
+are refused when set. The LSTM's gate-bias initialisations (``forget_bias``, ``chrono_init``) have no
+counterpart here and are ignored, so ``lstmkit longlag RECIPE --rnn`` runs the LSTM's recipe as it is.
 
 Example::
 
@@ -26,12 +26,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.config import ModelConfig
 from lstmkit.errors import ConfigError, ShapeError
-from lstmkit.models.classifier import ConvFrontEnd
+from lstmkit.models.classifier import ConvFrontEnd, lstm_options
 from lstmkit.models.registry import InputSpec, register_model
 
 __all__ = ["RNNClassifier"]
-
-_LSTM_ONLY = ("peephole", "coupled_gates", "layer_norm", "residual")
 
 
 class RNNClassifier(nn.Module):
@@ -44,13 +42,12 @@ class RNNClassifier(nn.Module):
 
     def __init__(self, config: ModelConfig, spec: InputSpec) -> None:
         super().__init__()
-        for option in _LSTM_ONLY:
-            if getattr(config, option):
-                raise ConfigError(f"config [model] {option}: an LSTM variant, but task {config.task!r} is a plain "
-                                  "tanh RNN; set it to false")
-        if config.proj_size or config.recurrent_dropout or config.weight_drop or config.cell_clip or config.zoneout:
-            raise ConfigError(f"config [model]: proj_size, recurrent_dropout, weight_drop, cell_clip and zoneout are "
-                              f"LSTM options; task {config.task!r} is a plain tanh RNN")
+        options = lstm_options(config, spec.input_size)  # the [model] LSTM keys, checked as the LSTM checks them
+        lstm_only = {**options.variants.active(), **({"proj_size": options.proj_size} if options.proj_size else {})}
+        if lstm_only:
+            got = ", ".join(f"{name} = {value!r}" for name, value in lstm_only.items())
+            raise ConfigError(f"config [model]: {got}: LSTM options, but task {config.task!r} is a plain tanh RNN; "
+                              "unset them")
         self.input_size = spec.input_size
         self.readout = config.readout
         self.front: ConvFrontEnd | None = None

@@ -76,10 +76,7 @@ def _check_spec(config: ModelConfig, spec: InputSpec) -> int:
 
 def _lstm(config: ModelConfig) -> tuple[LSTM, int]:
     """The ``[model]`` LSTM over embeddings, and the width of its merged outputs."""
-    try:
-        lstm = LSTM(config.embedding_size, config.hidden_size, batch_first=True, **lstm_options(config))
-    except ValueError as exc:
-        raise ConfigError(f"config [model]: {exc}") from None
+    lstm = LSTM.from_options(lstm_options(config, config.embedding_size))
     directions = 2 if config.bidirectional and config.merge_mode == "concat" else 1
     return lstm, directions * (config.proj_size or config.hidden_size)
 

@@ -16,8 +16,8 @@ of one layer in one direction is one call into ``csrc/lstm_fast.cpp``:
 It covers everything the reference computes (every variant, activation, ``proj_size``, lengths, both
 directions, stacking) for float32 and float64 CPU tensors; the layer structure (directions, stacking,
 residual, merge modes, dropout between layers) is :func:`lstmkit.nn.layer.stack_layers`, shared with the
-reference. Dropout-like masks are drawn with PyTorch's RNG in the reference's order, so a seeded training
-step draws the same masks on both paths.
+reference. Dropout-like masks are drawn by :func:`lstmkit.nn.layer.draw_masks`, the reference's own helper,
+so a seeded training step draws the same masks on both paths.
 
 The kernel is compiled on first use (a few seconds with the system's C++ compiler, cached on disk in the
 PyTorch extensions folder, ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``); nothing is built on
@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from .activations import ACTIVATIONS
 from .cell import CellActivations
-from .layer import LayerWeights, recurrent_weight, stack_layers
+from .layer import LayerWeights, draw_masks, stack_layers
 from .layer import input_projection as layer_input_projection
 from .variants import VANILLA, Variants
 
@@ -208,7 +208,9 @@ def available() -> bool:
 def covers(activation_names: tuple[str, str, str]) -> bool:
     """Whether the kernel implements these (gate, cell, hidden) activations: lstmkit's own functions by these
     names (not ones a user registered or replaced in :data:`~lstmkit.nn.ACTIVATIONS`)."""
-    return all(ACTIVATIONS.get(name) is _KERNEL_FUNCTIONS.get(name, False) for name in activation_names)
+    gate, cell, hidden = activation_names  # unrolled: LSTM asks at every call
+    get, kernel = ACTIVATIONS.get, _KERNEL_FUNCTIONS.get
+    return get(gate) is kernel(gate, False) and get(cell) is kernel(cell, False) and get(hidden) is kernel(hidden, False)
 
 
 def usable(tensor: Tensor) -> bool:
@@ -219,6 +221,19 @@ def usable(tensor: Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and available()
     )
+
+
+def unusable_reason(tensor: Tensor) -> str | None:
+    """Why a call on ``tensor`` cannot run the kernel, or ``None`` when it can (:func:`usable`, in words)."""
+    if tensor.device.type != "cpu":
+        return f"the fast kernel runs on the CPU, got a tensor on {tensor.device}"
+    if tensor.dtype not in _DTYPES:
+        return f"the fast kernel computes float32 and float64, got {tensor.dtype}"
+    if torch.is_autocast_enabled("cpu"):
+        return "the fast kernel does not run under autocast"
+    if not available():
+        return f"the fast kernel is unavailable ({_state.get('error')})"
+    return None
 
 
 # --- The C ABI ---------------------------------------------------------------------------------------------
@@ -367,30 +382,18 @@ def run_direction(
     training: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`lstmkit.nn.layer.run_direction` through the kernel: same arguments, same results, same masks."""
-    seq_len = xw.size(0)
-    weight_hh = recurrent_weight(weights.weight_hh, variants, training)
-    # The masks in the reference's order: weight drop above, recurrent dropout, zoneout's h then c.
-    recurrent_mask = None
-    if training and variants.recurrent_dropout > 0:
-        p = variants.recurrent_dropout
-        recurrent_mask = torch.empty_like(h0).bernoulli_(1 - p) / (1 - p)  # (N, H_out)
-    p_h, p_c = variants.zoneout
-    zh_mask = zc_mask = None
-    zh, zc = p_h, p_c
-    if training:
-        zh = zc = 0.0
-        if p_h > 0:
-            zh_mask = h0.new_empty((seq_len, *h0.shape)).bernoulli_(p_h)  # (L, N, H_out)
-        if p_c > 0:
-            zc_mask = c0.new_empty((seq_len, *c0.shape)).bernoulli_(p_c)  # (L, N, H)
+    masks = draw_masks(weights.weight_hh, h0, c0, xw.size(0), variants, training)  # the reference's draws
+    # In training the kernel takes zoneout's masks (0/1 per step); in evaluation, its probabilities.
+    zh, zc = (0.0, 0.0) if training else variants.zoneout
     config = _Config(variants.num_gates, activation_codes(activations), variants.cell_clip, zh, zc)
     ln_ih = weights.ln_ih_weight  # with it, xw is W_ih x only (input_projection below); the kernel does the rest
     out, h_n, c_n = _Recurrence.apply(
-        config, xw.contiguous(), h0.contiguous(), c0.contiguous(), weight_hh.contiguous(),
+        config, xw.contiguous(), h0.contiguous(), c0.contiguous(), masks.weight_hh.contiguous(),
         *map(_contiguous, (weights.weight_hr, weights.weight_peephole, weights.ln_hh_weight, weights.ln_c_weight,
                            weights.ln_c_bias, ln_ih)),
         *((weights.bias_ih, weights.bias_hh) if ln_ih is not None else (None, None)),
-        recurrent_mask, zh_mask, zc_mask, None if valid is None else valid.reshape(valid.shape[:2]).contiguous(),
+        masks.recurrent, masks.keep_h, masks.keep_c,
+        None if valid is None else valid.reshape(valid.shape[:2]).contiguous(),
     )  # fmt: skip
     return out, h_n, c_n
 
@@ -454,7 +457,7 @@ class StepPlan:
     Call :func:`available` first.
 
     Args:
-        layers: ``layers[k][0]``, the weights of each layer (the module's ``_layer_weights()``).
+        layers: ``layers[k][0]``, the weights of each layer (``LSTM.structure.layers``).
         activations: the cell's activations (each one the kernel covers).
         variants: the variant options; the dropout-like ones act as in evaluation.
         batch_size: N.

@@ -98,14 +98,14 @@ def run_direction(
     """
     h, c = h0, c0
     outputs = []
-    weight_hh = recurrent_weight(weights.weight_hh, variants, training)
+    masks = draw_masks(weights.weight_hh, h0, c0, xw.size(0), variants, training)
+    weight_hh = masks.weight_hh
     options = cell_options(weights, variants)
-    recurrent_mask = _recurrent_mask(h0, variants, training)
-    if recurrent_mask is not None:
-        options["recurrent_mask"] = recurrent_mask
+    if masks.recurrent is not None:
+        options["recurrent_mask"] = masks.recurrent
     if record is not None:
         options["record"] = record
-    zoneouts = _zoneout_weights(xw.size(0), h0, c0, variants, training)
+    zoneouts = _zoneout_weights(masks, variants, training)
     # unbind, not xw[t]: indexing in the loop makes the backward pass quadratic in L.
     if valid is None:
         for xw_t, zoneout_t in zip(xw.unbind(0), zoneouts):
@@ -138,11 +138,51 @@ def input_projection(x: Tensor, weights: LayerWeights, fold_bias_hh: bool = True
     return xw if bias is None else xw + bias
 
 
-def recurrent_weight(weight_hh: Tensor, variants: Variants, training: bool) -> Tensor:
-    """``weight_hh``, with a fresh DropConnect mask when ``weight_drop`` is on and ``training``."""
-    if training and variants.weight_drop > 0:
-        return F.dropout(weight_hh, p=variants.weight_drop, training=True)  # (G*H, H_out)
-    return weight_hh
+class DropMasks(NamedTuple):
+    """The random masks of one layer in one direction for one sequence (:func:`draw_masks`).
+
+    Attributes:
+        weight_hh: ``weight_hh`` itself, or with ``weight_drop`` in training a DropConnect'ed copy (G*H, H_out).
+        recurrent: ``recurrent_dropout``'s inverted-dropout mask on h_{t-1}, values 0 or 1/(1-p), (N, H_out);
+            or ``None``.
+        keep_h, keep_c: zoneout's 0/1 masks :math:`d^h_t, d^c_t` for every step, (L, N, H_out) and (L, N, H),
+            1 where the unit keeps its previous value; ``None`` when that zoneout is off or not training.
+    """
+
+    weight_hh: Tensor
+    recurrent: Tensor | None
+    keep_h: Tensor | None
+    keep_c: Tensor | None
+
+
+def draw_masks(
+    weight_hh: Tensor, h0: Tensor, c0: Tensor, seq_len: int, variants: Variants, training: bool
+) -> DropMasks:
+    """Draw the masks of the dropout-like variants for one layer and direction over ``seq_len`` steps.
+
+    The one place that draws them, for the reference loop, its one-step form and the fast kernel alike, in
+    one order: ``weight_drop``, ``recurrent_dropout``, zoneout on h, zoneout on c, each from PyTorch's
+    global RNG. Out of training, or with the variants off, nothing is drawn.
+
+    Args:
+        weight_hh: the layer's recurrent weights (G*H, H_out).
+        h0, c0: the initial states (N, H_out) and (N, H), which give the masks' shapes, dtype and device.
+        seq_len: L, the number of steps that get zoneout masks.
+        variants: the variant options.
+        training: whether to draw (in evaluation every mask is off; zoneout uses its expectation).
+    """
+    if not training:
+        return DropMasks(weight_hh, None, None, None)
+    if variants.weight_drop > 0:
+        weight_hh = F.dropout(weight_hh, p=variants.weight_drop, training=True)  # (G*H, H_out)
+    recurrent = None
+    p = variants.recurrent_dropout
+    if p > 0:
+        recurrent = torch.empty_like(h0).bernoulli_(1 - p) / (1 - p)  # (N, H_out)
+    p_h, p_c = variants.zoneout
+    keep_h = h0.new_empty((seq_len, *h0.shape)).bernoulli_(p_h) if p_h > 0 else None  # (L, N, H_out)
+    keep_c = c0.new_empty((seq_len, *c0.shape)).bernoulli_(p_c) if p_c > 0 else None  # (L, N, H)
+    return DropMasks(weight_hh, recurrent, keep_h, keep_c)
 
 
 def cell_options(weights: LayerWeights, variants: Variants) -> dict[str, Any]:
@@ -161,23 +201,15 @@ def cell_options(weights: LayerWeights, variants: Variants) -> dict[str, Any]:
     return options
 
 
-def _recurrent_mask(h0: Tensor, variants: Variants, training: bool) -> Tensor | None:
-    """One inverted-dropout mask on h_{t-1} for each sequence (N, H_out), or ``None``."""
-    p = variants.recurrent_dropout
-    if not training or p == 0:
-        return None
-    return torch.empty_like(h0).bernoulli_(1 - p) / (1 - p)  # (N, H_out)
-
-
-def _zoneout_weights(seq_len: int, h0: Tensor, c0: Tensor, variants: Variants, training: bool):
-    """Per step ``(z_h, z_c)`` for :func:`lstm_cell`: fresh 0/1 masks in training, probabilities otherwise."""
+def _zoneout_weights(masks: DropMasks, variants: Variants, training: bool):
+    """Per step ``(z_h, z_c)`` for :func:`lstm_cell`: the drawn 0/1 masks in training, probabilities otherwise."""
     p_h, p_c = variants.zoneout
     if p_h == 0 and p_c == 0:
         return itertools.repeat(None)
     if not training:
         return itertools.repeat((p_h, p_c))
-    keep_h = h0.new_empty((seq_len, *h0.shape)).bernoulli_(p_h).unbind(0) if p_h > 0 else itertools.repeat(0.0)
-    keep_c = c0.new_empty((seq_len, *c0.shape)).bernoulli_(p_c).unbind(0) if p_c > 0 else itertools.repeat(0.0)
+    keep_h = masks.keep_h.unbind(0) if masks.keep_h is not None else itertools.repeat(0.0)
+    keep_c = masks.keep_c.unbind(0) if masks.keep_c is not None else itertools.repeat(0.0)
     return zip(keep_h, keep_c)
 
 
@@ -300,14 +332,15 @@ def step_lstm(
     zoned = variants.zoneout != (0.0, 0.0)
     for k, ((weights,), h_prev, c_prev) in enumerate(zip(layers, h0.unbind(0), c0.unbind(0))):
         xw = input_projection(x, weights, fold_bias_hh=False)  # (N, G*H)
-        weight_hh = recurrent_weight(weights.weight_hh, variants, training)
+        masks = draw_masks(weights.weight_hh, h_prev, c_prev, 1, variants, training)
         options = cell_options(weights, variants)
-        recurrent_mask = _recurrent_mask(h_prev, variants, training)
-        if recurrent_mask is not None:
-            options["recurrent_mask"] = recurrent_mask
+        if masks.recurrent is not None:
+            options["recurrent_mask"] = masks.recurrent
         if zoned:
-            options["zoneout"] = next(iter(_zoneout_weights(1, h_prev, c_prev, variants, training)))
-        h, c = lstm_cell(xw, h_prev, c_prev, weight_hh, weights.bias_hh, weights.weight_hr, activations, **options)
+            options["zoneout"] = next(iter(_zoneout_weights(masks, variants, training)))
+        h, c = lstm_cell(
+            xw, h_prev, c_prev, masks.weight_hh, weights.bias_hh, weights.weight_hr, activations, **options
+        )
         h_n.append(h)
         c_n.append(c)
         y = add_residual(h, x, k) if variants.residual and k > 0 else h

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 import weakref
+from operator import attrgetter
 
 import torch
 from torch import Tensor, nn
@@ -15,18 +15,17 @@ from ..errors import ShapeError
 from . import fast as _fast
 from . import fused as _fused
 from . import layer as _layer
-from .activations import ACTIVATIONS, get_activation
+from . import record as _record
+from .activations import get_activation
+from .backend import Backend, choose_backend, takes_fused
 from .cell import CellActivations
 from .layer import LayerWeights
+from .options import VANILLA_ACTIVATIONS, LSTMOptions, LSTMStructure
 from .stream import LSTMStream
-from .variants import make_variants
+from .variants import Variants
 
 # Step plans of the fast kernel by module, outside the module so that copying or pickling it is unaffected.
 _STEP_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-_VANILLA_ACTIVATIONS = {"gate_activation": "sigmoid", "cell_activation": "tanh", "hidden_activation": "tanh"}
-_INITS = ("default", "torch")
-_IMPLS = ("auto", "reference", "fused", "fast")
 
 
 class LSTM(nn.Module):
@@ -128,7 +127,9 @@ class LSTM(nn.Module):
     float32 and float64 on the CPU, compiled on first use (a few seconds, once per machine). ``impl="auto"``
     takes the fused path whenever the activations are the default ones and no variant is on, else the fast
     path, else (other devices or dtypes, or no C++ compiler: one warning) the reference; :attr:`backend`
-    tells which path this module runs, and :attr:`fused` whether it is PyTorch's kernel. For streaming,
+    tells which path this module runs, :attr:`fused` whether it is PyTorch's kernel, and
+    :meth:`choose_backend` which path a call runs and why (one function decides every call:
+    :func:`lstmkit.nn.backend.choose_backend`). For streaming,
     :meth:`step` runs a step of the fast kernel in evaluation mode without autograd, and :meth:`stream`
     keeps the state and buffers for one call per step.
 
@@ -217,8 +218,13 @@ class LSTM(nn.Module):
         ln_ih_weight_l[k], ln_hh_weight_l[k]: gains :math:`\gamma_{ih}, \gamma_{hh}`, shape
             (G * hidden_size,); ln_c_weight_l[k], ln_c_bias_l[k]: :math:`\gamma_c, \beta_c`, shape
             (hidden_size,); only with ``layer_norm``.
+        options: every argument above but ``device`` and ``dtype``, validated, as one frozen object
+            (:class:`lstmkit.nn.LSTMOptions`); :meth:`from_options` makes a module from one. The arguments
+            are also read-only attributes (``lstm.hidden_size``, ...), as on ``torch.nn.LSTM``.
         variants: the variant options as given, validated (:class:`lstmkit.nn.variants.Variants`; zoneout
-            as the pair ``(p_h, p_c)``).
+            as the pair ``(p_h, p_c)``), ``options.variants``.
+        structure: what the module is made of, its parameters per layer and direction read when asked
+            (:class:`lstmkit.nn.LSTMStructure`): what streaming, gate recording and export read.
         The reverse direction's parameters have the suffix ``_reverse``. Names, shapes and order of the
         first five are those of ``torch.nn.LSTM`` (without ``coupled_gates``), so state dicts load both
         ways; a variant's parameters follow them within each layer and direction.
@@ -263,10 +269,6 @@ class LSTM(nn.Module):
         (torch.Size([3, 20]), torch.Size([1, 3, 20]))
     """
 
-    # Set (on the instance) only inside ``lstmkit.nn.record_gates``: then forward runs the reference loop
-    # and hands each step's gates to it. Off, it costs the fused and fast paths one attribute test.
-    _recorder = None
-
     def __init__(
         self,
         input_size: int,
@@ -298,98 +300,52 @@ class LSTM(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        _check_int("input_size", input_size, minimum=1)
-        _check_int("hidden_size", hidden_size, minimum=1)
-        _check_int("num_layers", num_layers, minimum=1)
-        _check_int("proj_size", proj_size, minimum=0)
-        if proj_size >= hidden_size:
-            raise ValueError(
-                f"LSTM: proj_size: expected 0 (no projection) or less than hidden_size={hidden_size}, "
-                f"got {proj_size}"
-            )
-        for name, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
-            if not isinstance(value, bool):
-                raise ValueError(f"LSTM: {name}: expected True or False, got {value!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
-            raise ValueError(f"LSTM: dropout: expected a probability in [0, 1], got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"LSTM: dropout={dropout} acts between stacked layers only, so it does nothing with "
-                "num_layers=1",
-                stacklevel=2,
-            )
-        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
-            raise ValueError(f"LSTM: forget_bias: expected a real number, got {forget_bias!r}")
-        _check_int("chrono_init", chrono_init, minimum=0)
-        if 0 < chrono_init < 3:
-            raise ValueError(f"LSTM: chrono_init: expected 0 (off) or a longest dependency T_max >= 3 steps, "
-                             f"got {chrono_init}")
-        if init not in _INITS:
-            raise ValueError(f"LSTM: init: expected one of {_quoted(_INITS)}, got {init!r}")
-        if impl not in _IMPLS:
-            raise ValueError(f"LSTM: impl: expected one of {_quoted(_IMPLS)}, got {impl!r}")
-        activation_names = {
-            "gate_activation": gate_activation,
-            "cell_activation": cell_activation,
-            "hidden_activation": hidden_activation,
-        }
-        for name, value in activation_names.items():
-            if not isinstance(value, str) or value not in ACTIVATIONS:
-                raise ValueError(f"LSTM: {name}: expected one of {_quoted(ACTIVATIONS)}, got {value!r}")
-        non_vanilla = {n: v for n, v in activation_names.items() if v != _VANILLA_ACTIVATIONS[n]}
-        if impl == "fused" and non_vanilla:
-            got = ", ".join(f"{n}={v!r}" for n, v in non_vanilla.items())
-            raise ValueError(
-                "LSTM: impl='fused' runs PyTorch's kernel, which computes only gate_activation='sigmoid', "
-                f"cell_activation='tanh', hidden_activation='tanh'; got {got}. Use impl='auto' or 'reference'"
-            )
-        variants = make_variants(
-            peephole=peephole, coupled_gates=coupled_gates, layer_norm=layer_norm,
-            recurrent_dropout=recurrent_dropout, zoneout=zoneout, weight_drop=weight_drop, cell_clip=cell_clip,
-            residual=residual, merge_mode=merge_mode, bidirectional=bidirectional,
+        options = LSTMOptions.create(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size,
+            gate_activation=gate_activation, cell_activation=cell_activation, hidden_activation=hidden_activation,
+            forget_bias=forget_bias, init=init, chrono_init=chrono_init, impl=impl, peephole=peephole,
+            coupled_gates=coupled_gates, layer_norm=layer_norm, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+            weight_drop=weight_drop, cell_clip=cell_clip, residual=residual, merge_mode=merge_mode,
         )  # fmt: skip
-        if impl == "fused" and variants.active():
-            raise ValueError(
-                "LSTM: impl='fused' runs PyTorch's kernel, which computes the vanilla LSTM only; "
-                f"got {variants.describe()}. Use impl='auto' or 'reference'"
+        self._build(options, device, dtype)
+
+    @classmethod
+    def from_options(cls, options: LSTMOptions, *, device=None, dtype=None) -> LSTM:
+        """Make an ``LSTM`` from its options, passed whole (see :mod:`lstmkit.nn.options`).
+
+        ``LSTM.from_options(LSTMOptions.create(*args, **kwargs))`` is ``LSTM(*args, **kwargs)``, parameters
+        drawn from the RNG in the same order.
+
+        Raises:
+            TypeError: ``options`` is not an :class:`~lstmkit.nn.LSTMOptions`.
+        """
+        if not isinstance(options, LSTMOptions):
+            raise TypeError(f"LSTM.from_options: expected an lstmkit.nn.LSTMOptions, got {type(options).__name__}")
+        lstm = cls.__new__(cls)
+        nn.Module.__init__(lstm)
+        lstm._build(options, device, dtype)
+        return lstm
+
+    def _build(self, options: LSTMOptions, device, dtype) -> None:
+        """Register the parameters ``options`` ask for and initialise them; what both constructors share."""
+        if options.dropout > 0 and options.num_layers == 1:
+            warnings.warn(
+                f"LSTM: dropout={options.dropout} acts between stacked layers only, so it does nothing with "
+                "num_layers=1",
+                stacklevel=3,
             )
-        if impl == "fast" and not _fast.covers(tuple(activation_names.values())):
-            raise ValueError(
-                f"LSTM: impl='fast': the fast kernel implements the activations {_quoted(_fast.ACTIVATION_CODES)}; "
-                f"got {', '.join(f'{n}={v!r}' for n, v in activation_names.items())}. Use impl='auto' or 'reference'"
-            )
-        if residual and num_layers == 1:
+        if options.variants.residual and options.num_layers == 1:
             warnings.warn(
                 "LSTM: residual=True connects stacked layers (k > 0) only, so it does nothing with num_layers=1",
-                stacklevel=2,
+                stacklevel=3,
             )
-
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.bias = bias
-        self.batch_first = batch_first
-        self.dropout = float(dropout)
-        self.bidirectional = bidirectional
-        self.proj_size = proj_size
-        self.gate_activation = gate_activation
-        self.cell_activation = cell_activation
-        self.hidden_activation = hidden_activation
-        self.forget_bias = float(forget_bias)
-        self.init = init
-        self.chrono_init = int(chrono_init)
-        self.impl = impl
-        self.variants = variants
-        self._fused = impl == "fused" or (impl == "auto" and not non_vanilla and not variants.active())
-        # The fast kernel, when the fused one does not apply; built on first use, and replaced by the
-        # reference loop (after a warning) where it cannot be built, and for other devices and dtypes.
-        self._fast = impl == "fast" or (
-            impl == "auto" and not self._fused and _fast.covers(tuple(activation_names.values()))
-        )
-        self._activations = CellActivations(
-            gate=get_activation(gate_activation),
-            cell=get_activation(cell_activation),
-            hidden=get_activation(hidden_activation),
+        self.options = options
+        variants = options.variants
+        input_size, hidden_size, proj_size = options.input_size, options.hidden_size, options.proj_size
+        self._cell_activations = CellActivations(
+            gate=get_activation(options.gate_activation),
+            cell=get_activation(options.cell_activation),
+            hidden=get_activation(options.hidden_activation),
         )
 
         # Parameters in torch.nn.LSTM's order: layer by layer, forward then reverse direction, and within
@@ -399,22 +355,22 @@ class LSTM(nn.Module):
         gate_size = variants.num_gates * hidden_size
         out_size = self.output_size
         merged_size = out_size * (self.num_directions if variants.merge_mode == "concat" else 1)
-        self._weight_names: list[list[LayerWeights]] = []
-        for k in range(num_layers):
+        weight_names: list[tuple[LayerWeights, ...]] = []
+        for k in range(options.num_layers):
             layer_input_size = input_size if k == 0 else merged_size
             directions = []
             for suffix in ("", "_reverse")[: self.num_directions]:
                 names = LayerWeights(
                     weight_ih=f"weight_ih_l{k}{suffix}",
                     weight_hh=f"weight_hh_l{k}{suffix}",
-                    bias_ih=f"bias_ih_l{k}{suffix}" if bias else None,
-                    bias_hh=f"bias_hh_l{k}{suffix}" if bias else None,
+                    bias_ih=f"bias_ih_l{k}{suffix}" if options.bias else None,
+                    bias_hh=f"bias_hh_l{k}{suffix}" if options.bias else None,
                     weight_hr=f"weight_hr_l{k}{suffix}" if proj_size > 0 else None,
-                    weight_peephole=f"weight_peephole_l{k}{suffix}" if peephole else None,
-                    ln_ih_weight=f"ln_ih_weight_l{k}{suffix}" if layer_norm else None,
-                    ln_hh_weight=f"ln_hh_weight_l{k}{suffix}" if layer_norm else None,
-                    ln_c_weight=f"ln_c_weight_l{k}{suffix}" if layer_norm else None,
-                    ln_c_bias=f"ln_c_bias_l{k}{suffix}" if layer_norm else None,
+                    weight_peephole=f"weight_peephole_l{k}{suffix}" if variants.peephole else None,
+                    ln_ih_weight=f"ln_ih_weight_l{k}{suffix}" if variants.layer_norm else None,
+                    ln_hh_weight=f"ln_hh_weight_l{k}{suffix}" if variants.layer_norm else None,
+                    ln_c_weight=f"ln_c_weight_l{k}{suffix}" if variants.layer_norm else None,
+                    ln_c_bias=f"ln_c_bias_l{k}{suffix}" if variants.layer_norm else None,
                 )
                 shapes = LayerWeights(
                     weight_ih=(gate_size, layer_input_size),
@@ -432,7 +388,8 @@ class LSTM(nn.Module):
                     if name is not None:
                         self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
                 directions.append(names)
-            self._weight_names.append(directions)
+            weight_names.append(tuple(directions))
+        self._weight_names = tuple(weight_names)
         # The parameters torch.nn.LSTM has, in its order: what the fused kernel takes and init="torch" draws.
         self._flat_weight_names = [
             name for directions in self._weight_names for names in directions for name in names[:5] if name is not None
@@ -442,28 +399,58 @@ class LSTM(nn.Module):
     @property
     def num_directions(self) -> int:
         """D: 2 when bidirectional, else 1."""
-        return 2 if self.bidirectional else 1
+        return self.options.num_directions
 
     @property
     def output_size(self) -> int:
         """H_out: the size of each hidden state, ``proj_size`` if it is non-zero, else ``hidden_size``."""
-        return self.proj_size if self.proj_size > 0 else self.hidden_size
+        return self.options.output_size
+
+    # The options, read through the module as torch.nn.LSTM's attributes are (read-only: make a new module
+    # to change one). attrgetter, not a lambda: forward reads a dozen of them per call.
+    input_size = property(attrgetter("options.input_size"), doc="H_in, the input's features.")
+    hidden_size = property(attrgetter("options.hidden_size"), doc="H (H_cell), the cell state's size.")
+    num_layers = property(attrgetter("options.num_layers"), doc="The number of stacked layers.")
+    bias = property(attrgetter("options.bias"), doc="Whether the layers have the biases b_ih and b_hh.")
+    batch_first = property(attrgetter("options.batch_first"), doc="Whether inputs are (N, L, H_in).")
+    dropout = property(attrgetter("options.dropout"), doc="The dropout between stacked layers.")
+    bidirectional = property(attrgetter("options.bidirectional"), doc="Whether each layer also runs backward.")
+    proj_size = property(attrgetter("options.proj_size"), doc="The projection's size, 0 for none.")
+    gate_activation = property(attrgetter("options.gate_activation"), doc="The gates' activation.")
+    cell_activation = property(attrgetter("options.cell_activation"), doc="The candidate's activation.")
+    hidden_activation = property(attrgetter("options.hidden_activation"), doc="The activation of c_t in h_t.")
+    forget_bias = property(attrgetter("options.forget_bias"), doc="The initial forget-gate bias.")
+    init = property(attrgetter("options.init"), doc="The initialisation, 'default' or 'torch'.")
+    chrono_init = property(attrgetter("options.chrono_init"), doc="T_max of the chrono initialisation, or 0.")
+    impl = property(attrgetter("options.impl"), doc="The implementation asked for.")
+
+
+    @property
+    def variants(self) -> Variants:
+        """The variant options, validated (zoneout as the pair ``(p_h, p_c)``): ``options.variants``."""
+        return self.options.variants
 
     @property
     def fused(self) -> bool:
         """Whether ``forward`` runs PyTorch's fused LSTM kernel (``True``) or not (``False``)."""
-        return self._fused
+        return takes_fused(self.options)
 
     @property
     def backend(self) -> str:
         """The path ``forward`` runs for this module's parameters: ``"fused"`` (PyTorch's kernel),
         ``"fast"`` (:mod:`lstmkit.nn.fast`, built on first use, so the first read may take seconds) or
-        ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`)."""
-        if self._fused:
-            return "fused"
-        if self._fast and _fast.usable(self.weight_ih_l0):
-            return "fast"
-        return "reference"
+        ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`); :meth:`choose_backend` says why."""
+        return self.choose_backend(self.weight_ih_l0).name
+
+    def choose_backend(self, input: Tensor, lengths: bool = False) -> Backend:
+        """The backend and the reason for it of a ``forward`` call on ``input`` (a tensor on the device and of
+        the dtype of the call; ``lengths``: sequences of different lengths); see :mod:`lstmkit.nn.backend`."""
+        return choose_backend(self.options, input, lengths=lengths, recording=_record.tap(self) is not None)
+
+    @property
+    def structure(self) -> LSTMStructure:
+        """What this module is made of, its parameters read now: :class:`~lstmkit.nn.options.LSTMStructure`."""
+        return LSTMStructure(self.options, self._layer_weights(), self._weight_names, self._cell_activations)
 
     def reset_parameters(self) -> None:
         """Initialise every parameter as ``init`` says (see the class docstring)."""
@@ -596,11 +583,14 @@ class LSTM(nn.Module):
         is_batched = x_t.dim() == 2
         x = x_t if is_batched else x_t.unsqueeze(0)  # (N, H_in)
         h0, c0 = self._initial_state(state, x.size(0), is_batched, x, owner="LSTM.step", names=("state", "h", "c"))
-        if not self.training and not torch.is_grad_enabled() and self._fast_step_possible(x):
+        backend = choose_backend(
+            self.options, x, step=True, training=self.training, grad=torch.is_grad_enabled(), build=False
+        )
+        if backend.name == "fast":
             h_t, (h_n, c_n) = self._fast_step(x, h0, c0)
         else:
             h_t, (h_n, c_n) = _layer.step_lstm(
-                x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, self.variants
+                x, h0, c0, self._layer_weights(), self._cell_activations, self.dropout, self.training, self.variants
             )
         if not is_batched:
             h_t = h_t.squeeze(0)  # (H_out,)
@@ -625,24 +615,13 @@ class LSTM(nn.Module):
         """
         return LSTMStream(self, batch_size)
 
-    def _fast_step_possible(self, tensor: Tensor, build: bool = False) -> bool:
-        """Whether an evaluation-mode step on ``tensor``'s device and dtype can run the fast kernel; unless
-        ``build``, a vanilla module does not build it (its users never pay for the build)."""
-        return (
-            self.impl != "reference"
-            and (build or not self._fused or _fast.loaded())
-            and not self.bidirectional
-            and _fast.covers((self.gate_activation, self.cell_activation, self.hidden_activation))
-            and _fast.usable(tensor)
-        )
-
     def _fast_step(self, x: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """``step`` in evaluation mode without autograd, as one C call; (N, H_in) input, batched states."""
         layers = self._layer_weights()
         key = (x.size(0), x.dtype, tuple(w.data_ptr() for directions in layers for w in directions[0] if w is not None))
         cached = _STEP_PLANS.get(self)
         if cached is None or cached[0] != key:
-            cached = (key, _fast.StepPlan(layers, self._activations, self.variants, x.size(0)))
+            cached = (key, _fast.StepPlan(layers, self._cell_activations, self.variants, x.size(0)))
             _STEP_PLANS[self] = cached
         plan = cached[1]
         h_n, c_n = h0.clone(memory_format=torch.contiguous_format), c0.clone(memory_format=torch.contiguous_format)
@@ -672,14 +651,16 @@ class LSTM(nn.Module):
             if bool((lengths == seq_len).all()):
                 lengths = None  # every sequence is full: the plain path computes the same, faster
 
-        if self._fused and self._recorder is None and not (lengths is not None and self._fast_for_lengths(input)):
+        backend = self.choose_backend(input, lengths=lengths is not None)
+        if backend.name == "fused":
             output, (h_n, c_n) = _fused.fused_lstm(
                 input, (h0, c0), self._flat_weights(), self.bias, self.num_layers, self.dropout,
                 self.training, self.bidirectional, self.batch_first, lengths,
             )  # fmt: skip
         else:
             x = input.transpose(0, 1) if self.batch_first else input  # (L, N, H_in)
-            output, (h_n, c_n) = self._unfused(x, h0, c0, None if lengths is None else lengths.to(input.device))
+            lengths = None if lengths is None else lengths.to(input.device)
+            output, (h_n, c_n) = self._unfused(x, h0, c0, lengths, backend)
             if self.batch_first:
                 output = output.transpose(0, 1)  # (N, L, D * H_out)
 
@@ -695,14 +676,15 @@ class LSTM(nn.Module):
         batch_sizes = input.batch_sizes  # (L,) on the CPU, non-increasing
         batch_size = int(batch_sizes[0])
         h0, c0 = self._initial_state(hx, batch_size, True, input.data)
-        if self._fused and self._recorder is None and not self._fast_for_lengths(input.data):
+        backend = self.choose_backend(input.data, lengths=True)
+        if backend.name == "fused":
             return _fused.fused_lstm_packed(
                 input, (h0, c0), self._flat_weights(), self.bias, self.num_layers, self.dropout,
                 self.training, self.bidirectional,
             )  # fmt: skip
 
         padded, lengths = pad_packed_sequence(input)  # (L, N, H_in) and (N,), in the caller's batch order
-        output, hidden = self._unfused(padded, h0, c0, lengths.to(padded.device))
+        output, hidden = self._unfused(padded, h0, c0, lengths.to(padded.device), backend)
         # Pack again in the input's order: sorted by length, time-major, only the real steps.
         if input.sorted_indices is not None:
             output = output.index_select(1, input.sorted_indices)  # (L, N, D * H_out), sorted
@@ -712,27 +694,19 @@ class LSTM(nn.Module):
         packed = PackedSequence(data, batch_sizes, input.sorted_indices, input.unsorted_indices)
         return packed, hidden
 
-    def _fast_for_lengths(self, tensor: Tensor) -> bool:
-        """Whether a vanilla ``impl="auto"`` module should run variable lengths on the fast kernel.
-
-        PyTorch's CPU kernel runs packed batches without oneDNN, 2-9x slower than a full batch; the fast
-        kernel masks finished sequences at about full-batch speed (``bench/lengths.py``, BENCHMARKS.md).
-        On other devices the fused kernel (cuDNN) stays.
-        """
-        return (self.impl == "auto" and tensor.device.type == "cpu"
-                and _fast.covers((self.gate_activation, self.cell_activation, self.hidden_activation))
-                and _fast.usable(tensor) and _fast.available())
-
     def _unfused(
-        self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None
+        self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None, backend: Backend
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """The fast kernel where it applies, else the reference loop, on a time-major (L, N, H_in) input;
-        the reference loop with its gates recorded while a recorder is attached."""
-        if self._recorder is not None:
-            return self._recorder.run(self, x, h0, c0, lengths)
-        fast = self._fast or (self._fused and self._fast_for_lengths(x))
-        run = _fast.fast_lstm if fast and _fast.usable(x) else _layer.reference_lstm
-        return run(x, h0, c0, self._layer_weights(), self._activations, self.dropout, self.training, lengths, self.variants)
+        """The fast kernel or the reference loop, as ``backend`` says, on a time-major (L, N, H_in) input; the
+        reference loop with its gates recorded while :func:`lstmkit.nn.record_gates` records this module."""
+        tap = _record.tap(self)
+        if tap is not None:
+            return tap.run(self, x, h0, c0, lengths)
+        run = _fast.fast_lstm if backend.name == "fast" else _layer.reference_lstm
+        return run(
+            x, h0, c0, self._layer_weights(), self._cell_activations, self.dropout, self.training, lengths,
+            self.variants,
+        )  # fmt: skip
 
     def _check_input(self, input: Tensor, ranks: tuple[int, ...], packed: bool = False) -> None:
         if not isinstance(input, Tensor):
@@ -820,12 +794,12 @@ class LSTM(nn.Module):
             )
         return values.to(torch.int64)
 
-    def _layer_weights(self) -> list[list[LayerWeights]]:
+    def _layer_weights(self) -> tuple[tuple[LayerWeights, ...], ...]:
         """The parameters as ``[layer][direction]`` tuples, read now so that ``functional_call`` works."""
-        return [
-            [LayerWeights(*(None if n is None else getattr(self, n) for n in names)) for names in directions]
+        return tuple(
+            tuple(LayerWeights(*(None if n is None else getattr(self, n) for n in names)) for names in directions)
             for directions in self._weight_names
-        ]
+        )
 
     def _flat_weights(self) -> list[Tensor]:
         """The parameters in the flat order of PyTorch's kernel."""
@@ -835,7 +809,7 @@ class LSTM(nn.Module):
         """Lay the fused path's weights out in one cuDNN buffer, as ``torch.nn.LSTM`` does, so that cuDNN
         does not copy every weight into one at every call (``.to("cuda")`` and ``.cuda()`` call this). A
         no-op off the GPU, for the variants, and where cuDNN cannot take the weights."""
-        if not self._fused:
+        if not takes_fused(self.options):
             return
         weights = self._flat_weights()
         first = weights[0]
@@ -870,7 +844,7 @@ class LSTM(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
-        for name, vanilla in _VANILLA_ACTIVATIONS.items():
+        for name, vanilla in VANILLA_ACTIVATIONS.items():
             if getattr(self, name) != vanilla:
                 s += f", {name}={getattr(self, name)!r}"
         if self.init != "default":
@@ -908,7 +882,7 @@ class LSTM(nn.Module):
         Raises:
             ValueError: the activations are not ``torch.nn.LSTM``'s (sigmoid, tanh, tanh), or a variant is on.
         """
-        non_vanilla = [f"{n}={getattr(self, n)!r}" for n, v in _VANILLA_ACTIVATIONS.items() if getattr(self, n) != v]
+        non_vanilla = [f"{n}={getattr(self, n)!r}" for n, v in VANILLA_ACTIVATIONS.items() if getattr(self, n) != v]
         if non_vanilla:
             raise ValueError(
                 "LSTM.to_torch: torch.nn.LSTM computes only gate_activation='sigmoid', cell_activation='tanh', "
@@ -926,11 +900,3 @@ class LSTM(nn.Module):
         torch_lstm.load_state_dict(self.state_dict())
         return torch_lstm.train(self.training)
 
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"LSTM: {name}: expected an integer >= {minimum}, got {value!r}")
-
-
-def _quoted(names) -> str:
-    return ", ".join(repr(n) for n in names)

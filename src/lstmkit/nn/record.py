@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from . import layer as _layer
 from .cell import CellStep
 
-__all__ = ["GateTrace", "LayerRecord", "Recording", "record_gates"]
+__all__ = ["GateTrace", "LayerRecord", "Recording", "is_recorded", "record_gates"]
 
 #: The fields of a trace, in the order of :class:`GateTrace`.
 TRACE_FIELDS = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
@@ -124,12 +125,13 @@ class Recording:
 
     def _run(self, lstm: nn.Module, name: str, x: Tensor, h0: Tensor, c0: Tensor,
             lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """``lstm``'s forward on a time-major input (L, N, H_in), by the reference loop, recording each
-        layer and direction; what :meth:`lstmkit.nn.LSTM._unfused` calls while the recording is on."""
+        """``lstm``'s forward on a time-major input (L, N, H_in), by the reference loop over its
+        :attr:`~lstmkit.nn.LSTM.structure`, recording each layer and direction; what ``lstm`` runs instead of
+        its fused or fast path while the recording is on (it asks :func:`tap`)."""
         call = self._calls.get(name, 0)
         self._calls[name] = call + 1
         masks = None if lengths is None else _layer.time_masks(lengths, x.size(0))
-        num_directions = lstm.num_directions
+        num_directions = lstm.options.num_directions
         runs = 0
 
         def run_and_record(xw, h0, c0, weights, activations, valid=None, *, variants, training):
@@ -143,11 +145,13 @@ class Recording:
             self.records.append(LayerRecord(name, call, layer, direction, self._trace(steps, direction, masks), lengths))
             return out, h_n, c_n
 
+        structure = lstm.structure
+        options = structure.options
         result = _layer.stack_layers(
-            x, h0, c0, lstm._layer_weights(), lstm._activations, lstm.dropout, lstm.training, lengths,
-            lstm.variants, run_and_record,
+            x, h0, c0, structure.layers, structure.activations, options.dropout, lstm.training, lengths,
+            options.variants, run_and_record,
         )
-        assert runs == lstm.num_layers * num_directions, "stack_layers ran an unexpected number of directions"
+        assert runs == lstm.options.num_layers * num_directions, "stack_layers ran an unexpected number of directions"
         return result
 
     def _trace(self, steps: list[CellStep], direction: int, masks: _layer.TimeMasks | None) -> GateTrace:
@@ -165,13 +169,28 @@ class Recording:
 
 
 class _Tap:
-    """What an LSTM holds as ``_recorder`` while recorded: the recording and the module's name."""
+    """What records one LSTM: the recording and the module's name in it."""
 
     def __init__(self, recording: Recording, name: str) -> None:
         self.recording, self.name = recording, name
 
     def run(self, lstm, x, h0, c0, lengths):
         return self.recording._run(lstm, self.name, x, h0, c0, lengths)
+
+
+# The LSTMs being recorded now, each with its tap; empty outside every ``record_gates`` block.
+_TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def tap(lstm: nn.Module) -> _Tap | None:
+    """What records ``lstm`` now, or ``None``: ``lstmkit.nn.LSTM`` asks at each forward call (outside a
+    recording this costs one test of an empty dictionary)."""
+    return _TAPS.get(lstm) if _TAPS.data else None  # .data: the plain dict, without WeakKeyDictionary.__len__
+
+
+def is_recorded(lstm: nn.Module) -> bool:
+    """Whether ``lstm`` is being recorded by a :func:`record_gates` block now."""
+    return tap(lstm) is not None
 
 
 class record_gates:  # noqa: N801  (used like a function: ``with record_gates(model) as recording``)
@@ -203,13 +222,13 @@ class record_gates:  # noqa: N801  (used like a function: ``with record_gates(mo
         self.recording = Recording([name for name, _ in self._lstms], detach)
 
     def __enter__(self) -> Recording:
-        busy = [name or type(m).__name__ for name, m in self._lstms if m._recorder is not None]
+        busy = [name or type(m).__name__ for name, m in self._lstms if is_recorded(m)]
         if busy:
             raise ValueError(f"record_gates: the LSTM {busy[0]!r} is already being recorded; blocks do not nest")
         for name, lstm in self._lstms:
-            lstm._recorder = _Tap(self.recording, name)
+            _TAPS[lstm] = _Tap(self.recording, name)
         return self.recording
 
     def __exit__(self, *exc_info) -> None:
         for _, lstm in self._lstms:
-            del lstm._recorder  # the class attribute, None, shows through again
+            _TAPS.pop(lstm, None)

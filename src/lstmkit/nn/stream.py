@@ -18,6 +18,7 @@ from torch import Tensor
 from ..errors import ShapeError
 from . import fast as _fast
 from . import layer as _layer
+from .backend import choose_backend
 
 if TYPE_CHECKING:
     from .lstm import LSTM
@@ -41,7 +42,8 @@ class LSTMStream:
 
     Attributes:
         backend: ``"fast"`` (one C call per step) or ``"reference"`` (the kernel could not be built, or the
-            parameters are not float32/float64 on the CPU).
+            parameters are not float32/float64 on the CPU); ``backend_reason`` says why
+            (:func:`lstmkit.nn.backend.choose_backend`).
 
     Examples::
 
@@ -75,10 +77,13 @@ class LSTMStream:
         self._y = torch.zeros(n, lstm.output_size, **factory)
         self._output = self._y if self._batched else self._y[0]
         self._plan = None
-        if lstm._fast_step_possible(weight, build=True):
-            self._plan = _fast.StepPlan(lstm._layer_weights(), lstm._activations, lstm.variants, n)
+        structure = lstm.structure
+        backend = choose_backend(structure.options, weight, step=True)  # evaluation mode, no autograd
+        if backend.name == "fast":
+            self._plan = _fast.StepPlan(structure.layers, structure.activations, structure.options.variants, n)
             self._plan.bind(self._h, self._c, self._y)
-        self.backend = "fast" if self._plan is not None else "reference"
+        self.backend = backend.name
+        self.backend_reason = backend.reason
 
     @property
     def state(self) -> tuple[Tensor, Tensor]:
@@ -123,10 +128,10 @@ class LSTMStream:
         if self._plan is not None:
             self._plan.run(x.contiguous())
             return self._output
-        lstm = self._lstm
+        structure = self._lstm.structure
         with torch.no_grad():
             y, (h, c) = _layer.step_lstm(
-                x, self._h, self._c, lstm._layer_weights(), lstm._activations, variants=lstm.variants
+                x, self._h, self._c, structure.layers, structure.activations, variants=structure.options.variants
             )
             self._h.copy_(h)
             self._c.copy_(c)
