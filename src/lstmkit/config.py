@@ -37,6 +37,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "load_config",
+    "read_toml",
     "config_from_dict",
     "config_to_dict",
     "apply_overrides",
@@ -394,23 +395,30 @@ def apply_overrides(table: dict[str, Any], overrides: typing.Iterable[str]) -> d
     return result
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of a TOML file, unchecked: the one place that reads a recipe from disk.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not valid TOML (the message names the file).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: not valid TOML (arrays or tables nested too deeply)") from None
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> Config:
     """Load a TOML config file (or the defaults when ``path`` is None) and apply dotted overrides."""
-    table: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path}: not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-        except RecursionError:
-            raise ConfigError(f"config file {path}: not valid TOML (arrays or tables nested too deeply)") from None
+    table = read_toml(path) if path is not None else {}
     return config_from_dict(apply_overrides(table, overrides))
 
 

@@ -95,9 +95,10 @@ class FramesConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> FramesConfig:
-    """A strict ``FramesConfig`` from a TOML recipe and ``--set`` overrides."""
-    config = load_task_config(FramesConfig, path, overrides)
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                table: dict[str, Any] | None = None) -> FramesConfig:
+    """A strict ``FramesConfig`` from a TOML recipe (or its tables already read, ``table``) and ``--set`` overrides."""
+    config = load_task_config(FramesConfig, path, overrides, table)
     d, m = config.data, config.model
     if d.frame_size % m.patch:
         raise ConfigError(f"config [model] patch: expected a divisor of [data] frame_size ({d.frame_size}), "

@@ -102,9 +102,10 @@ class Seq2SeqConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Seq2SeqConfig:
-    """A strict ``Seq2SeqConfig`` from a TOML recipe and ``--set`` overrides."""
-    config = load_task_config(Seq2SeqConfig, path, overrides)
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                table: dict[str, Any] | None = None) -> Seq2SeqConfig:
+    """A strict ``Seq2SeqConfig`` from a TOML recipe (or its tables already read, ``table``) and ``--set`` overrides."""
+    config = load_task_config(Seq2SeqConfig, path, overrides, table)
     if config.data.name == "tsv" and not config.data.path:
         raise ConfigError('config [data] path: expected a TSV file for name = "tsv", got none')
     if config.data.min_length > config.data.max_length:

@@ -25,10 +25,11 @@ from typing import Any, Iterable, TypeVar
 
 import tomli_w
 
-from lstmkit.callbacks import CSVLogger, save_checkpoint
-from lstmkit.config import _build, apply_overrides, config_to_dict, tomllib
+from lstmkit.config import _build, apply_overrides, config_to_dict, read_toml
 from lstmkit.errors import ConfigError, LstmkitError
-from lstmkit.model_folder import atomic_write_bytes
+
+# PyTorch comes in with the first run folder written, not with the import: `lstmkit train` looks up a
+# recipe's task here before it checks its arguments, and a user error should answer at once.
 
 __all__ = ["TASK_MODULES", "recipe_task", "task_module", "load_task_config", "dump_task_config",
            "start_run_dir", "EpochLog", "BestEpoch", "write_json"]
@@ -40,24 +41,14 @@ TASK_MODULES = {"seq2seq": "lstmkit.seq2seq", "frames": "lstmkit.frames"}
 C = TypeVar("C")
 
 
-def _read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path}: not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path}: cannot be read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
-
-
-def recipe_task(path: str | Path | None) -> str | None:
-    """The ``[model] task`` a TOML recipe names, unvalidated (None when it names none or is unreadable)."""
-    if path is None:
+def recipe_task(recipe: str | Path | dict[str, Any] | None) -> str | None:
+    """The ``[model] task`` a recipe names, unvalidated: ``recipe`` is its parsed tables (``read_toml``) or
+    a TOML file (None when it names none or is unreadable)."""
+    if recipe is None:
         return None
     try:
-        task = _read_toml(path).get("model", {}).get("task")
+        table = recipe if isinstance(recipe, dict) else read_toml(recipe)
+        task = table.get("model", {}).get("task")
     except (ConfigError, AttributeError):
         return None  # the regular loader reports the problem
     return task if isinstance(task, str) else None
@@ -68,10 +59,13 @@ def task_module(task: str) -> Any:
     return importlib.import_module(TASK_MODULES[task])
 
 
-def load_task_config(cls: type[C], path: str | Path | None, overrides: Iterable[str] = ()) -> C:
+def load_task_config(cls: type[C], path: str | Path | None, overrides: Iterable[str] = (),
+                     table: dict[str, Any] | None = None) -> C:
     """Load a TOML file into the dataclass ``cls`` as strictly as ``lstmkit.config.load_config`` does:
-    unknown keys and wrongly typed values are errors that name the key."""
-    table = _read_toml(path) if path is not None else {}
+    unknown keys and wrongly typed values are errors that name the key. ``table``: the file's tables
+    already read (``lstmkit.config.read_toml``), so that a recipe is parsed once."""
+    if table is None:
+        table = read_toml(path) if path is not None else {}
     return _build(cls, apply_overrides(table, overrides), "")
 
 
@@ -83,11 +77,15 @@ def start_run_dir(out_dir: Path, config: Any) -> None:
     """Create the run folder (refusing a non-empty one) and write the exact config into it."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise LstmkitError(f"run folder {out_dir}: already exists and is not empty; choose another --out")
+    from lstmkit.model_folder import atomic_write_bytes
+
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "config.toml", dump_task_config(config))
 
 
 def write_json(path: Path, data: Any) -> None:
+    from lstmkit.model_folder import atomic_write_bytes
+
     atomic_write_bytes(path, json.dumps(data, indent=2).encode())
 
 
@@ -102,6 +100,8 @@ class EpochLog:
         self.epochs = epochs
         self.rows: list[dict[str, Any]] = []
         self._loop = SimpleNamespace(rank=0, position=SimpleNamespace(history=[]))
+        from lstmkit.callbacks import CSVLogger
+
         self._logger = CSVLogger(path)
         self._logger.on_fit_start(self._loop)
 
@@ -135,6 +135,8 @@ class BestEpoch:
         if self.value is None or (value > self.value if self.higher else value < self.value):
             self.value, self.epoch, self.stale = value, epoch, 0
             self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            from lstmkit.callbacks import save_checkpoint
+
             save_checkpoint(self.path, {"model": self.state, "epoch": epoch, "value": value})
             return False
         self.stale += 1

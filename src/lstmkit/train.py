@@ -174,6 +174,8 @@ def run_training(config: Config, out_dir: str | Path, resume: bool = False) -> R
                         "train_seconds": round(train_seconds, 3),
                         "seconds_per_epoch": round(train_seconds / max(epochs_run, 1), 3)})
         extra = {} if source.forecast is None else {"forecast": source.forecast.to_meta()}
+        if source.label_names:  # the labels it learnt are indices into label_names, of this integer type
+            extra["label_dtype"] = train.y.dtype.str
         model.save(model_dir, extra_meta={**source.meta, "data_name": config.data.name,
                                           "pixel_max": source.pixel_max, **extra})
         atomic_write_bytes(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
