@@ -19,7 +19,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--resume", type=Path, metavar="RUN",
                        help="continue the interrupted run folder RUN from its last checkpoint")
     train.add_argument("--nproc", type=int, default=1,
-                       help="data-parallel worker processes on this machine (default 1; see docs/deploy.md for torchrun)")
+                       help="data-parallel worker processes on this machine (default 1; see docs/tasks.md for torchrun)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config key, e.g. --set train.epochs=1 (repeatable)")
     train.add_argument("--out", type=Path, help="run folder (default: runs/CONFIG-TIMESTAMP)")
