@@ -139,7 +139,7 @@ def render_configuration() -> str:
         "",
     ]
     for heading, intro, cls in recipe_kinds():
-        lines += [f"## {heading}", "", intro, ""]
+        lines += [f"## {heading}", "", intro, "", _markdown(" ".join((cls.__doc__ or "").split())), ""]
         hints = typing.get_type_hints(cls)
         for table in dataclasses.fields(cls):
             sub = hints[table.name]
