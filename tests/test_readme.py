@@ -121,6 +121,10 @@ def test_the_quick_start_runs_as_written(tmp_path):
             " --set train.report=false --set train.tensorboard=false")
     script = demo.replace("--out runs/demo", "--out runs/demo" + tiny) + round_.replace("8000", port)
     assert tiny in script and port in script
+    # Then every command of docs/ that works on the quick start's runs/demo, as written.
+    later = _docs_lines_on_the_demo_run()
+    assert len(later) >= 6
+    script += "\n".join(later) + "\n"
     for name in ("configs", "examples"):
         (tmp_path / name).symlink_to(ROOT / name)
     shim = tmp_path / ".venv" / "bin" / "lstmkit"  # the README's .venv/bin/lstmkit, on this interpreter
@@ -138,6 +142,20 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert "wrote runs/demo/model.onnx" in out and "verified in ONNX Runtime" in out
     assert '{"predictions":[{"label":' in out
     assert "lstmkit serve stopped" not in out
+    assert (tmp_path / "runs" / "demo" / "report.html").is_file() and (tmp_path / "inspect" / "inspect.html").is_file()
+    assert (tmp_path / "cm.png").is_file()
+
+
+def _docs_lines_on_the_demo_run() -> list[str]:
+    """The shell lines of docs/ that use the trained runs/demo and train nothing."""
+    lines = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for block in _shell_blocks(page.read_text(encoding="utf-8")):
+            for line in block.splitlines():
+                commands = _lstmkit_commands(line)
+                if "runs/demo" in line and commands and all(args[0] != "train" for args in commands):
+                    lines.append(line)
+    return lines
 
 
 def test_the_serve_wait_loop_stops_when_serve_fails(tmp_path):
@@ -153,3 +171,20 @@ def test_the_serve_wait_loop_stops_when_serve_fails(tmp_path):
     result = subprocess.run(["bash", "-c", loop], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert "lstmkit serve stopped" in result.stdout
     assert "model folder runs/demo/model.onnx" in result.stderr or "runs/demo/model.onnx" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_forecasting_input_layout_shown_in_the_docs_works(tmp_path, capsys):
+    """docs/tasks.md shows the layout of forecast --input with examples/airline_recent.csv; it forecasts."""
+    from lstmkit.cli import main
+
+    assert "examples/airline_recent.csv" in (ROOT / "docs" / "tasks.md").read_text(encoding="utf-8")
+    run = tmp_path / "airline"
+    assert main(["train", str(ROOT / "configs" / "airline.toml"), "--out", str(run), "--set", "train.epochs=1",
+                 "--set", "train.progress=false", "--set", "train.report=false", "--set", "train.num_threads=1"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "recent.csv"
+    assert main(["forecast", str(run / "model"), "--input", str(ROOT / "examples" / "airline_recent.csv"),
+                 "--out", str(out)]) == 0
+    assert f"wrote {out} (12 steps of 1 series)" in capsys.readouterr().out
+    assert out.read_text().splitlines()[1].startswith("1961-01")  # the forecast starts after the file's last row
