@@ -206,10 +206,13 @@ def test_the_estimator_matches_the_cli_run_exactly(tmp_path):
     cli_model = Model.load(cli.model_dir)
     np.testing.assert_array_equal(clf.predict_proba(source.test.x), cli_model.predict_proba(source.test.x))
 
-    # A folder written by lstmkit train loads as an estimator, with its label names as classes.
+    # A folder written by lstmkit train loads as an estimator whose classes are the labels it learnt, of the
+    # type the data came with: scored on the source's own integer labels (no "Mix of label input types").
     loaded = LSTMClassifier.load(cli.model_dir)
-    assert loaded.classes_.tolist() == [str(d) for d in range(10)] and loaded.hidden_size == 16
-    assert loaded.score(source.test.x, source.test.y.astype(str)) == cli.metrics["test_accuracy"]
+    assert loaded.classes_.tolist() == list(range(10)) and loaded.classes_.dtype == source.test.y.dtype
+    assert loaded.hidden_size == 16
+    assert loaded.score(source.test.x, source.test.y) == cli.metrics["test_accuracy"]
+    assert loaded.predict(source.test.x[:3]).dtype == source.test.y.dtype
     with pytest.raises(ModelFolderError, match="holds a 'classifier' model; LSTMRegressor loads 'regressor'"):
         LSTMRegressor.load(cli.model_dir)
 

@@ -32,13 +32,13 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 __all__ = [
-    "read_toml",
     "build_config",
     "Config",
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
     "load_config",
+    "read_toml",
     "config_from_dict",
     "config_to_dict",
     "apply_overrides",
@@ -136,37 +136,55 @@ class ModelConfig:
     task: str = "classifier"
     """Registered task model (``lstmkit.models.available_models()``)."""
     hidden_size: int = field(default=128, metadata=_positive())
+    """Features H of the cell state (and of the hidden state, unless ``proj_size`` projects it) in each layer."""
     num_layers: int = field(default=1, metadata=_positive())
+    """Stacked LSTM layers."""
     bidirectional: bool = False
+    """Each layer also runs backward in time; ``merge_mode`` combines the two directions."""
     dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Dropout between stacked LSTM layers, as in ``torch.nn.LSTM``."""
     proj_size: int = field(default=0, metadata={"min": 0})
+    """Project each hidden state to this many features (smaller than ``hidden_size``); 0: no projection."""
     gate_activation: Activation = "sigmoid"
+    """Activation of the input, forget and output gates."""
     cell_activation: Activation = "tanh"
+    """Activation of the candidate cell values g_t."""
     hidden_activation: Activation = "tanh"
+    """Activation of the cell state in h_t = o_t * act(c_t)."""
     forget_bias: float = 1.0
+    """Initial forget-gate bias with ``init = "default"`` (ignored with ``init = "torch"`` or ``chrono_init``)."""
     init: Literal["default", "torch"] = "default"
+    """``default``: Xavier input weights, orthogonal recurrent weights, the forget-gate bias ``forget_bias``;
+    ``torch``: ``torch.nn.LSTM``'s uniform initialisation (the same seed gives the same parameters)."""
     chrono_init: int = field(default=0, metadata={"min": 0})
     """Chrono initialisation of the gate biases (Tallec & Ollivier 2018) for lags up to this many steps:
     forget-gate biases log U[1, chrono_init - 1], input-gate biases their negatives; replaces
     ``forget_bias``. 0: off (see ``lstmkit.nn.LSTM``)."""
     # LSTM variants (see ``lstmkit.nn.LSTM``); all off by default.
     peephole: bool = False
+    """Peephole connections from the cell state to the gates."""
     coupled_gates: bool = False
+    """Couple the input and forget gates (CIFG): f_t = 1 - i_t."""
     layer_norm: bool = False
+    """Layer-normalise the gate pre-activations and the cell state."""
     recurrent_dropout: float = field(default=0.0, metadata={"min": 0})
+    """Probability in [0, 1) of per-sequence (variational) dropout on h_(t-1)."""
     zoneout: float | list[float] = 0.0
     """Zoneout probability on h and c, or ``[p_h, p_c]``."""
     weight_drop: float = field(default=0.0, metadata={"min": 0})
+    """Probability in [0, 1) of DropConnect on the recurrent weights ``weight_hh``."""
     cell_clip: float | None = None
     """Clip the cell state to [-cell_clip, cell_clip]; unset means no clipping."""
     residual: bool = False
+    """Add each layer's input to its output, for every layer after the first."""
     merge_mode: Literal["concat", "sum", "mean"] = "concat"
     """How a bidirectional layer merges its two directions."""
     conv: Literal["none", "conv1d", "conv2d"] = "none"
     """Optional front end: ``conv1d`` convolves along time, ``conv2d`` convolves an image before its rows are read."""
     conv_channels: list[int] = field(default_factory=lambda: [32])
+    """Output channels of each conv layer of the front end (one layer per entry)."""
     conv_kernel: int = field(default=3, metadata=_positive())
+    """Kernel size of the conv layers."""
     pool: int = field(default=2, metadata=_positive())
     """Max-pooling size after each conv layer (1 turns pooling off)."""
     readout: Literal["last", "mean", "max"] = "last"
@@ -181,9 +199,11 @@ class ModelConfig:
     head_hidden: int = field(default=0, metadata={"min": 0})
     """Width of an extra dense ReLU layer before the output layer; 0 means none."""
     head_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    """Dropout before the output layer."""
     loss: Literal["auto", "cross_entropy", "mse", "mae", "huber"] = "auto"
     """The training loss; ``auto`` takes the task's own (cross-entropy for classifiers, MSE for regressors)."""
     label_smoothing: float = field(default=0.0, metadata={"min": 0, "max": 1})
+    """Label smoothing of the cross-entropy loss (classifiers)."""
 
 
 @dataclass
@@ -191,16 +211,23 @@ class TrainConfig:
     """``[train]``: optimiser, schedule and the training loop."""
 
     epochs: int = field(default=20, metadata=_positive())
+    """Passes over the training split (the most, with early stopping)."""
     batch_size: int = field(default=64, metadata=_positive())
+    """Sequences per batch (with ``--nproc N``, split over the N processes: a multiple of N)."""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    """The optimiser: Adam, AdamW (decoupled weight decay) or SGD with ``momentum``."""
     lr: float = field(default=1e-3, metadata=_positive())
+    """Learning rate (the peak rate for ``schedule = "onecycle"``)."""
     momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
     """SGD momentum (ignored by Adam and AdamW)."""
     weight_decay: float = field(default=0.0, metadata={"min": 0})
+    """Weight decay (L2 penalty; decoupled for AdamW)."""
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
+    """Learning-rate schedule over the epochs: constant, cosine annealing, step decay (``step_size``, ``gamma``) or one-cycle."""
     step_size: int = field(default=10, metadata=_positive())
     """Epochs between decays for ``schedule = "step"``."""
     gamma: float = field(default=0.1, metadata=_positive())
+    """Factor of each decay for ``schedule = "step"``."""
     grad_clip: float = field(default=1.0, metadata={"min": 0})
     """Maximum global gradient norm; 0 turns clipping off."""
     patience: int = field(default=0, metadata={"min": 0})
@@ -210,6 +237,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"min": 0, "max": 2**32 - 1})
     """Seeds Python, NumPy and PyTorch; NumPy and scikit-learn take at most 2**32 - 1."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: ``auto`` takes the GPU when there is one, else the CPU."""
     num_threads: int = field(default=0, metadata={"min": 0, "max": 1024})
     """CPU threads for PyTorch; 0 keeps PyTorch's default (a huge count aborts the OpenMP runtime)."""
     progress: bool = True
@@ -403,7 +431,11 @@ def apply_overrides(table: dict[str, Any], overrides: typing.Iterable[str]) -> d
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The tables of a TOML file; an unreadable, invalid or too deeply nested file is a one-line error."""
+    """The tables of a TOML file, unchecked: the one place that reads a recipe from disk.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not valid TOML (the message names the file).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

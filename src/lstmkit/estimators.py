@@ -337,7 +337,9 @@ class LSTMClassifier(ClassifierMixin, _LSTMEstimator):
     def _restore(self, model: Model, meta: dict[str, Any]) -> None:
         if "classes" in meta:
             self.classes_ = np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
-        else:  # a folder from lstmkit train: its label names
+        elif "label_dtype" in model.meta:  # a folder from lstmkit train: the labels it learnt, indices of this type
+            self.classes_ = np.arange(len(model.label_names)).astype(np.dtype(model.meta["label_dtype"]))
+        else:  # a folder from an older lstmkit train, which did not record them: its label names
             self.classes_ = np.asarray(model.label_names)
 
 

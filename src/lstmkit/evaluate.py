@@ -37,7 +37,9 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, label_names: l
 def format_classification_report(report: dict[str, Any]) -> str:
     """A plain-text rendering: headline scores, the per-class table and the confusion matrix."""
     names = [row["label"] for row in report["per_class"]]
-    width = max(12, *(len(n) for n in names))
+    # A confusion-matrix row is named "INDEX NAME" unless the name is its index; no name is cut short.
+    row_names = [name if name == str(i) else f"{i} {name}" for i, name in enumerate(names)]
+    width = max(12, *(len(n) for n in names + row_names))
     lines = [
         f"accuracy {report['accuracy']:.4f}   precision (macro) {report['precision_macro']:.4f}   "
         f"recall (macro) {report['recall_macro']:.4f}   F1 (macro) {report['f1_macro']:.4f}",
@@ -51,7 +53,6 @@ def format_classification_report(report: dict[str, Any]) -> str:
     cell = max(5, len(str(cm.max())) + 1)
     lines += ["", "confusion matrix (rows: true class, columns: predicted class)",
               " " * width + "".join(f"{i:>{cell}d}" for i in range(len(names)))]
-    for i, (name, row) in enumerate(zip(names, cm)):
-        row_name = name if name == str(i) else f"{i} {name}"
-        lines.append(f"{row_name[:width]:<{width}}" + "".join(f"{v:>{cell}d}" for v in row))
+    for row_name, row in zip(row_names, cm):
+        lines.append(f"{row_name:<{width}}" + "".join(f"{v:>{cell}d}" for v in row))
     return "\n".join(lines)

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 NOT_PLOTTED = ("epoch", "lr", "seconds")
 STATS_SAMPLES = 256
+DEFAULT_SAMPLES = 3
+"""Test samples whose gates the report shows when it is not told which (fewer when the test split is smaller)."""
 RANKED_BY = {"cell_change": "|c_t - c_(t-1)|", "cell": "c_t", "input_gate": "i_t", "forget_gate": "f_t"}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
@@ -196,14 +198,15 @@ def parse_indices(text: str, what: str) -> list[int]:
 # The report
 
 
-def write_report(run_dir: str | Path, samples: Sequence[int] = (0, 1, 2), signal: np.ndarray | None = None,
+def write_report(run_dir: str | Path, samples: Sequence[int] | None = None, signal: np.ndarray | None = None,
                  units: Sequence[int] | None = None) -> Path:
     """Write ``RUN/report.html`` and its figures (``RUN/report/*.png``) for the run folder ``run_dir``.
 
     Args:
         run_dir: a folder written by ``lstmkit train`` (or by another task, with the files it has).
         samples: indices into the test split of the model's dataset whose gates and cell states are shown;
-            ``()`` leaves the gate views out.
+            ``()`` leaves the gate views out; ``None`` (the default) shows the first ``DEFAULT_SAMPLES``, or
+            all of them when the test split is smaller (a forecaster's may hold one window).
         signal: per-step values to rank units against, shape (len(samples), L) or (L,) for all of them, where
             L is the number of LSTM steps; ``None`` ranks nothing against a signal.
         units: the units shown as line plots in every layer; by default the three that correlate most
@@ -225,12 +228,13 @@ def write_report(run_dir: str | Path, samples: Sequence[int] = (0, 1, 2), signal
     found |= _evaluation_section(page, run_dir)
     found |= _forecast_section(page, run_dir)
     found |= _task_figures_section(page, run_dir)
-    if (run_dir / "model").is_dir() and list(samples) and _has_gate_views(run_dir / "model"):
-        _run_gate_sections(page, run_dir / "model", list(samples), signal, units)
+    if ((run_dir / "model").is_dir() and (samples is None or list(samples))
+            and _has_gate_views(run_dir / "model")):
+        _run_gate_sections(page, run_dir / "model", None if samples is None else list(samples), signal, units)
     elif not found:
         page.text("This folder holds none of metrics.csv, evaluation.json, forecast.csv or model/.", note=True)
     path = page.write(run_dir / "report.html")
-    log.info("wrote %s", path)
+    log.debug("wrote %s", path)  # the caller says so (the CLI prints one line)
     return path
 
 
@@ -318,7 +322,7 @@ def _forecast_section(page: _Page, run_dir: Path) -> bool:
     return True
 
 
-def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int], signal: np.ndarray | None,
+def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int] | None, signal: np.ndarray | None,
                        units: Sequence[int] | None) -> None:
     from lstmkit.data import load_source
     from lstmkit.model_folder import load_model
@@ -339,6 +343,8 @@ def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int], signal:
     data = model.config.data
     source = load_source(name, data_dir=data.data_dir or None, download=data.download, config=data)
     test = source.test
+    if samples is None:
+        samples = list(range(min(DEFAULT_SAMPLES, len(test))))
     bad = [i for i in samples if not 0 <= i < len(test)]
     if bad:
         raise ReportError(f"report samples: expected indices into the {name} test split, 0..{len(test) - 1}, "
@@ -473,7 +479,7 @@ def inspect_input(model_dir: str | Path, input_path: str | Path, units: Sequence
     names = [f"{input_path.name}[{i}]" for i in range(len(x))]
     _gate_sections(page, model, x, names, signal, units)
     path = page.write(out / "inspect.html")
-    log.info("wrote %s", path)
+    log.debug("wrote %s", path)  # the caller says so (the CLI prints one line)
     return path
 
 

@@ -91,7 +91,7 @@ def plot_gate_heatmaps(panels: dict[str, np.ndarray], path: str | Path, title: s
     heights += [1.1] * len(units)
     fig, axes = plt.subplots(len(heights), 1, figsize=(8, sum(heights) + 0.9), sharex=True, squeeze=False,
                              gridspec_kw={"height_ratios": heights})
-    fig.subplots_adjust(left=0.14, right=0.97, top=1 - 0.45 / (sum(heights) + 0.9), bottom=0.5 / (sum(heights) + 0.9),
+    fig.subplots_adjust(left=0.14, right=0.92, top=1 - 0.45 / (sum(heights) + 0.9), bottom=0.5 / (sum(heights) + 0.9),
                         hspace=0.15)
     axes = list(axes[:, 0])
     time = np.arange(steps)
@@ -103,10 +103,13 @@ def plot_gate_heatmaps(panels: dict[str, np.ndarray], path: str | Path, title: s
         ax = axes.pop(0)
         if name.startswith("c"):
             bound = float(np.abs(values).max()) or 1.0
-            ax.imshow(values.T, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+            image = ax.imshow(values.T, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
             name = f"{name}\n(\u00b1{bound:.2g})"
         else:
-            ax.imshow(values.T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            image = ax.imshow(values.T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        # The colour bar sits in an inset just right of its panel, so every panel keeps the same time axis.
+        bar = fig.colorbar(image, cax=ax.inset_axes([1.01, 0.0, 0.015, 1.0]))
+        bar.ax.tick_params(labelsize=6)
         ax.set_ylabel(f"{name}\nunit", fontsize=8)
     for unit in units:
         ax = axes.pop(0)

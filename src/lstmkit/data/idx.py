@@ -279,6 +279,9 @@ def _download(name: str, filename: str, folder: Path) -> Path:
                     f"{'; '.join(failures) or 'no mirror'}; {_HINTS[name]}")
 
 
+_ANNOUNCED: set[tuple[str, Path]] = set()
+
+
 def _locate(name: str, data_dir: Path | None, download: bool) -> dict[str, Path]:
     if data_dir is not None:
         found, missing = _find_files(data_dir)
@@ -289,7 +292,9 @@ def _locate(name: str, data_dir: Path | None, download: bool) -> dict[str, Path]
     for folder in SYSTEM_DIRS[name]:
         found, missing = _find_files(folder)
         if not missing:
-            log.info("%s: reading %s", name, folder)
+            if (name, folder) not in _ANNOUNCED:  # once per process: a run reads its data again for the report
+                _ANNOUNCED.add((name, folder))
+                log.info("%s: reading %s", name, folder)
             return found
     cache = cache_dir(name)
     found, missing = _find_files(cache)

@@ -70,6 +70,8 @@ from lstmkit.errors import DataError
 
 __all__ = [
     "TASKS",
+    "rnn_counterpart",
+    "judge_model",
     "REBER_SYMBOLS",
     "embedded_reber_strings",
     "embedded_reber_problem",
@@ -374,6 +376,29 @@ def evaluate_criterion(name: str, model: Any, data: ArrayDataset) -> dict[str, A
     if name == "embedded-reber":
         return criterion(model.predict(data), data.y)  # (N, L, 7) probabilities of the next symbols
     return criterion(model.predict(data), data.y)
+
+
+def rnn_counterpart(model: Any) -> str:
+    """The plain tanh RNN task (``rnn-regressor`` or ``rnn-classifier``) that trains on the same targets as
+    the ``[model]`` table ``model`` (a ``ModelConfig``): the baseline of ``lstmkit longlag --rnn``."""
+    from lstmkit.models import model_objective
+
+    return "rnn-regressor" if model_objective(model).targets == "values" else "rnn-classifier"
+
+
+def judge_model(config: Any, model_dir: str | Path) -> dict[str, Any]:
+    """Judge the model folder ``model_dir``, trained with ``config`` (a ``Config`` whose ``[data] name`` is one
+    of ``TASKS``), by its task's 1997 criterion on the test split; the report also names the task, its
+    length T and the model's task."""
+    from lstmkit.data import load_source
+    from lstmkit.model import Model
+
+    name = config.data.name
+    task_criterion(name)  # an unknown task is reported by name
+    source = load_source(name, config=config.data)
+    report = evaluate_criterion(name, Model.load(model_dir), source.test)
+    report.update({"task": name, "length": config.data.length, "model": config.model.task})
+    return report
 
 
 # --------------------------------------------------------------------------------------------------------

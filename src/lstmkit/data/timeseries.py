@@ -194,6 +194,10 @@ def series_from_frame(frame: Any, name: str, time_column: str = "", format: str 
     return Series(table.to_numpy(dtype=np.float64), [str(t) for t in time_values], names)
 
 
+def _rows(count: int) -> str:
+    return "1 such row" if count == 1 else f"{count} such rows"
+
+
 def _numeric(column: Any, name: str, column_name: str) -> Any:
     """The column as float64; a DataError names the first non-numeric or missing value and its file row."""
     import pandas as pd
@@ -206,7 +210,7 @@ def _numeric(column: Any, name: str, column_name: str) -> Any:
         what = "a missing value (NaN)" if pd.isna(raw) or str(raw).strip().lower() in ("nan", "") \
             else f"non-numeric value {raw!r}"
         raise DataError(f"series {name} column {column_name!r} row {position + 1}: expected a number, got "
-                        f"{what} ({int(bad.sum())} such rows); fill or drop them first")
+                        f"{what} ({_rows(int(bad.sum()))}); fill or drop them first")
     return values.astype(np.float64)
 
 

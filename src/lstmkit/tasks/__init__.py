@@ -26,10 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "trained_schema", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
+from lstmkit.errors import LstmkitError
 
-TASK_MODULES = ("lstmkit.tasks.sequence", "lstmkit.tasks.seq2seq", "lstmkit.tasks.frames")
-"""The modules that register tasks, imported on first lookup (so ``import lstmkit`` stays light)."""
+__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "trained_schema", "predict_trained", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
+
+TASK_MODULES = {"seq2seq": "lstmkit.tasks.seq2seq", "frames": "lstmkit.tasks.frames"}
+"""The modules of the tasks ``lstmkit train`` knows by name, each imported on its first lookup (so that
+``import lstmkit`` and a user error stay light); every other name is a sequence model
+(``lstmkit.tasks.sequence``, light to import)."""
 
 _TASKS: dict[str, Task] = {}
 _FALLBACK = "sequence"
@@ -104,6 +108,12 @@ class Task:
         """The trained model in ``folder`` ready for use (``lstmkit.load`` calls this)."""
         raise NotImplementedError
 
+    def predict_inputs(self, folder: Path, sources: list[str], texts: list[str], invert: bool = False) -> list[dict]:
+        """Answers on a user's raw inputs: files (``-`` for stdin) and texts, one JSON-ready record per
+        sample (``input``, ``index`` and the answer). Tasks whose models do not read files refuse."""
+        raise LstmkitError(f"predict {folder}: a [model] task = {self.name!r} model does not read input files; "
+                           f"use {self.verbs.replace('MODEL', str(folder))}")
+
     def schema(self, meta: dict[str, Any], config: Any) -> Any:
         """The inputs and outputs (``lstmkit.tasks.schema.Schema``) of a model with this metadata and config."""
         raise NotImplementedError
@@ -137,15 +147,14 @@ def register_task(*names: str) -> Callable[[type[Task]], type[Task]]:
     return decorate
 
 
-def _load_modules() -> None:
-    for module in TASK_MODULES:
-        importlib.import_module(module)
-
-
 def task_named(name: str | None) -> Task:
     """The task that trains recipes whose ``[model] task`` is ``name``."""
-    _load_modules()
-    return _TASKS.get(name or "", _TASKS[_FALLBACK])
+    name = name or ""
+    if name not in _TASKS and name in TASK_MODULES:
+        importlib.import_module(TASK_MODULES[name])
+    if _FALLBACK not in _TASKS:
+        importlib.import_module("lstmkit.tasks.sequence")
+    return _TASKS.get(name, _TASKS[_FALLBACK])
 
 
 def table_task(table: dict[str, Any], overrides: Iterable[str] = ()) -> Task:
@@ -214,3 +223,13 @@ def _toml(contents: Any) -> dict[str, Any]:
         return tomllib.loads(contents.config_text)
     except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ModelFolderError(f"model folder {contents.folder}: config.toml is not valid ({exc})") from None
+
+
+def predict_trained(path: str | Path, sources: list[str], texts: list[str] = (), invert: bool = False) -> list[dict]:
+    """``Task.predict_inputs`` of the task that wrote the model folder (or the run folder holding one)."""
+    from lstmkit.model_folder import read_model_folder
+
+    contents = read_model_folder(path)
+    name = contents.meta.get("task")
+    task = task_named(name if isinstance(name, str) else None)
+    return task.predict_inputs(contents.folder, list(sources), list(texts), invert=invert)

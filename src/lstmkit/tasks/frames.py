@@ -55,16 +55,23 @@ class FramesDataConfig:
     source: Literal["digits", "mnist", "fashion-mnist"] = "digits"
     """Digit images: the bundled 8x8 digits, or MNIST / Fashion-MNIST when their files are here."""
     frame_size: int = field(default=64, metadata={"min": 0, "exclusive": True})
+    """Side of each square frame, in pixels."""
     digit_size: int = field(default=16, metadata={"min": 0, "exclusive": True})
+    """Side of each digit drawn into a frame, in pixels."""
     num_digits: int = field(default=2, metadata={"min": 0, "exclusive": True})
+    """Digits moving in each sequence."""
     speed: float = field(default=3.0, metadata={"min": 0})
     """Pixels per frame."""
     input_frames: int = field(default=10, metadata={"min": 0, "exclusive": True})
+    """Frames the model sees."""
     output_frames: int = field(default=10, metadata={"min": 0, "exclusive": True})
+    """Frames it forecasts after them."""
     samples: int = field(default=1024, metadata={"min": 0, "exclusive": True})
     """Fresh training sequences per epoch."""
     val_samples: int = field(default=64, metadata={"min": 0, "exclusive": True})
+    """Validation sequences (fixed, drawn once)."""
     test_samples: int = field(default=256, metadata={"min": 0, "exclusive": True})
+    """Test sequences (fixed, drawn once)."""
 
 
 @dataclass
@@ -72,8 +79,11 @@ class FramesModelConfig:
     """``[model]`` of a frames recipe (see ``lstmkit.models.frame_forecaster.ConvLSTMForecaster``)."""
 
     task: Literal["frames"] = "frames"
+    """Always ``frames``: it picks this kind of recipe."""
     hidden_channels: list[int] = field(default_factory=lambda: [32, 32])
+    """Hidden channels of each stacked ConvLSTM layer (one layer per entry)."""
     kernel_size: int = field(default=3, metadata={"min": 0, "exclusive": True})
+    """Side of the ConvLSTM kernels (odd)."""
     patch: int = field(default=4, metadata={"min": 0, "exclusive": True})
     """Side of the square patches stacked into channels before the ConvLSTMs (Shi et al.)."""
     head: Literal["pixels", "warp"] = "warp"
@@ -82,6 +92,7 @@ class FramesModelConfig:
     warp_kernel: int = field(default=7, metadata={"min": 0, "exclusive": True})
     """Side of the ``warp`` head's kernels: odd, at least 2 * speed + 1 to follow the motion."""
     loss: Literal["bce", "mse"] = "bce"
+    """Per-pixel loss: binary cross-entropy or mean squared error."""
 
 
 @dataclass

@@ -57,19 +57,24 @@ class Seq2SeqDataConfig:
     path: str | None = None
     """A UTF-8 file of ``source<TAB>target`` lines (with ``name = "tsv"``)."""
     tokens: Literal["char", "word"] = "char"
+    """Split sources and targets into characters or into words."""
     samples: int = field(default=10000, metadata={"min": 1})
     """Generated training pairs (generated tasks only)."""
     val_samples: int = field(default=500, metadata={"min": 1})
+    """Generated validation pairs (generated tasks only)."""
     test_samples: int = field(default=1000, metadata={"min": 1})
-    """Generated held-out pairs; any whose source is also a training source is dropped."""
+    """Generated test pairs (generated tasks only); held-out pairs whose source is also a training source are
+    dropped."""
     val_fraction: float = field(default=0.05, metadata={"min": 0, "max": 0.5, "exclusive": True})
+    """Share of a TSV file held out for validation."""
     test_fraction: float = field(default=0.1, metadata={"min": 0, "max": 0.5, "exclusive": True})
-    """Shares of a TSV file held out for validation and test."""
+    """Share of a TSV file held out for the test."""
     max_digits: int = field(default=3, metadata={"min": 1})
     """``addition``: digits of each operand."""
     min_length: int = field(default=3, metadata={"min": 1})
+    """``reverse``: fewest digits per string."""
     max_length: int = field(default=12, metadata={"min": 1})
-    """``reverse``: digits per string."""
+    """``reverse``: most digits per string."""
 
 
 @dataclass
@@ -77,13 +82,19 @@ class Seq2SeqModelConfig:
     """``[model]`` of a seq2seq recipe (see ``lstmkit.models.seq2seq.Seq2Seq``)."""
 
     task: Literal["seq2seq"] = "seq2seq"
+    """Always ``seq2seq``: it picks this kind of recipe."""
     embedding_size: int = field(default=32, metadata={"min": 0, "exclusive": True})
+    """Width of the source and target token embeddings."""
     hidden_size: int = field(default=128, metadata={"min": 0, "exclusive": True})
+    """Features of the encoder and decoder LSTMs' cell states."""
     num_layers: int = field(default=1, metadata={"min": 0, "exclusive": True})
+    """Stacked LSTM layers of the encoder and of the decoder."""
     bidirectional: bool = True
+    """The encoder reads the source in both directions."""
     attention: Literal["additive", "dot", "general"] = "general"
     """``additive`` (Bahdanau), ``dot`` or ``general`` (Luong)."""
     dropout: float = field(default=0.0, metadata={"min": 0, "max": 0.9})
+    """Dropout on the embeddings, between stacked layers and before the output layer."""
     teacher_forcing: float = field(default=1.0, metadata={"min": 0, "max": 1})
     """Probability of feeding the true previous token in training (1: always; 0: the model's own)."""
     max_output_length: int = field(default=0, metadata={"min": 0})

@@ -93,6 +93,8 @@ class SequenceTask(Task):
         def finish(run: Any) -> dict[str, Any]:
             metrics = _write_evaluation(model, config, source, run)
             extra = {} if source.forecast is None else {"forecast": source.forecast.to_meta()}
+            if source.label_names:  # the labels it learnt are indices into label_names, of this integer type
+                extra["label_dtype"] = train.y.dtype.str
             model.save(run.model, extra_meta={**source.meta, "data_name": config.data.name,
                                               "pixel_max": source.pixel_max, **extra})
             return metrics
@@ -145,6 +147,43 @@ class SequenceTask(Task):
                               confusion=(report["confusion_matrix"], model.label_names))
         return Evaluation({"data": name, "split": split, **report}, metrics_text(title, report))
 
+    def predict_inputs(self, folder: Path, sources: list[str], texts: list[str], invert: bool = False) -> list[dict]:
+        """Classifiers: the label, its probability and every class's; regressors and per-step models: their
+        values; text models: labels (or tags) of texts given directly or as files of one text per line.
+        Sequences of any length for variable-length models (``lstmkit.data.read_sequences``)."""
+        import numpy as np
+
+        from lstmkit.data import read_sequences
+        from lstmkit.model import Model
+        from lstmkit.model_folder import load_model
+
+        loaded = load_model(folder)
+        if "forecast" in loaded.meta:
+            raise LstmkitError(f"predict {folder}: expected a classifier's model folder, got a forecaster's; "
+                               f"use lstmkit forecast {folder} (--backtest compares with the actual values)")
+        if texts or "tokenizer" in loaded.meta:
+            return _predict_texts(loaded, folder, sources, texts)
+        if not sources:
+            raise LstmkitError("predict: expected input files (or - for CSV on stdin)")
+        length, features = loaded.input_shape
+        image_shape = loaded.meta.get("image_shape")
+        results: list[dict] = []
+        for source in sources:
+            x, lengths = read_sequences(source, length, features,
+                                        image_shape=tuple(image_shape) if image_shape else None,
+                                        pixel_max=loaded.meta.get("pixel_max"), invert=invert)
+            if loaded.meta.get("targets") == "values":  # regressors and per-step models: their values
+                values = Model.from_loaded(loaded).predict(x, lengths)
+                results += [{"input": str(source), "index": i, "values": np.asarray(v).tolist()}
+                            for i, v in enumerate(values)]
+                continue
+            for index, row in enumerate(loaded.predict_proba(x, lengths)):
+                best = int(row.argmax())
+                results.append({"input": str(source), "index": index, "label": loaded.label_names[best],
+                                "probability": float(row[best]),
+                                "probabilities": {name: float(p) for name, p in zip(loaded.label_names, row)}})
+        return results
+
     def schema(self, meta: dict[str, Any], config: Config) -> Schema:
         """Raw sequences (or texts, for a model with a tokenizer) in; per sequence or per step, class
         probabilities (classifiers) or values (regressors, forecasters, next-symbol sets) out."""
@@ -176,3 +215,27 @@ class SequenceTask(Task):
         else:
             out = Port("values", "float32", (*steps, outputs), "predicted values")
         return Schema(inputs=inputs, outputs=(out,), labels=labels)
+
+
+def _text_lines(source: str) -> list[str]:
+    import sys
+
+    if source == "-":
+        return [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        return [line for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LstmkitError(f"predict {source}: expected a UTF-8 text file, one text per line ({exc})") from None
+
+
+def _predict_texts(loaded: Any, folder: Path, sources: list[str], texts: list[str]) -> list[dict]:
+    from lstmkit.text_inference import TextModel
+
+    model = TextModel.from_loaded(loaded, folder)
+    items = [("--text", i, text) for i, text in enumerate(texts)]
+    for source in sources:
+        items += [(source, i, text) for i, text in enumerate(_text_lines(source))]
+    if not items:
+        raise LstmkitError("predict: expected --text TEXT or text files (one text per line)")
+    return [{"input": source, "index": i, "text": text, **r}
+            for (source, i, text), r in zip(items, model.predict([text for _, _, text in items]))]

@@ -1,0 +1,190 @@
+"""The README and docs/ say what is true: their commands parse, their files exist, the quick start runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lstmkit.cli import build_parser
+
+ROOT = Path(__file__).parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+PATH = re.compile(r"(?<![\w/.-])((?:configs|examples|tools|bench|tests|src|docs|requirements)/[\w./-]*\w)")
+COMMANDS = set(build_parser()._subparsers._group_actions[0].choices)
+
+
+def _shell_blocks(text: str) -> list[str]:
+    """The fenced blocks that are not Python, with backslash continuations joined."""
+    return [body.replace("\\\n", " ") for lang, body in FENCE.findall(text) if lang != "python"]
+
+
+def _lstmkit_commands(line: str) -> list[list[str]]:
+    """The argument lists of every lstmkit command in one shell line."""
+    try:
+        tokens = shlex.split(line, comments=True)
+    except ValueError:
+        return []
+    commands, current = [], []
+    for token in tokens + [";"]:
+        if token in ("|", "&", "&&", ";", "||") or token.startswith(">"):
+            if current:
+                commands.append(current)
+            current = []
+        else:
+            current.append(token.rstrip("&;"))
+    found = []
+    for words in commands:
+        words = [w for w in words if not re.fullmatch(r"[A-Z_]+=\S*", w)]  # VAR=value before the command
+        if words and words[0].endswith("lstmkit"):
+            found.append(words[1:])
+        elif "-m" in words and words.index("-m") + 1 < len(words) and words[words.index("-m") + 1] in ("lstmkit", "lstmkit.cli"):
+            found.append(words[words.index("-m") + 2:])
+    return found
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for block in _shell_blocks(text):
+            for line in block.splitlines():
+                found += [(page.name, args) for args in _lstmkit_commands(line)]
+        for span in re.findall(r"`([^`\n]+)`", FENCE.sub("", text)):  # inline code in the prose
+            for args in _lstmkit_commands(span):
+                if len(args) > 1 and args[0] in COMMANDS and "..." not in args:  # not a bare `lstmkit predict`
+                    found.append((page.name, args))
+    return found
+
+
+def test_the_pages_show_lstmkit_commands():
+    pages = {page for page, _ in _documented_commands()}
+    assert {"README.md", "tasks.md", "deploy.md"} <= pages
+
+
+@pytest.mark.parametrize("page, args", _documented_commands(), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_every_documented_command_line_parses(page, args):
+    try:
+        build_parser().parse_args(args)
+    except SystemExit:
+        pytest.fail(f"{page}: lstmkit {' '.join(args)} does not parse")
+
+
+def test_every_file_and_link_the_pages_name_exists():
+    missing = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for path in PATH.findall(text):
+            placeholder = "*" in path or "{" in path or re.search(r"[A-Z]{3,}", Path(path).name)  # configs/NAME.toml
+            if not placeholder and not (ROOT / path).exists():
+                missing.append(f"{page.name}: {path}")
+        for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if not link.startswith("http") and not (page.parent / link).exists():
+                missing.append(f"{page.name}: link {link}")
+    assert missing == []
+
+
+def _marked_block(text: str, mark: str) -> str:
+    match = re.search(rf"<!-- quickstart:{mark} .*?-->\n```sh\n(.*?)```", text, re.S)
+    assert match, f"README.md has no block marked quickstart:{mark}"
+    return match.group(1)
+
+
+def test_make_demo_runs_the_readme_quick_start_lines():
+    demo = _marked_block((ROOT / "README.md").read_text(encoding="utf-8"), "demo").strip().splitlines()
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    lines = [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe.splitlines()]
+    assert [line for line in lines if "lstmkit " in line] == demo
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_quick_start_runs_as_written(tmp_path):
+    """The README's round, command for command, with a one-epoch model and a free port, in a fresh folder."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    demo, round_ = _marked_block(text, "demo"), _marked_block(text, "round")
+    port = str(_free_port())
+    tiny = (" --set train.epochs=1 --set model.hidden_size=16 --set train.progress=false --set train.num_threads=1"
+            " --set train.report=false --set train.tensorboard=false")
+    script = demo.replace("--out runs/demo", "--out runs/demo" + tiny) + round_.replace("8000", port)
+    assert tiny in script and port in script
+    # Then every command of docs/ that works on the quick start's runs/demo, as written.
+    later = _docs_lines_on_the_demo_run()
+    assert len(later) >= 6
+    script += "\n".join(later) + "\n"
+    for name in ("configs", "examples"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    shim = tmp_path / ".venv" / "bin" / "lstmkit"  # the README's .venv/bin/lstmkit, on this interpreter
+    shim.parent.mkdir(parents=True)
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lstmkit \"$@\"\n")
+    shim.chmod(0o755)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert re.search(r"^accuracy 0\.\d+", out, re.M)  # train and evaluate print the evaluation
+    assert out.count("examples/digits_sample.csv[") == 5  # predict: the five samples
+    assert "wrote runs/demo/model.onnx" in out and "verified in ONNX Runtime" in out
+    assert '{"predictions":[{"label":' in out
+    assert "lstmkit serve stopped" not in out
+    assert (tmp_path / "runs" / "demo" / "report.html").is_file() and (tmp_path / "inspect" / "inspect.html").is_file()
+    assert (tmp_path / "cm.png").is_file()
+
+
+def _docs_lines_on_the_demo_run() -> list[str]:
+    """The shell lines of docs/ that use the trained runs/demo and train nothing."""
+    lines = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for block in _shell_blocks(page.read_text(encoding="utf-8")):
+            for line in block.splitlines():
+                commands = _lstmkit_commands(line)
+                if "runs/demo" in line and commands and all(args[0] != "train" for args in commands):
+                    lines.append(line)
+    return lines
+
+
+def test_the_serve_wait_loop_stops_when_serve_fails(tmp_path):
+    """A server that cannot start (no such model) ends the README's loop at once, with its message."""
+    round_ = _marked_block((ROOT / "README.md").read_text(encoding="utf-8"), "round")
+    start = round_.index(".venv/bin/lstmkit serve")
+    loop = round_[start:round_.index("done\n", start) + 5].replace("8000", str(_free_port()))
+    shim = tmp_path / ".venv" / "bin" / "lstmkit"
+    shim.parent.mkdir(parents=True)
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lstmkit \"$@\"\n")
+    shim.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(["bash", "-c", loop], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert "lstmkit serve stopped" in result.stdout
+    assert "model folder runs/demo/model.onnx" in result.stderr or "runs/demo/model.onnx" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_forecasting_input_layout_shown_in_the_docs_works(tmp_path, capsys):
+    """docs/tasks.md shows the layout of forecast --input with examples/airline_recent.csv; it forecasts."""
+    from lstmkit.cli import main
+
+    assert "examples/airline_recent.csv" in (ROOT / "docs" / "tasks.md").read_text(encoding="utf-8")
+    run = tmp_path / "airline"
+    assert main(["train", str(ROOT / "configs" / "airline.toml"), "--out", str(run), "--set", "train.epochs=1",
+                 "--set", "train.progress=false", "--set", "train.report=false", "--set", "train.num_threads=1"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "recent.csv"
+    assert main(["forecast", str(run / "model"), "--input", str(ROOT / "examples" / "airline_recent.csv"),
+                 "--out", str(out)]) == 0
+    assert f"wrote {out} (12 steps of 1 series)" in capsys.readouterr().out
+    assert out.read_text().splitlines()[1].startswith("1961-01")  # the forecast starts after the file's last row
