@@ -137,3 +137,19 @@ def text_classifier_model(reviews, tmp_path_factory) -> Path:
                        "--set", "train.tensorboard=false", "--set", "train.report=false"])
     assert status == 0
     return out / "model"
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """One digits run, trained through ``lstmkit train`` (2 epochs, LSTM(32), on one thread with the process
+    settings put back), shared by the test modules that read a classifier's run folder. Modules that change
+    the folder copy it first (``copied_digits_run``)."""
+    from lstmkit.cli import main
+
+    out = tmp_path_factory.mktemp("digits") / "run"
+    with num_threads(1), process_globals_restored():
+        status = main(["train", str(Path(__file__).parent.parent / "configs" / "digits.toml"), "--out", str(out),
+                       "--set", "train.epochs=2", "--set", "train.progress=false", "--set", "model.hidden_size=32",
+                       "--set", "train.num_threads=1"])
+    assert status == 0
+    return out

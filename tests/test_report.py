@@ -15,13 +15,11 @@ import torch
 from torch import nn
 
 from lstmkit.cli import main
-from lstmkit.config import load_config
 from lstmkit.data.synthetic import adding_problem
 from lstmkit.errors import DataError, LstmkitError, ReportError
 from lstmkit.gate_views import gate_views
 from lstmkit.nn import LSTM
 from lstmkit.report import highlight_text, parse_indices, read_forecast_csv, write_report
-from lstmkit.train import run_training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -31,10 +29,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory, one_thread_for_module):
-    """A one-epoch digits run with its report (3 samples), shared by the tests that read it."""
+def digits_run(digits_run, tmp_path_factory, one_thread_for_module):
+    """The session's digits run (tests/conftest.py), copied, with its report of test samples 0 and 5."""
     run = tmp_path_factory.mktemp("digits") / "run"
-    run_training(load_config(CONFIGS / "digits.toml", ["train.epochs=1", "train.progress=false", "train.report=false"]), run)
+    shutil.copytree(digits_run, run)
     write_report(run, samples=(0, 5))
     return run
 
@@ -123,7 +121,7 @@ def test_cli_report_and_inspect(digits_run, tmp_path, capsys):
     assert "one.npy[0]" in page and "units 3, 7" in page
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 2 + 2  # 2 directions, saturation of each
     assert main(["inspect", str(digits_run / "model"), str(tmp_path / "one.npy"), "--units", "3,999"]) == 2
-    assert "units: expected unit indices in 0..127 (hidden_size 128), got 999" in capsys.readouterr().err
+    assert "units: expected unit indices in 0..31 (hidden_size 32), got 999" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -223,6 +223,8 @@ def write_report(run_dir: str | Path, samples: Sequence[int] | None = None, sign
     if not run_dir.is_dir():
         raise ReportError(f"report: expected a run folder written by lstmkit train, got {run_dir} "
                           f"({'a file' if run_dir.exists() else 'no such folder'})")
+    for stale in (run_dir / "report").glob("*.png"):  # figures of an earlier report (other samples, units)
+        stale.unlink()
     page = _Page(f"lstmkit run {run_dir.name}", run_dir / "report")
     found = _curves_section(page, run_dir)
     found |= _evaluation_section(page, run_dir)
