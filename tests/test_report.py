@@ -130,8 +130,8 @@ def test_report_errors_name_the_option_and_what_was_given(digits_run, tmp_path):
         write_report(digits_run, samples=(0, 5000))
     with pytest.raises(ReportError, match=r"signal: expected shape \(2, 8\) .* or \(8,\) for all of them, got \(2, 7\)"):
         write_report(digits_run, samples=(0, 1), signal=np.zeros((2, 7)))
-    with pytest.raises(ReportError, match=r"units: expected unit indices in 0\.\.127 \(hidden_size 128\), got 128"):
-        write_report(digits_run, samples=(0,), units=[128])
+    with pytest.raises(ReportError, match=r"units: expected unit indices in 0\.\.31 \(hidden_size 32\), got 32"):
+        write_report(digits_run, samples=(0,), units=[32])
     np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 8)))
     with pytest.raises(DataError, match=r"wrong.npy"):
         main_error(["inspect", str(digits_run / "model"), str(tmp_path / "wrong.npy")])
