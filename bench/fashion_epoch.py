@@ -29,7 +29,7 @@ from lstmkit.config import load_config  # noqa: E402
 from lstmkit.data import Standardizer, load_source  # noqa: E402
 from lstmkit.data import ArrayDataset  # noqa: E402
 from lstmkit.models import InputSpec, build_model, model_objective  # noqa: E402
-from lstmkit.trainer import Trainer  # noqa: E402
+from lstmkit.training.trainer import Trainer  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 

@@ -45,7 +45,7 @@ def make_model(folder: Path, hidden: int = 128) -> Path:
 
     from lstmkit.config import Config, ModelConfig
     from lstmkit.data import Standardizer
-    from lstmkit.model_folder import save_model
+    from lstmkit.artifacts.model_folder import save_model
     from lstmkit.models import InputSpec, build_model
 
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ the epoch, the final accuracy, seconds per epoch, and the peak resident memory o
 
 - Keras: the seed example, ``LSTM(128, activation="relu")`` + ``Dense(10, softmax)``, Adam, batch 128,
   pixels scaled to [0, 1], up to ``--keras-epochs`` epochs.
-- lstmkit: ``configs/fashion_mnist.toml`` as shipped, through ``lstmkit.model.Model.fit`` (the path
+- lstmkit: ``configs/fashion_mnist.toml`` as shipped, through ``lstmkit.tasks.sequence_model.Model.fit`` (the path
   ``lstmkit train`` runs), without its validation split so both see all 60,000 images.
 
 Run (needs TensorFlow: ``make bench``, or ``pip install -e .[bench]``)::
@@ -63,11 +63,11 @@ def run_keras(epochs: int, target: float) -> dict:
 def run_lstmkit(target: float) -> dict:
     import torch
 
-    from lstmkit.callbacks import Callback
+    from lstmkit.training.callbacks import Callback
     from lstmkit.config import load_config
     from lstmkit.data import load_source
-    from lstmkit.model import Model
-    from lstmkit.trainer import predict_outputs
+    from lstmkit.tasks.sequence_model import Model
+    from lstmkit.training.trainer import predict_outputs
 
     config = load_config(ROOT / "configs" / "fashion_mnist.toml", ["train.progress=false", "data.val_fraction=0"])
     source = load_source("fashion-mnist")

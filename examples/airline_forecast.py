@@ -13,8 +13,8 @@ from importlib.resources import files
 
 import numpy as np
 
-from lstmkit.forecast_metrics import mase
-from lstmkit.forecasting import LSTMForecaster
+from lstmkit.evaluation.forecasting import mase
+from lstmkit.tasks.forecasting import LSTMForecaster
 
 FAST = os.environ.get("EXAMPLE_FAST") == "1"
 THREADS = int(os.environ.get("EXAMPLE_THREADS", "0"))

@@ -18,8 +18,8 @@ from lstmkit.config import DataConfig, ModelConfig, TrainConfig, load_config
 from lstmkit.data import load_source
 from lstmkit.errors import ConfigError, ModelFolderError
 from lstmkit.estimators import EXCLUDED_KEYS, PARAMETER_KEYS
-from lstmkit.model import Model
-from lstmkit.train import run_training
+from lstmkit.tasks.sequence_model import Model
+from lstmkit.runs.train import run_training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 SRC = Path(__file__).parent.parent / "src"

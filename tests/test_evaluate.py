@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lstmkit.evaluate import classification_report, format_classification_report
-from lstmkit.viz import plot_confusion_matrix
+from lstmkit.evaluation.classification import classification_report, format_classification_report
+from lstmkit.report.plots import plot_confusion_matrix
 
 
 def test_report_matches_hand_counts():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lstmkit.errors import DataError
-from lstmkit.forecast_metrics import (forecast_metrics, mae, mase, naive_forecast, rmse, seasonal_naive_forecast,
+from lstmkit.evaluation.forecasting import (forecast_metrics, mae, mase, naive_forecast, rmse, seasonal_naive_forecast,
                                       seasonal_naive_scale, smape)
 
 

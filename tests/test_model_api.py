@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from lstmkit.callbacks import EarlyStopping, LambdaCallback, LearningRateSchedule, TensorBoard
+from lstmkit.training.callbacks import EarlyStopping, LambdaCallback, LearningRateSchedule, TensorBoard
 from lstmkit.data.arrays import as_dataset, from_long_table, pad_sequences
 from lstmkit.data.synthetic import adding_problem
 from lstmkit.errors import ConfigError, DataError
-from lstmkit.model import Model
+from lstmkit.tasks.sequence_model import Model
 
 FAST = ["train.progress=false", "model.hidden_size=16", "train.epochs=2", "train.num_threads=1", "train.lr=1e-2"]
 
@@ -51,8 +51,10 @@ def test_regression_on_the_adding_problem_beats_the_mean():
                                             "data.normalize=false", "model.hidden_size=24"])
     model.fit((x, y), val=(xv, yv))
     metrics = model.evaluate((xv, yv))
-    assert set(metrics) == {"loss", "mae", "rmse"}
+    assert set(metrics) == {"loss", "mse", "mae", "rmse"}
     assert metrics["loss"] < 0.6 * np.var(yv)  # the mean predictor's MSE is var(y)
+    assert metrics["mse"] == pytest.approx(metrics["loss"], rel=1e-4)  # the loss is MSE here
+    assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5, rel=1e-4)
     assert model.predict(xv[:4]).shape == (4,)
     with pytest.raises(ConfigError, match="predicts values, not class probabilities"):
         model.predict_proba(xv[:2])

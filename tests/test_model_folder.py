@@ -8,7 +8,7 @@ import torch
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.model_folder import load_model, save_model, write_manifest
+from lstmkit.artifacts.model_folder import load_model, save_model, write_manifest
 from lstmkit.models import InputSpec, build_model
 
 SPEC = InputSpec(input_size=4, num_outputs=3, sequence_length=5)

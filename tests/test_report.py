@@ -17,7 +17,7 @@ from torch import nn
 from lstmkit.cli import main
 from lstmkit.data.synthetic import adding_problem
 from lstmkit.errors import DataError, LstmkitError, ReportError
-from lstmkit.gate_views import gate_views
+from lstmkit.report.gate_views import gate_views
 from lstmkit.nn import LSTM
 from lstmkit.report import highlight_text, parse_indices, read_forecast_csv, write_report
 

@@ -14,7 +14,7 @@ from safetensors.numpy import load_file
 
 from lstmkit.cli import main
 from lstmkit.config import load_config
-from lstmkit.train import run_training
+from lstmkit.runs.train import run_training
 
 # Zoneout and dropout draw random numbers every batch, so a resume that lost the RNG state would differ.
 OVERRIDES = ["train.progress=false", "train.report=false", "model.hidden_size=16", "train.epochs=3", "train.num_threads=1",
@@ -27,7 +27,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import lstmkit.runs.train as train
-    from lstmkit.callbacks import Callback
+    from lstmkit.training.callbacks import Callback
     from lstmkit.config import load_config
 
     class Kill(Callback):

@@ -13,8 +13,8 @@ from lstmkit.cli import main
 from lstmkit.config import load_config
 from lstmkit.data import load_source
 from lstmkit.data.text import UNK_ID, Tokenizer
-from lstmkit.model_folder import load_model
-from lstmkit.text_inference import TextModel
+from lstmkit.artifacts.model_folder import load_model
+from lstmkit.tasks.text import TextModel
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"

@@ -10,7 +10,7 @@ from safetensors.numpy import load_file
 from lstmkit.cli import main
 from lstmkit.config import load_config
 from lstmkit.data import write_idx
-from lstmkit.train import run_training
+from lstmkit.runs.train import run_training
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 FAST = ["train.progress=false", "train.report=false", "model.hidden_size=16", "train.epochs=1"]

@@ -59,7 +59,7 @@ def test_bad_search_spaces_are_refused_with_the_key_named(tmp_path, capsys, text
 
 
 def test_the_shipped_space_loads():
-    from lstmkit.tune import load_space
+    from lstmkit.runs.tune import load_space
 
     space = load_space(CONFIGS / "spaces" / "digits.toml", load_config(CONFIGS / "digits.toml"))
     assert {d.key for d in space} == {"train.lr", "model.hidden_size", "train.weight_decay", "model.readout"}

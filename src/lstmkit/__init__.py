@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = ["load", "Model", "LSTMClassifier", "LSTMRegressor", "__version__"]
 
-_LAZY = {"Model": "lstmkit.model", "LSTMClassifier": "lstmkit.estimators", "LSTMRegressor": "lstmkit.estimators"}
+_LAZY = {"Model": "lstmkit.tasks.sequence_model", "LSTMClassifier": "lstmkit.estimators", "LSTMRegressor": "lstmkit.estimators"}
 
 
 def load(path: Any) -> Any:

@@ -1,4 +1,4 @@
-"""scikit-learn estimators: ``LSTMClassifier`` and ``LSTMRegressor``, thin layers over ``lstmkit.model.Model``.
+"""scikit-learn estimators: ``LSTMClassifier`` and ``LSTMRegressor``, thin layers over ``lstmkit.tasks.sequence_model.Model``.
 
 They train through ``Model.fit`` (the path ``lstmkit train`` uses), so the same settings, seed and data
 give the same weights as the CLI. Constructor arguments carry the names of the config keys
@@ -41,13 +41,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from lstmkit.callbacks import Callback, ProgressBar
+from lstmkit.training.callbacks import Callback, ProgressBar
 from lstmkit.config import Config, DataConfig, ModelConfig, TrainConfig, config_from_dict
 from lstmkit.data.arrays import from_long_table, pad_sequences
 from lstmkit.data.base import ArrayDataset
 from lstmkit.data.transforms import split_train_val
 from lstmkit.errors import ModelFolderError
-from lstmkit.model import Model
+from lstmkit.tasks.sequence_model import Model
 
 __all__ = ["LSTMClassifier", "LSTMRegressor", "PARAMETER_KEYS", "EXCLUDED_KEYS"]
 
@@ -60,7 +60,7 @@ EXCLUDED_KEYS = {
     # The data comes from fit(X, y): the keys that find, read or tokenise a source do not apply.
     "data": {"name", "data_dir", "download", "path", "length", "samples", "test_path", "test_fraction",
              "text_column", "label_column", "tokenizer", "lowercase", "max_vocab", "min_freq",
-             # forecasting sources' keys (LSTMForecaster in lstmkit.forecasting takes those)
+             # forecasting sources' keys (LSTMForecaster in lstmkit.tasks.forecasting takes those)
              "window", "horizon", "test_windows", "season", "log", "difference", "series", "time_column",
              "format", "id_column", "value_column",
              "input_scale"},  # generated long-lag sources only
@@ -231,7 +231,7 @@ class _LSTMEstimator(BaseEstimator):
     # ----------------------------------------------------------------------------------------------------
 
     def _train(self, data: ArrayDataset, callbacks: Iterable[Callback], label_names: list[str] | None) -> None:
-        """Hold out validation and train, as ``lstmkit.train.run_training`` does with a source's training split."""
+        """Hold out validation and train, as ``lstmkit.runs.train.run_training`` does with a source's training split."""
         config = self.to_config()
         train, val = split_train_val(data, config.data.val_fraction, config.train.seed)
         model = Model(config)
@@ -265,7 +265,7 @@ class _LSTMEstimator(BaseEstimator):
     @classmethod
     def load(cls, path: str | Path) -> _LSTMEstimator:
         """A fitted estimator from a model folder written by ``save`` or by ``lstmkit train``."""
-        from lstmkit.model_folder import META
+        from lstmkit.artifacts.model_folder import META
 
         model = Model.load(path)
         meta = json.loads((Path(path) / META).read_text(encoding="utf-8")).get("estimator") or {}
@@ -288,7 +288,7 @@ class _LSTMEstimator(BaseEstimator):
 
 
 class LSTMClassifier(ClassifierMixin, _LSTMEstimator):
-    """Classify sequences with an LSTM: a scikit-learn classifier over ``lstmkit.model.Model``.
+    """Classify sequences with an LSTM: a scikit-learn classifier over ``lstmkit.tasks.sequence_model.Model``.
 
     Labels may be any values ``np.unique`` can sort (strings, non-contiguous integers); they are mapped
     to class indices for training and back in ``predict``. The parameters are the config keys of
@@ -298,7 +298,7 @@ class LSTMClassifier(ClassifierMixin, _LSTMEstimator):
         classes_: the labels, sorted; ``predict_proba``'s columns follow this order.
         n_features_in_: columns of a 2-D X (one step each), or features per step of sequences.
         input_format_: ``"columns"`` (fitted on a 2-D X) or ``"sequences"``.
-        model_: the trained ``lstmkit.model.Model``.
+        model_: the trained ``lstmkit.tasks.sequence_model.Model``.
         history_: one row per epoch (losses, accuracies, learning rate, seconds).
         best_epoch_: the epoch whose weights the model holds (chosen on the validation split).
     """
@@ -307,7 +307,7 @@ class LSTMClassifier(ClassifierMixin, _LSTMEstimator):
 
     def fit(self, X: Any, y: Any, callbacks: Iterable[Callback] = ()) -> LSTMClassifier:
         """Train on ``X``, ``y``: ``val_fraction`` of it (stratified, by ``random_state``) picks the best
-        epoch, as ``lstmkit train`` does; ``callbacks`` are extra ``lstmkit.callbacks``."""
+        epoch, as ``lstmkit train`` does; ``callbacks`` are extra ``lstmkit.training.callbacks``."""
         x, lengths, ids = self._sequences(X, reset=True)
         y = column_or_1d(self._align(y, ids), warn=True)
         check_classification_targets(y)
@@ -344,7 +344,7 @@ class LSTMClassifier(ClassifierMixin, _LSTMEstimator):
 
 
 class LSTMRegressor(RegressorMixin, _LSTMEstimator):
-    """Predict real values from sequences with an LSTM: a scikit-learn regressor over ``lstmkit.model.Model``.
+    """Predict real values from sequences with an LSTM: a scikit-learn regressor over ``lstmkit.tasks.sequence_model.Model``.
 
     ``y`` is ``(N,)`` or ``(N, K)`` (K outputs); ``loss`` is ``"mse"`` (the default, ``"auto"``), ``"mae"``
     or ``"huber"``. The targets are not rescaled: standardise them yourself (for instance with
@@ -362,7 +362,7 @@ class LSTMRegressor(RegressorMixin, _LSTMEstimator):
 
     def fit(self, X: Any, y: Any, callbacks: Iterable[Callback] = ()) -> LSTMRegressor:
         """Train on ``X``, ``y``: ``val_fraction`` of it (by ``random_state``) picks the best epoch;
-        ``callbacks`` are extra ``lstmkit.callbacks``."""
+        ``callbacks`` are extra ``lstmkit.training.callbacks``."""
         x, lengths, ids = self._sequences(X, reset=True)
         y = check_array(self._align(y, ids), ensure_2d=False, dtype=np.float32, input_name="y")
         if y.ndim == 2 and y.shape[1] == 1:

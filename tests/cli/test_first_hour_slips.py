@@ -76,7 +76,7 @@ def test_5_fashion_mnist_says_where_it_reads_once_per_run(tmp_path, monkeypatch,
 
 
 def test_6_confusion_matrix_rows_keep_whole_class_names():
-    from lstmkit.evaluate import classification_report, format_classification_report
+    from lstmkit.evaluation.classification import classification_report, format_classification_report
 
     names = ["T-shirt/top", "Trouser", "Pullover"]
     text = format_classification_report(classification_report(np.array([0, 1, 2, 0]), np.array([0, 1, 2, 1]), names))
@@ -116,7 +116,7 @@ def test_8_help_texts_say_what_each_option_is(capsys):
 def test_9_gate_heatmaps_have_a_colour_bar_each(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
-    from lstmkit.viz import plot_gate_heatmaps
+    from lstmkit.report.plots import plot_gate_heatmaps
 
     bars = []
     original = Figure.colorbar

@@ -18,7 +18,7 @@ from safetensors.numpy import load_file
 from sklearn.datasets import load_digits
 
 from lstmkit.cli import main
-from lstmkit.model import Model
+from lstmkit.tasks.sequence_model import Model
 from lstmkit.nn import LSTM, ConvLSTM
 
 if not torch.cuda.is_available():

@@ -53,7 +53,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import lstmkit.runs.train as train
-    from lstmkit.callbacks import Callback
+    from lstmkit.training.callbacks import Callback
     from lstmkit.tasks import load_recipe
 
     class Kill(Callback):

@@ -3,8 +3,8 @@
 import httpx
 import pytest
 
-from lstmkit.export import export_onnx
-from lstmkit.model_folder import load_model
+from lstmkit.artifacts.export import export_onnx
+from lstmkit.artifacts.model_folder import load_model
 from lstmkit.serve import create_app, load_backend
 from serve_helpers import OPTIONS, LiveServer, make_folder
 

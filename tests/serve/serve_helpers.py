@@ -10,7 +10,7 @@ import uvicorn
 
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
-from lstmkit.model_folder import save_model
+from lstmkit.artifacts.model_folder import save_model
 from lstmkit.models import InputSpec, build_model
 from lstmkit.serve import ServeOptions
 

@@ -10,7 +10,7 @@ import pytest
 
 from lstmkit.errors import LstmkitError
 from lstmkit.serve import create_app, load_backend
-from lstmkit.text_inference import TextModel
+from lstmkit.tasks.text import TextModel
 from serve_helpers import OPTIONS, LiveServer
 
 @pytest.fixture(scope="module")

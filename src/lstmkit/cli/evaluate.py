@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         if result.confusion is None:
             raise LstmkitError(f"evaluate --plot: only a classifier has a confusion matrix to plot, and "
                                f"{args.model} holds another kind of model")
-        from lstmkit.viz import plot_confusion_matrix
+        from lstmkit.report.plots import plot_confusion_matrix
 
         matrix, names = result.confusion
         plot_confusion_matrix(matrix, names, args.plot, title=f"{result.report['data']} {args.split}: confusion matrix")

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lstmkit.forecasting import forecast_from_model, write_forecast
+    from lstmkit.tasks.forecasting import forecast_from_model, write_forecast
 
     result = forecast_from_model(args.model, horizon=args.horizon, input=args.input, backtest=args.backtest)
     out = args.out or Path("forecast.csv")

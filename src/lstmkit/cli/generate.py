@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lstmkit.text_inference import TextModel
+    from lstmkit.tasks.text import TextModel
 
     text = TextModel.load(args.model).generate(args.prompt, args.length, args.temperature, args.seed)
     print(args.prompt + text)

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_dict(apply_overrides(table, overrides))
 
     from lstmkit.data.longlag import TASKS, judge_model, rnn_counterpart
-    from lstmkit.train import run_training
+    from lstmkit.runs.train import run_training
 
     if args.rnn:
         overrides.append(f"model.task={rnn_counterpart(config.model)}")

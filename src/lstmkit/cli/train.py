@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise LstmkitError(f"config [train] batch_size: expected a multiple of the {args.nproc} processes, "
                            f"got {config.train.batch_size}")
 
-    from lstmkit import distributed
+    from lstmkit.training import distributed
     from lstmkit.runs.train import run_task
 
     if args.nproc > 1:

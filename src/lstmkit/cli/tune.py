@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     _, base = load_recipe(args.config, list(args.set or []))  # any task's recipe, read once
 
-    from lstmkit.tune import load_space, tune
+    from lstmkit.runs.tune import load_space, tune
 
     space = load_space(args.space, base)
     out = args.out or default_run_folder(args.config, prefix="tune-")

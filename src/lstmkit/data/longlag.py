@@ -369,7 +369,7 @@ def task_criterion(name: str) -> Callable[[np.ndarray, np.ndarray], dict[str, An
 
 
 def evaluate_criterion(name: str, model: Any, data: ArrayDataset) -> dict[str, Any]:
-    """Run ``model`` (an ``lstmkit.model.Model``) on ``data`` and judge it by task ``name``'s criterion."""
+    """Run ``model`` (an ``lstmkit.tasks.sequence_model.Model``) on ``data`` and judge it by task ``name``'s criterion."""
     criterion = task_criterion(name)
     if TASKS[name]["targets"] == "classes":
         return criterion(model.predict_proba(data), data.y)
@@ -391,7 +391,7 @@ def judge_model(config: Any, model_dir: str | Path) -> dict[str, Any]:
     of ``TASKS``), by its task's 1997 criterion on the test split; the report also names the task, its
     length T and the model's task."""
     from lstmkit.data import load_source
-    from lstmkit.model import Model
+    from lstmkit.tasks.sequence_model import Model
 
     name = config.data.name
     task_criterion(name)  # an unknown task is reported by name

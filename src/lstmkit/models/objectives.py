@@ -4,7 +4,7 @@ An objective turns the model's raw outputs into a loss, running training statist
 
 - ``classification``: cross-entropy on logits ``(N, C)``,
   ``loss = -mean_n log softmax(z_n)[y_n]`` (with optional label smoothing); metrics are accuracy and the
-  macro precision/recall/F1 of ``lstmkit.evaluate``.
+  macro precision/recall/F1 of ``lstmkit.evaluation.classification``.
 - ``regression``: the mean over samples and outputs of a pointwise loss on ``(N, K)`` outputs:
   ``mse = mean (ŷ - y)^2``, ``mae = mean |ŷ - y|``, ``huber = mean h(ŷ - y)`` with
   ``h(e) = e^2 / 2`` for ``|e| <= 1`` and ``|e| - 1/2`` beyond; metrics are MAE and RMSE.
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmkit.evaluate import classification_report
+from lstmkit.evaluation.classification import classification_report
 
 __all__ = ["Objective", "Classification", "Regression", "make_objective", "register_objective", "LOSSES"]
 
@@ -49,7 +49,7 @@ class Objective:
 
     def step(self, network: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of one training batch and its summed statistics. For the sequence objectives a batch is
-        ``(x, y, lengths)`` (``lstmkit.trainer.TensorBatches``) and the network maps ``x`` to outputs; a task
+        ``(x, y, lengths)`` (``lstmkit.training.trainer.TensorBatches``) and the network maps ``x`` to outputs; a task
         whose batches hold something else (token pairs, frames) overrides this."""
         x, y, lengths = batch
         outputs = network(x) if lengths is None else network(x, lengths=lengths)
@@ -58,7 +58,7 @@ class Objective:
     def validate(self, module: nn.Module, data: Any, batch_size: int, device: torch.device) -> dict[str, float]:
         """Validation metrics of ``module`` (in eval mode, without gradients) on ``data``: here the loss and
         the running metrics that training reports, on an ``ArrayDataset``."""
-        from lstmkit.trainer import predict_outputs
+        from lstmkit.training.trainer import predict_outputs
 
         outputs = predict_outputs(module, data, batch_size=batch_size, device=device)
         loss, stats = self.loss(outputs, torch.from_numpy(data.y))

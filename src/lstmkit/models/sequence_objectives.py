@@ -15,7 +15,7 @@ and every metric counts real steps (tokens), not sequences:
   whose gold label is not ``O`` and is predicted exactly. Without an ``O`` label every token counts and
   ``token_f1`` equals ``accuracy``. (It is a token-level score: a CoNLL entity-level F1 also requires the
   whole B-/I- span to match.)
-- macro precision, recall and F1 with the per-class table and confusion matrix of ``lstmkit.evaluate``;
+- macro precision, recall and F1 with the per-class table and confusion matrix of ``lstmkit.evaluation.classification``;
 - ``perplexity = exp(loss)`` and ``bits_per_token = loss / ln 2`` (bits per character for a char LM).
 
 Registered as ``step_cross_entropy`` (tagger: headline ``token_f1``) and ``lm_cross_entropy`` (language
@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from lstmkit.data.base import IGNORE_INDEX
 from lstmkit.errors import ShapeError
-from lstmkit.evaluate import classification_report
+from lstmkit.evaluation.classification import classification_report
 from lstmkit.models.objectives import Objective, register_objective
 
 __all__ = ["StepClassification", "token_f1", "OUTSIDE"]

@@ -1,4 +1,5 @@
-"""Run folders: what one training run writes, and the one function that runs any task into one."""
+"""Runs: the run folder (``folder``), training any task into one (``train.run_task``) and hyperparameter
+search over any task's recipe (``tune``)."""
 
 from lstmkit.runs.folder import RunFolder, resolve_model_folder, resolve_run_folder
 

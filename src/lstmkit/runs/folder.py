@@ -15,7 +15,7 @@ Every task writes the same layout (files a task does not produce are simply abse
     checkpoints/last.pt      the whole trainer state (written atomically): ``--resume`` continues from it
     tensorboard/             TensorBoard event files (when tensorboard is installed)
     report.html, report/     the HTML report
-    model/                   the model folder (``lstmkit.model_folder``)
+    model/                   the model folder (``lstmkit.artifacts.model_folder``)
 
 Commands that take a model folder also take a run folder and use its ``model/``
 (``resolve_model_folder``); commands that need a run folder refuse a model folder with a message that
@@ -63,7 +63,7 @@ class RunFolder:
 
     def create(self, config_toml: bytes) -> None:
         """Create the folder (refusing a non-empty one) and write the exact config into it."""
-        from lstmkit.model_folder import atomic_write_bytes
+        from lstmkit.artifacts.model_folder import atomic_write_bytes
 
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
             raise LstmkitError(f"run folder {self.root}: already exists and is not empty; choose another --out "

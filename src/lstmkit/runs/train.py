@@ -27,15 +27,15 @@ from typing import Any
 
 import torch.distributed as dist
 
-from lstmkit.callbacks import (Callback, Checkpoint, CSVLogger, EarlyStopping, KeepBest, ProgressBar, TensorBoard,
+from lstmkit.training.callbacks import (Callback, Checkpoint, CSVLogger, EarlyStopping, KeepBest, ProgressBar, TensorBoard,
                                load_checkpoint)
 from lstmkit.config import TrainConfig
-from lstmkit.model_folder import atomic_write_bytes
+from lstmkit.artifacts.model_folder import atomic_write_bytes
 from lstmkit.runs.folder import RunFolder
 from lstmkit.tasks import Task, task_named
-from lstmkit.trainer import Trainer, apply_runtime, seed_everything
+from lstmkit.training.trainer import Trainer, apply_runtime, seed_everything
 
-__all__ = ["RunResult", "run_task", "run_callbacks", "write_report"]
+__all__ = ["RunResult", "run_task", "run_training", "run_callbacks", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +110,8 @@ def run_task(config: Any, out_dir: str | Path, resume: bool = False, task: Task 
         if tc.report:
             write_report(run)
     return RunResult(run_dir=run.root, model_dir=run.model, metrics=metrics)
+
+
+def run_training(config: Any, out_dir: str | Path, resume: bool = False) -> RunResult:
+    """``run_task`` for a sequence model's ``lstmkit.config.Config`` (the name the Python API has had)."""
+    return run_task(config, out_dir, resume=resume)

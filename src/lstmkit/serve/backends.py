@@ -92,7 +92,7 @@ class TorchBackend:
             torch.set_num_threads(self.threads)
 
     def _standardize(self, x: np.ndarray) -> torch.Tensor:
-        from lstmkit.export import standardize
+        from lstmkit.artifacts.export import standardize
 
         return standardize(self.model, x)
 
@@ -133,7 +133,7 @@ class TextBackend:
     name = "torch"
 
     def __init__(self, model: Any, source: str = "", threads: int = 1) -> None:
-        from lstmkit.text_inference import TextModel
+        from lstmkit.tasks.text import TextModel
 
         self.text = TextModel.from_loaded(model, source)
         if self.text.task != "text-classifier":
@@ -174,7 +174,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        from lstmkit.export import read_onnx_meta
+        from lstmkit.artifacts.export import read_onnx_meta
 
         path = Path(path)
         meta = read_onnx_meta(path)
@@ -197,7 +197,7 @@ class OnnxBackend:
     @classmethod
     def from_model(cls, model: Any, threads: int = 1, source: str = "") -> OnnxBackend:
         """Export ``model`` (a ``LoadedModel``) in memory, verified as ``lstmkit export`` does, and serve that."""
-        from lstmkit.export import META_KEY, build_verified_graphs
+        from lstmkit.artifacts.export import META_KEY, build_verified_graphs
 
         predict, step, checks = build_verified_graphs(model, target="the in-memory ONNX graph")
         log.info("serve: exported %s to ONNX in memory (max abs difference %.2g)", source, max(checks.values()))
@@ -251,7 +251,7 @@ def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> 
     is then exported to ONNX in memory, verified as ``lstmkit export`` does) or ``"auto"`` (``onnx`` for a ``.onnx``
     file, else ``torch``). ``threads``: CPU threads of each model call (0: the backend's default, all cores).
     """
-    from lstmkit.model_folder import load_model
+    from lstmkit.artifacts.model_folder import load_model
 
     path = Path(model)
     if backend not in ("auto", "torch", "onnx"):

@@ -11,7 +11,7 @@ A ``Task`` supplies, for its recipes:
 - its loaded form (``load``): the object ``lstmkit.load(folder)`` returns, with ``predict``, ``evaluate``
   and the task's own verbs.
 
-One loop (``lstmkit.trainer.Trainer``) trains every task, driven by ``lstmkit.runs.train.run_task``, so
+One loop (``lstmkit.training.trainer.Trainer``) trains every task, driven by ``lstmkit.runs.train.run_task``, so
 every task gets resume, data parallelism, early stopping, checkpoints, TensorBoard and the report. A
 recipe's ``[model] task`` picks its entry (``task_named``); the names that no entry claims are the
 sequence models of ``lstmkit.models`` (classifier, regressor, text, tagger, language models), which the
@@ -178,7 +178,7 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Task, 
 def load_trained(path: str | Path) -> Any:
     """The trained model in a model folder (or the run folder holding one), loaded by the task that wrote it
     (the folder's ``meta.json`` names it)."""
-    from lstmkit.model_folder import read_model_folder
+    from lstmkit.artifacts.model_folder import read_model_folder
 
     contents = read_model_folder(path)
     name = contents.meta.get("task")
@@ -188,7 +188,7 @@ def load_trained(path: str | Path) -> Any:
 def evaluate_trained(path: str | Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
                      download: bool = True) -> Evaluation:
     """``Task.evaluate`` of the task that wrote the model folder (or the run folder holding one) at ``path``."""
-    from lstmkit.model_folder import read_model_folder
+    from lstmkit.artifacts.model_folder import read_model_folder
 
     contents = read_model_folder(path)
     name = contents.meta.get("task")
@@ -207,7 +207,7 @@ def metrics_text(title: str, report: dict[str, Any]) -> str:
 
 def trained_schema(path: str | Path) -> Any:
     """The ``Schema`` of the trained model at ``path`` (a model or run folder), from its task."""
-    from lstmkit.model_folder import read_model_folder
+    from lstmkit.artifacts.model_folder import read_model_folder
 
     contents = read_model_folder(path)
     name = contents.meta.get("task")
@@ -227,7 +227,7 @@ def _toml(contents: Any) -> dict[str, Any]:
 
 def predict_trained(path: str | Path, sources: list[str], texts: list[str] = (), invert: bool = False) -> list[dict]:
     """``Task.predict_inputs`` of the task that wrote the model folder (or the run folder holding one)."""
-    from lstmkit.model_folder import read_model_folder
+    from lstmkit.artifacts.model_folder import read_model_folder
 
     contents = read_model_folder(path)
     name = contents.meta.get("task")

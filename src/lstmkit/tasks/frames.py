@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.data.moving_digits import digit_images, moving_digits
 from lstmkit.errors import ConfigError, DataError, LstmkitError, ModelFolderError
-from lstmkit.model_folder import load_weights, read_model_folder, write_model_folder
+from lstmkit.artifacts.model_folder import load_weights, read_model_folder, write_model_folder
 from lstmkit.models.frame_forecaster import ConvLSTMForecaster
 from lstmkit.models.objectives import Objective
 from lstmkit.tasks import Evaluation, Job, Task, register_task
@@ -306,7 +306,7 @@ class FramesTask(Task):
                        "test_mse_by_step": ours["mse_by_step"], "baseline_mse_by_step": baseline["mse_by_step"],
                        "test_ssim_by_step": ours["ssim_by_step"], "baseline_ssim_by_step": baseline["ssim_by_step"],
                        "test_sequences": len(test)}
-            from lstmkit.viz_seq import plot_frames
+            from lstmkit.report.seq_plots import plot_frames
 
             plot_frames(inputs[:3, :, 0].numpy(), predicted[:3, :, 0].numpy(), target[:3, :, 0].numpy(),
                         run.frames_png, title="Moving digits: input, predicted, true")

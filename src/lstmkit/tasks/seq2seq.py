@@ -36,7 +36,7 @@ from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.data.pairs import GENERATORS, Pair, read_pairs_tsv
 from lstmkit.data.tokenizer import BOS, EOS, PAD, Vocabulary
 from lstmkit.errors import ConfigError, DataError, LstmkitError, ModelFolderError
-from lstmkit.model_folder import VOCAB, load_weights, read_model_folder, write_model_folder
+from lstmkit.artifacts.model_folder import VOCAB, load_weights, read_model_folder, write_model_folder
 from lstmkit.models.objectives import Objective
 from lstmkit.models.seq2seq import Seq2Seq
 from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task
@@ -377,7 +377,7 @@ def run(config: Seq2SeqConfig, out_dir: str | Path) -> dict[str, Any]:
 
 def _write_examples(run: Any, pairs: list[Pair], outputs: list[list[int]], attentions: list[np.ndarray],
                     source_vocab: Vocabulary, target_vocab: Vocabulary, metrics: dict[str, Any]) -> None:
-    from lstmkit.viz_seq import plot_attention
+    from lstmkit.report.seq_plots import plot_attention
 
     lines = [f"test exact match {metrics['test_exact_match']:.4f}   token accuracy "
              f"{metrics['test_token_accuracy']:.4f}   attention monotonic {metrics['test_attention_monotonic']:.3f}"

@@ -1,12 +1,12 @@
 """The sequence models: classifiers, regressors and forecasters, text classifiers, taggers, language models.
 
 Every ``[model] task`` of ``lstmkit.models`` trains here: a data source (``lstmkit.data``) gives
-``ArrayDataset`` splits of sequences ``(N, L, F)`` with class or value targets, ``lstmkit.model.Model``
+``ArrayDataset`` splits of sequences ``(N, L, F)`` with class or value targets, ``lstmkit.tasks.sequence_model.Model``
 fits the preprocessing and builds the network, and the objective of the model's loss trains and judges it.
 
 Test evaluation: accuracy, macro precision/recall/F1, the per-class table and the confusion matrix for
 classifiers; MAE and RMSE for regressors; for a forecasting source, the forecasts beside the naive
-baselines (``lstmkit.forecasting``); plus the task model's headline metrics (token F1, bits per character).
+baselines (``lstmkit.tasks.forecasting``); plus the task model's headline metrics (token F1, bits per character).
 """
 
 from __future__ import annotations
@@ -43,17 +43,17 @@ def apply_source_settings(config: Config, source: Any) -> Config:
 
 def _write_evaluation(model: Any, config: Config, source: Any, run: Any) -> dict[str, Any]:
     """Test-split metrics, plus the per-class report and confusion matrix for classifiers."""
-    from lstmkit.evaluate import format_classification_report
+    from lstmkit.evaluation.classification import format_classification_report
 
     if source.forecast is not None:  # forecasting sources: LSTM vs naive baselines, forecast.csv and .png
-        from lstmkit.forecasting import write_forecast_evaluation
+        from lstmkit.tasks.forecasting import write_forecast_evaluation
 
         return write_forecast_evaluation(model, config, source, run.root)
     report = model.evaluate(source.test)
     if model.objective.targets == "classes":
         run.evaluation_txt.write_text(format_classification_report(report) + "\n")
         if len(model.label_names) <= MAX_PLOTTED_CLASSES:
-            from lstmkit.viz import plot_confusion_matrix
+            from lstmkit.report.plots import plot_confusion_matrix
 
             plot_confusion_matrix(report["confusion_matrix"], model.label_names, run.confusion_matrix_png,
                                   title=f"{config.data.name}: test confusion matrix")
@@ -81,7 +81,7 @@ class SequenceTask(Task):
 
     def prepare(self, config: Config) -> Job:
         from lstmkit.data.prepare import load_splits
-        from lstmkit.model import Model
+        from lstmkit.tasks.sequence_model import Model
 
         source, train, val = load_splits(config.data, config.train.seed)
         config = apply_source_settings(config, source)
@@ -103,12 +103,12 @@ class SequenceTask(Task):
                    finish=finish, extra={"model": model})
 
     def load(self, folder: Path) -> Any:
-        from lstmkit.model import Model
-        from lstmkit.model_folder import load_model
+        from lstmkit.tasks.sequence_model import Model
+        from lstmkit.artifacts.model_folder import load_model
 
         loaded = load_model(folder)
         if "tokenizer" in loaded.meta:
-            from lstmkit.text_inference import TextModel
+            from lstmkit.tasks.text import TextModel
 
             return TextModel.from_loaded(loaded, folder)
         return Model.from_loaded(loaded)
@@ -120,9 +120,9 @@ class SequenceTask(Task):
         test windows; taggers, language models and the 1997 tasks: their objective's report (token F1,
         bits per character, the long-lag criterion's accuracies)."""
         from lstmkit.data import load_source
-        from lstmkit.evaluate import format_classification_report
-        from lstmkit.model import Model
-        from lstmkit.model_folder import load_model
+        from lstmkit.evaluation.classification import format_classification_report
+        from lstmkit.tasks.sequence_model import Model
+        from lstmkit.artifacts.model_folder import load_model
         from lstmkit.models.objectives import Classification
 
         model = Model.from_loaded(load_model(folder))
@@ -135,7 +135,7 @@ class SequenceTask(Task):
         rows = source.test if split == "test" else source.train
         title = f"{name} ({split} split, {len(rows)} samples)"
         if source.forecast is not None and split == "test":
-            from lstmkit.forecasting import backtest, format_backtest
+            from lstmkit.tasks.forecasting import backtest, format_backtest
 
             result = backtest(source.forecast, model.predict(rows.x).reshape(len(rows), -1))
             return Evaluation({"data": name, "split": split, "metrics": result.metrics},
@@ -154,8 +154,8 @@ class SequenceTask(Task):
         import numpy as np
 
         from lstmkit.data import read_sequences
-        from lstmkit.model import Model
-        from lstmkit.model_folder import load_model
+        from lstmkit.tasks.sequence_model import Model
+        from lstmkit.artifacts.model_folder import load_model
 
         loaded = load_model(folder)
         if "forecast" in loaded.meta:
@@ -229,7 +229,7 @@ def _text_lines(source: str) -> list[str]:
 
 
 def _predict_texts(loaded: Any, folder: Path, sources: list[str], texts: list[str]) -> list[dict]:
-    from lstmkit.text_inference import TextModel
+    from lstmkit.tasks.text import TextModel
 
     model = TextModel.from_loaded(loaded, folder)
     items = [("--text", i, text) for i, text in enumerate(texts)]

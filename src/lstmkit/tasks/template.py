@@ -30,7 +30,7 @@ from torch import nn
 
 from lstmkit.config import TrainConfig, apply_overrides, build_config, tomllib
 from lstmkit.errors import DataError
-from lstmkit.model_folder import load_weights, read_model_folder, write_model_folder
+from lstmkit.artifacts.model_folder import load_weights, read_model_folder, write_model_folder
 from lstmkit.models.objectives import Objective
 from lstmkit.nn import LSTM
 from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task

@@ -1,6 +1,6 @@
 """``Model``: a config, the network it builds and its preprocessing, with ``fit``, ``evaluate``, ``predict``.
 
-This is the one training path: ``lstmkit train`` (``lstmkit.train.run_training``) and the scikit-learn
+This is the one training path: ``lstmkit train`` (``lstmkit.runs.train.run_training``) and the scikit-learn
 estimators are thin layers over it. (The networks themselves live in ``lstmkit.models``.)
 
 Example::
@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from lstmkit.callbacks import Callback, KeepBest
+from lstmkit.training.callbacks import Callback, KeepBest
 from lstmkit.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from lstmkit.data.arrays import as_dataset
 from lstmkit.data.base import ArrayDataset
@@ -30,7 +30,7 @@ from lstmkit.data.prepare import apply_standardizer
 from lstmkit.data.transforms import Standardizer, check_finite
 from lstmkit.errors import ConfigError, DataError
 from lstmkit.models import InputSpec, build_model, model_objective
-from lstmkit.trainer import Trainer, apply_runtime, predict_outputs, seed_everything
+from lstmkit.training.trainer import Trainer, apply_runtime, predict_outputs, seed_everything
 
 __all__ = ["Model", "DataLike"]
 
@@ -149,7 +149,7 @@ class Model:
         Args:
             train: the training data; its preprocessing statistics are fitted here on the first call.
             val: validation data for choosing the best epoch and for early stopping.
-            callbacks: extra ``lstmkit.callbacks`` (progress, logging, checkpoints, early stopping, ...).
+            callbacks: extra ``lstmkit.training.callbacks`` (progress, logging, checkpoints, early stopping, ...).
             label_names: class names; default ``"0"``, ``"1"``, ...
             resume: a ``Trainer.state_dict()`` (``checkpoints/last.pt``) to continue from.
         """
@@ -239,7 +239,7 @@ class Model:
 
     def save(self, folder: str | Path, extra_meta: dict[str, Any] | None = None) -> Path:
         """Write a model folder (weights, config, metadata), loadable by ``Model.load`` and the CLI."""
-        from lstmkit.model_folder import save_model
+        from lstmkit.artifacts.model_folder import save_model
 
         module = self._require_built("save")
         meta = {"targets": self.objective.targets, **(extra_meta or {})}
@@ -249,13 +249,13 @@ class Model:
     @classmethod
     def load(cls, folder: str | Path) -> Model:
         """Load a model folder written by ``save`` or by ``lstmkit train``."""
-        from lstmkit.model_folder import load_model
+        from lstmkit.artifacts.model_folder import load_model
 
         return cls.from_loaded(load_model(folder))
 
     @classmethod
     def from_loaded(cls, loaded: Any) -> Model:
-        """A ``Model`` around a ``LoadedModel`` that ``lstmkit.model_folder.load_model`` returned."""
+        """A ``Model`` around a ``LoadedModel`` that ``lstmkit.artifacts.model_folder.load_model`` returned."""
         model = cls(loaded.config)
         model.module = loaded.module
         meta = loaded.meta

@@ -283,7 +283,7 @@ def _read_checked(folder: Path) -> dict[str, bytes]:
         raise ModelFolderError(
             f"model folder {folder}: missing {MANIFEST} (the SHA-256 of each file, which lstmkit checks before "
             "loading); a folder saved by an older lstmkit has none: if you trust it, add one with "
-            f"python -c \"from lstmkit.model_folder import write_manifest; write_manifest('{folder}')\", "
+            f"python -c \"from lstmkit.artifacts.model_folder import write_manifest; write_manifest('{folder}')\", "
             "or save the model again")
     try:
         manifest = json.loads(_text(folder, MANIFEST, _read_bytes(folder, MANIFEST)))

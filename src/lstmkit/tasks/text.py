@@ -21,8 +21,8 @@ import torch
 
 from lstmkit.data.text import PAD_ID, UNK_ID, Tokenizer, pad_ids
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.model_folder import LoadedModel, load_model
-from lstmkit.trainer import predict_outputs
+from lstmkit.artifacts.model_folder import LoadedModel, load_model
+from lstmkit.training.trainer import predict_outputs
 
 __all__ = ["TextModel"]
 

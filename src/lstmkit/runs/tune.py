@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lstmkit.callbacks import Callback, KeepBest, Monitor
+from lstmkit.training.callbacks import Callback, KeepBest, Monitor
 from lstmkit.config import config_to_dict, tomllib
 from lstmkit.errors import ConfigError, LstmkitError
 
@@ -176,7 +176,7 @@ def tune(base: Any, space: SearchSpace, trials: int, out_dir: str | Path, storag
     except ImportError:
         raise LstmkitError("tune needs Optuna: pip install 'lstmkit[tune]'") from None
     from lstmkit.tasks import task_named
-    from lstmkit.trainer import Trainer, apply_runtime, seed_everything
+    from lstmkit.training.trainer import Trainer, apply_runtime, seed_everything
 
     if trials < 1:
         raise ConfigError(f"tune --trials: expected a positive number, got {trials}")

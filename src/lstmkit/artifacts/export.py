@@ -56,7 +56,7 @@ from torch import nn
 import lstmkit
 from lstmkit.config import ModelConfig
 from lstmkit.errors import LstmkitError
-from lstmkit.model_folder import LoadedModel, load_model, write_synced_temp
+from lstmkit.artifacts.model_folder import LoadedModel, load_model, write_synced_temp
 
 __all__ = [
     "ExportError",

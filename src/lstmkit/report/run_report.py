@@ -20,7 +20,7 @@ in ``RUN/report/``. What the page holds depends on what the folder holds:
 * ``model/``: for a few test samples of the model's dataset (``samples``), per layer and direction,
   heatmaps of the input, forget and output gates and the cell state over time, line plots of chosen
   units, gate-saturation histograms (on up to 256 test samples), and the units that correlate most with
-  a given per-step ``signal`` and with each class (:mod:`lstmkit.gate_views`).
+  a given per-step ``signal`` and with each class (:mod:`lstmkit.report.gate_views`).
 
 ``inspect_input(model_dir, input_path)`` writes the gate views of one input file the same way, and
 ``highlight_text`` renders characters coloured by one unit's activation for text models.
@@ -40,8 +40,8 @@ from typing import Sequence
 import numpy as np
 
 from lstmkit.errors import ReportError
-from lstmkit.gate_views import SATURATION_HIGH, SATURATION_LOW, GateViews, LayerView, gate_views
-from lstmkit.viz import plot_confusion_matrix, plot_curves, plot_forecast, plot_gate_heatmaps, plot_saturation
+from lstmkit.report.gate_views import SATURATION_HIGH, SATURATION_LOW, GateViews, LayerView, gate_views
+from lstmkit.report.plots import plot_confusion_matrix, plot_curves, plot_forecast, plot_gate_heatmaps, plot_saturation
 
 __all__ = ["write_report", "inspect_input", "highlight_text", "parse_indices", "read_metrics_csv", "read_forecast_csv"]
 
@@ -281,7 +281,7 @@ def _evaluation_section(page: _Page, run_dir: Path) -> bool:
 
 def _has_gate_views(model_dir: Path) -> bool:
     """Whether the task that wrote ``model_dir`` shows gate and cell-state views (``Task.gate_views``)."""
-    from lstmkit.model_folder import read_model_folder
+    from lstmkit.artifacts.model_folder import read_model_folder
     from lstmkit.tasks import task_named
 
     task = read_model_folder(model_dir).meta.get("task")
@@ -327,7 +327,7 @@ def _forecast_section(page: _Page, run_dir: Path) -> bool:
 def _run_gate_sections(page: _Page, model_dir: Path, samples: list[int] | None, signal: np.ndarray | None,
                        units: Sequence[int] | None) -> None:
     from lstmkit.data import load_source
-    from lstmkit.model_folder import load_model
+    from lstmkit.artifacts.model_folder import load_model
 
     from lstmkit.nn import LSTM
 
@@ -464,7 +464,7 @@ def inspect_input(model_dir: str | Path, input_path: str | Path, units: Sequence
         DataError, ModelFolderError: the input file or the model folder cannot be read.
     """
     from lstmkit.data import read_sequences
-    from lstmkit.model_folder import load_model
+    from lstmkit.artifacts.model_folder import load_model
 
     model = load_model(model_dir)
     length, features = model.input_shape

@@ -10,7 +10,7 @@ Two ways in:
 The backend follows ``[train] device``: NCCL when the workers train on GPUs (one GPU per worker, so
 ``--nproc`` may not exceed the GPUs this machine has), gloo on the CPU, also on a machine that has GPUs
 when the recipe asks for ``device = "cpu"``. How the work is split (the same global batch, cut into
-one slice per rank, gradients averaged) is described in ``lstmkit.trainer``.
+one slice per rank, gradients averaged) is described in ``lstmkit.training.trainer``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def backend_for(device: str) -> str:
     """The process-group backend for workers that train on ``device`` (``[train] device``)."""
-    from lstmkit.trainer import resolve_device
+    from lstmkit.training.trainer import resolve_device
 
     return "nccl" if resolve_device(device).type == "cuda" else "gloo"
 

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from lstmkit.model_folder import atomic_write_bytes
-from lstmkit.trainer import Callback, Trainer
+from lstmkit.artifacts.model_folder import atomic_write_bytes
+from lstmkit.training.trainer import Callback, Trainer
 
 __all__ = ["Callback", "ProgressBar", "CSVLogger", "Checkpoint", "EarlyStopping", "TensorBoard",
            "LambdaCallback", "LearningRateSchedule", "Monitor", "KeepBest", "save_checkpoint", "load_checkpoint"]

@@ -2,7 +2,7 @@
 and the scikit-learn style ``LSTMForecaster``.
 
 A forecasting run (``lstmkit train`` on ``airline``, ``shampoo-sales``, ``lynx`` or ``series``) writes,
-besides the usual run folder (``lstmkit.train``)::
+besides the usual run folder (``lstmkit.runs.train``)::
 
     metrics.json     test_mae, test_rmse, test_smape, test_mase of the LSTM, and the same four for the
                      baselines: test_naive_* and test_seasonal_naive_*, on the same test windows
@@ -41,7 +41,7 @@ from lstmkit.data.base import SourceData
 from lstmkit.data.timeseries import Series, read_series
 from lstmkit.data.windows import ForecastSpec, SeriesScaler, make_windows, split_windows
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.forecast_metrics import BASELINES, forecast_metrics, naive_forecast, seasonal_naive_forecast
+from lstmkit.evaluation.forecasting import BASELINES, forecast_metrics, naive_forecast, seasonal_naive_forecast
 
 __all__ = ["FORECAST_COLUMNS", "Backtest", "backtest", "format_backtest", "write_forecast_evaluation",
            "ForecastResult", "forecast_from_model", "write_forecast", "LSTMForecaster"]
@@ -162,7 +162,7 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     and returns the metrics for ``metrics.json`` (``test_mase``, ``test_naive_mase``,
     ``test_seasonal_naive_mase``, ... and ``test_loss`` on the scaled series).
     """
-    from lstmkit.viz import plot_series_forecast
+    from lstmkit.report.plots import plot_series_forecast
 
     spec: ForecastSpec = source.forecast
     result = backtest(spec, model.predict(source.test.x).reshape(len(source.test), -1))
@@ -289,7 +289,7 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
     """
     import torch
 
-    from lstmkit.model_folder import load_model
+    from lstmkit.artifacts.model_folder import load_model
 
     loaded = load_model(model_dir)
     meta = loaded.meta.get("forecast")
@@ -331,7 +331,7 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
 def write_forecast(result: ForecastResult, csv_path: str | Path, png_path: str | Path | None = None,
                    title: str = "Forecast") -> None:
     """Write ``result`` as a CSV of ``FORECAST_COLUMNS`` (window 0) and, if asked, a PNG plot."""
-    from lstmkit.viz import plot_series_forecast
+    from lstmkit.report.plots import plot_series_forecast
 
     steps, s = result.forecast.shape
     forecasts = {"lstm": result.forecast[None], **{b: v[None] for b, v in result.baselines.items()}}
@@ -379,7 +379,7 @@ class LSTMForecaster:
         self.config, self.overrides = config, list(overrides)
 
     def _config(self) -> Any:
-        from lstmkit.model import Model
+        from lstmkit.tasks.sequence_model import Model
 
         base = {"model": {"task": "forecaster", "hidden_size": 32},
                 "train": {"epochs": 100, "batch_size": 16, "lr": 1e-2, "progress": False, "tensorboard": False}}
