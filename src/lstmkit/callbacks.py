@@ -13,7 +13,6 @@ Callbacks whose state matters after a resume (best value so far, epochs without 
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
+from lstmkit import checkpoint_format
 from lstmkit.model_folder import atomic_write_bytes
 from lstmkit.trainer import Callback, Trainer
 
@@ -62,17 +62,30 @@ class Monitor:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically: a kill leaves the old file or the new one."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    """Write ``payload`` atomically (a kill leaves the old file or the new one) and without pickle.
+
+    The file is safetensors with a JSON skeleton (``lstmkit.checkpoint_format``): loading it never runs code.
+    """
+    atomic_write_bytes(Path(path), checkpoint_format.dumps(payload))
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint`` (our own file: tensors and plain data only)."""
-    # weights_only=False: the RNG states hold NumPy arrays; checkpoints are the run's own files, never
-    # loaded from a model folder (model folders use safetensors).
-    return torch.load(path, map_location=device, weights_only=False)
+    """Read a checkpoint written by ``save_checkpoint``; tensors land on ``device``.
+
+    Raises:
+        CheckpointError: an old pickle (``torch.save``) checkpoint, which is refused without being unpickled,
+            or a file that is not a valid checkpoint.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise checkpoint_format.CheckpointError(f"checkpoint {path}: cannot read it ({exc.strerror or exc})") from None
+    payload = checkpoint_format.loads(data, str(path), device)
+    if not isinstance(payload, dict):
+        raise checkpoint_format.CheckpointError(f"checkpoint {path}: expected a dict payload, got "
+                                                f"{type(payload).__name__}")
+    return payload
 
 
 class ProgressBar(Callback):
@@ -151,6 +164,11 @@ class Checkpoint(Callback):
         self.every_steps = every_steps
         self.best: float | None = None
         self.best_epoch = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.rank == 0:  # temporaries of writes that a kill or a full disk interrupted
+            for path in checkpoint_format.remove_stale_temporaries(self.folder):
+                log.info("removed %s, left by an interrupted checkpoint write", path)
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
         if self.every_steps and step % self.every_steps == 0 and trainer.rank == 0:

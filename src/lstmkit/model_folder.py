@@ -53,19 +53,31 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 def write_synced_temp(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, flushed to disk; return the temporary's path.
 
-    Renaming it onto ``path`` (``os.replace``) then publishes the whole file at once.
+    Renaming it onto ``path`` (``os.replace``) then publishes the whole file at once. If the write fails (a full
+    disk), the temporary is removed and the ``OSError`` names ``path``.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, f"cannot write {path} ({exc.strerror or exc})") from None
+        raise
     return tmp
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one, never half."""
-    os.replace(write_synced_temp(path, data), path)
+    tmp = write_synced_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -146,8 +158,12 @@ def save_model(
     }
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     tmp_weights = folder / f".{WEIGHTS}.tmp-{os.getpid()}"
-    save_file(state, str(tmp_weights))
-    os.replace(tmp_weights, folder / WEIGHTS)
+    try:
+        save_file(state, str(tmp_weights))
+        os.replace(tmp_weights, folder / WEIGHTS)
+    except BaseException:
+        tmp_weights.unlink(missing_ok=True)
+        raise
     atomic_write_bytes(folder / CONFIG, tomli_w.dumps(config_to_dict(config)).encode())
     atomic_write_bytes(folder / META, json.dumps(meta, indent=2).encode())
     write_manifest(folder)  # last: a folder whose save was interrupted has no (or a stale) manifest
