@@ -49,6 +49,12 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 Activation = Literal["sigmoid", "hard_sigmoid", "tanh", "relu", "elu", "softsign"]
 
 
+MAX_WIDTH = 2**16
+"""The widest LSTM, projection, embedding or head layer a config may ask for (a bound, not a recommendation)."""
+MAX_LAYERS = 256
+"""The deepest LSTM stack a config may ask for."""
+
+
 def _positive(**kw: Any) -> dict[str, Any]:
     return {"min": 0, "exclusive": True, **kw}
 
@@ -133,12 +139,12 @@ class ModelConfig:
 
     task: str = "classifier"
     """Registered task model (``lstmkit.models.available_models()``)."""
-    hidden_size: int = field(default=128, metadata=_positive())
-    num_layers: int = field(default=1, metadata=_positive())
+    hidden_size: int = field(default=128, metadata=_positive(max=MAX_WIDTH))
+    num_layers: int = field(default=1, metadata=_positive(max=MAX_LAYERS))
     bidirectional: bool = False
     dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Dropout between stacked LSTM layers, as in ``torch.nn.LSTM``."""
-    proj_size: int = field(default=0, metadata={"min": 0})
+    proj_size: int = field(default=0, metadata={"min": 0, "max": MAX_WIDTH})
     gate_activation: Activation = "sigmoid"
     cell_activation: Activation = "tanh"
     hidden_activation: Activation = "tanh"
@@ -164,19 +170,19 @@ class ModelConfig:
     conv: Literal["none", "conv1d", "conv2d"] = "none"
     """Optional front end: ``conv1d`` convolves along time, ``conv2d`` convolves an image before its rows are read."""
     conv_channels: list[int] = field(default_factory=lambda: [32])
-    conv_kernel: int = field(default=3, metadata=_positive())
-    pool: int = field(default=2, metadata=_positive())
+    conv_kernel: int = field(default=3, metadata=_positive(max=1024))
+    pool: int = field(default=2, metadata=_positive(max=1024))
     """Max-pooling size after each conv layer (1 turns pooling off)."""
     readout: Literal["last", "mean", "max"] = "last"
     """How the sequence of LSTM outputs becomes one vector: last real step, mean or max over real steps."""
-    vocab_size: int = field(default=0, metadata={"min": 0})
+    vocab_size: int = field(default=0, metadata={"min": 0, "max": 2**24})
     """Token models (``text-classifier``, ``tagger``, ``char-lm``): rows of the embedding table, ``<pad>`` and
     ``<unk>`` included. 0 lets a text data source set it from its vocabulary (``lstmkit train`` does)."""
-    embedding_size: int = field(default=64, metadata=_positive())
+    embedding_size: int = field(default=64, metadata=_positive(max=MAX_WIDTH))
     """Token models: the width E of each token's embedding vector."""
     embedding_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Token models: dropout on the embeddings before the LSTM."""
-    head_hidden: int = field(default=0, metadata={"min": 0})
+    head_hidden: int = field(default=0, metadata={"min": 0, "max": MAX_WIDTH})
     """Width of an extra dense ReLU layer before the output layer; 0 means none."""
     head_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     loss: Literal["auto", "cross_entropy", "mse", "mae", "huber"] = "auto"

@@ -25,8 +25,10 @@ import hmac
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+import typing
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,15 @@ FILES = (WEIGHTS, CONFIG, META)
 FORMAT_VERSION = 1
 MANIFEST_FORMAT = "lstmkit-manifest-1"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_TEXT_BYTES = {MANIFEST: 64 * 2**10, CONFIG: 1 * 2**20, META: 64 * 2**20}
+"""The largest manifest, config and meta files read (meta.json holds a text model's vocabulary)."""
+MAX_WEIGHTS_BYTES = 16 * 2**30
+"""The largest weights file read when the config's own size is not known yet (``_read_checked``)."""
+_HEADER_ALLOWANCE = 2**20
+"""Bytes a safetensors file may hold beyond its tensors' data: the JSON header of names, dtypes and shapes."""
+MAX_JSON_DEPTH = 32
+"""The deepest nesting of brackets accepted in manifest.json, meta.json and config.toml."""
+_CHUNK = 2**20
 
 
 def write_synced_temp(path: Path, data: bytes) -> Path:
@@ -177,23 +188,65 @@ def write_manifest(folder: str | Path) -> Path:
     that wrote no manifest.
     """
     folder = Path(folder)
-    hashes = {name: hashlib.sha256(_read_bytes(folder, name)).hexdigest() for name in FILES}
+    hashes = {}
+    for name in FILES:
+        digest = hashlib.sha256()
+        _read_bytes(folder, name, digest=digest)
+        hashes[name] = digest.hexdigest()
     manifest = {"format": MANIFEST_FORMAT, "algorithm": "sha256", "files": hashes}
     path = folder / MANIFEST
     atomic_write_bytes(path, json.dumps(manifest, indent=2).encode())
     return path
 
 
-def _read_bytes(folder: Path, name: str) -> bytes:
+def _read_bytes(folder: Path, name: str, limit: int | None = None, digest: Any = None) -> bytes:
+    """The bytes of ``folder/name``: a regular file of at most ``limit`` bytes, read in chunks.
+
+    A FIFO, device or folder is refused before it is opened (opening a FIFO would block), the file is opened
+    non-blocking and checked again, and reading stops at ``limit``. Each chunk goes into ``digest`` (a
+    ``hashlib`` object) as it arrives, when one is given.
+    """
     path = folder / name
+    limit = MAX_TEXT_BYTES.get(name, MAX_WEIGHTS_BYTES) if limit is None else limit
     if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
         raise ModelFolderError(f"model folder {folder}: {name} is a link to outside the folder ({path.resolve()})")
     try:
-        return path.read_bytes()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ModelFolderError(f"model folder {folder}: {name}: expected a regular file, got "
+                                   f"{_file_kind(os.stat(path).st_mode)}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ModelFolderError(f"model folder {folder}: missing {name}") from None
     except OSError as exc:
-        raise ModelFolderError(f"model folder {folder}: cannot read {name} ({exc})") from None
+        raise ModelFolderError(f"model folder {folder}: cannot read {name} ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # swapped between the check and the open
+            raise ModelFolderError(f"model folder {folder}: {name}: expected a regular file, got "
+                                   f"{_file_kind(info.st_mode)}")
+        if info.st_size > limit:
+            raise ModelFolderError(f"model folder {folder}: {name}: expected at most {limit} bytes, got "
+                                   f"{info.st_size}")
+        data = bytearray()
+        while chunk := os.read(fd, min(_CHUNK, limit + 1 - len(data))):
+            data += chunk
+            if digest is not None:
+                digest.update(chunk)
+            if len(data) > limit:  # grew while being read
+                raise ModelFolderError(f"model folder {folder}: {name}: expected at most {limit} bytes, got more")
+        return bytes(data)
+    except OSError as exc:
+        raise ModelFolderError(f"model folder {folder}: cannot read {name} ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def _text(folder: Path, name: str, data: bytes) -> str:
@@ -203,17 +256,35 @@ def _text(folder: Path, name: str, data: bytes) -> str:
         raise ModelFolderError(f"model folder {folder}: cannot read {name} ({exc})") from None
 
 
-def _read_checked(folder: Path) -> dict[str, bytes]:
-    """The bytes of each file of ``folder``, each checked against its SHA-256 in the manifest."""
+def _check_depth(folder: Path, name: str, text: str) -> None:
+    """Refuse JSON or TOML nested deeper than ``MAX_JSON_DEPTH`` before a recursive parser sees it."""
+    from lstmkit.checkpoint_format import json_depth_exceeds
+
+    if json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise ModelFolderError(f"model folder {folder}: {name} is not valid (expected brackets nested at most "
+                               f"{MAX_JSON_DEPTH} deep, got deeper)")
+
+
+def _parse_json(folder: Path, name: str, data: bytes) -> Any:
+    text = _text(folder, name, data)
+    _check_depth(folder, name, text)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFolderError(f"model folder {folder}: {name} is not valid ({exc})") from None
+
+
+def _read_manifest(folder: Path) -> dict[str, str]:
+    """The manifest's ``{name: sha256}``, checked to list exactly the folder's fixed names."""
     manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
+    if not manifest_path.exists() and not manifest_path.is_symlink():
         raise ModelFolderError(
             f"model folder {folder}: missing {MANIFEST} (the SHA-256 of each file, which lstmkit checks before "
             "loading); a folder saved by an older lstmkit has none: if you trust it, add one with "
             f"python -c \"from lstmkit.model_folder import write_manifest; write_manifest('{folder}')\", "
             "or save the model again")
+    manifest = _parse_json(folder, MANIFEST, _read_bytes(folder, MANIFEST))
     try:
-        manifest = json.loads(_text(folder, MANIFEST, _read_bytes(folder, MANIFEST)))
         if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"expected a JSON object with \"format\": \"{MANIFEST_FORMAT}\"")
         listed = manifest.get("files")
@@ -228,19 +299,68 @@ def _read_checked(folder: Path) -> dict[str, bytes]:
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise ModelFolderError(f"model folder {folder}: {MANIFEST}: {name}: expected a SHA-256 (64 hex "
                                    f"digits), got {digest!r}")
-    data = {}
     for name in FILES:
         if name not in listed:
             raise ModelFolderError(f"model folder {folder}: {MANIFEST} does not list {name}")
-        content = _read_bytes(folder, name)
-        actual = hashlib.sha256(content).hexdigest()
-        if not hmac.compare_digest(actual, listed[name]):
-            raise ModelFolderError(
-                f"model folder {folder}: {name} does not match {MANIFEST} (SHA-256 {actual[:12]}..., expected "
-                f"{listed[name][:12]}...): it was modified, truncated or replaced after saving; restore it or "
-                "save the model again")
-        data[name] = content
-    return data
+    return listed
+
+
+def _read_one_checked(folder: Path, name: str, expected: str, limit: int | None = None) -> bytes:
+    """The bytes of ``name``, hashed as they are read and checked against the manifest's SHA-256."""
+    digest = hashlib.sha256()
+    content = _read_bytes(folder, name, limit, digest)
+    actual = digest.hexdigest()
+    if not hmac.compare_digest(actual, expected):
+        raise ModelFolderError(
+            f"model folder {folder}: {name} does not match {MANIFEST} (SHA-256 {actual[:12]}..., expected "
+            f"{expected[:12]}...): it was modified, truncated or replaced after saving; restore it or "
+            "save the model again")
+    return content
+
+
+def _read_checked(folder: Path) -> dict[str, bytes]:
+    """The bytes of each file of ``folder``, each checked against its SHA-256 in the manifest."""
+    listed = _read_manifest(folder)
+    return {name: _read_one_checked(folder, name, listed[name]) for name in FILES}
+
+
+def _check_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """The types and bounds of what ``load_model`` takes from meta.json."""
+    def fail(key: str, expected: str) -> typing.NoReturn:
+        raise ModelFolderError(f"model folder {folder}: {META} {key}: expected {expected}, got "
+                               f"{str(meta.get(key))[:60]!r}")
+
+    def count(key: str, low: int, high: int, optional: bool = False) -> None:
+        value = meta.get(key)
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            fail(key, f"an integer in {low}..{high}" + (" or null" if optional else ""))
+
+    count("input_size", 1, MAX_DIMENSION)
+    count("num_outputs", 1, MAX_DIMENSION)
+    count("sequence_length", 1, 2**31 - 1, optional=True)
+    image_shape = meta.get("image_shape")
+    if image_shape is not None and (not isinstance(image_shape, list) or len(image_shape) != 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_DIMENSION for n in image_shape)):
+        fail("image_shape", f"null or [height, width] of integers in 1..{MAX_DIMENSION}")
+    labels = meta.get("label_names")
+    if not isinstance(labels, list) or not all(isinstance(n, str) for n in labels):
+        fail("label_names", "a list of strings")
+    if labels and len(labels) != meta["num_outputs"]:
+        raise ModelFolderError(f"model folder {folder}: {META} label_names: expected {meta['num_outputs']} names "
+                               f"(one per output), got {len(labels)}")
+    standardizer = meta.get("standardizer")
+    if standardizer is not None and not isinstance(standardizer, dict):
+        fail("standardizer", "null or an object")
+
+
+MAX_DIMENSION = 2**20
+"""The largest input size, output count or image side accepted from a model folder's meta.json."""
+
+
+def _weights_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -252,31 +372,38 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
     if not folder.is_dir():
         raise ModelFolderError(f"model folder {folder}: not found (expected a folder holding {WEIGHTS}, {CONFIG}, "
                                f"{META}, {MANIFEST})")
-    files = _read_checked(folder)
-    try:
-        meta = json.loads(_text(folder, META, files[META]))
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        raise ModelFolderError(f"model folder {folder}: {META} is not valid ({exc})") from None
+    listed = _read_manifest(folder)
+    meta = _parse_json(folder, META, _read_one_checked(folder, META, listed[META]))
+    if not isinstance(meta, dict):
+        raise ModelFolderError(f"model folder {folder}: {META} is not valid (expected a JSON object, got "
+                               f"{type(meta).__name__})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelFolderError(
             f"model folder {folder}: expected format_version {FORMAT_VERSION} in {META}, got {meta.get('format_version')!r}"
         )
+    config_text = _text(folder, CONFIG, _read_one_checked(folder, CONFIG, listed[CONFIG]))
+    _check_depth(folder, CONFIG, config_text)
     try:
-        config = config_from_dict(tomllib.loads(_text(folder, CONFIG, files[CONFIG])))
-    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        config = config_from_dict(tomllib.loads(config_text))
+    except (tomllib.TOMLDecodeError, ConfigError, RecursionError) as exc:
         raise ModelFolderError(f"model folder {folder}: {CONFIG} is not valid ({exc})") from None
+    _check_meta(folder, meta)
     image_shape = meta.get("image_shape")
+    spec = InputSpec(input_size=meta["input_size"], num_outputs=meta["num_outputs"],
+                     sequence_length=meta.get("sequence_length"),
+                     image_shape=tuple(image_shape) if image_shape else None)
+    # Build on the meta device first (no memory): the weights file must hold what the config implies, so
+    # a config that claims a huge network is refused before anything is allocated or read.
     try:
-        spec = InputSpec(
-            input_size=int(meta["input_size"]),
-            num_outputs=int(meta["num_outputs"]),
-            sequence_length=meta.get("sequence_length"),
-            image_shape=tuple(image_shape) if image_shape else None,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFolderError(f"model folder {folder}: {META} lacks a valid input description ({exc})") from None
+        with torch.device("meta"):
+            expected = _weights_bytes(build_model(config.model, spec))
+    except (RuntimeError, ValueError) as exc:
+        raise ModelFolderError(f"model folder {folder}: {CONFIG} does not describe a network that can be "
+                               f"built ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})") from None
+    if expected > MAX_WEIGHTS_BYTES:
+        raise ModelFolderError(f"model folder {folder}: {CONFIG} describes a network of {expected} bytes of weights; "
+                               f"expected at most {MAX_WEIGHTS_BYTES}")
+    files = {WEIGHTS: _read_one_checked(folder, WEIGHTS, listed[WEIGHTS], expected + _HEADER_ALLOWANCE)}
     module = build_model(config.model, spec)
     try:
         state = load_safetensors(files[WEIGHTS])  # the bytes that were hashed, not the file again
