@@ -128,3 +128,25 @@ def test_output_into_a_closed_pipe_ends_quietly(trained_run, tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert first.strip() and "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_predict_refuses_values_that_overflow_once_standardised(tmp_path, capsys):
+    """Issue 17 item 2: 3.4e38 is a float32, but not once standardised: nan probabilities and exit 0 before."""
+    import torch
+
+    from lstmkit.config import Config, ModelConfig
+    from lstmkit.data import Standardizer
+    from lstmkit.model_folder import save_model
+    from lstmkit.models import InputSpec, build_model
+
+    spec = InputSpec(input_size=3, num_outputs=2, sequence_length=4)
+    config = Config(model=ModelConfig(hidden_size=4))
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(0.0, 0.01, size=(8, 4, 3)).astype(np.float32)
+    folder = save_model(tmp_path / "model", build_model(config.model, spec), config, spec, ["a", "b"],
+                        Standardizer().fit(x))
+    (tmp_path / "in.csv").write_text("0,0,0,0,0,0,0,0,0,0,0,3.4e38\n")
+    assert main(["predict", str(folder), str(tmp_path / "in.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "model input once standardised with the training statistics" in err and "NaN/Inf" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -125,7 +125,10 @@ class LoadedModel:
         check_finite(x, "model input")
         standardizer = self.standardizer
         if standardizer is not None:
-            x = standardizer.transform(x)
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = standardizer.transform(x)
+            check_finite(x, "model input once standardised with the training statistics (a value beyond "
+                            "float32 after (x - mean) / std)")
         return torch.from_numpy(np.ascontiguousarray(x))
 
     @torch.no_grad()
@@ -134,7 +137,9 @@ class LoadedModel:
         inputs = self.prepare(x)
         self.module.eval()
         chunks = [torch.softmax(self.module(batch), dim=-1) for batch in inputs.split(batch_size)]
-        return torch.cat(chunks).numpy()
+        probabilities = torch.cat(chunks).numpy()
+        check_finite(probabilities, "model output (the inputs are beyond what the network can represent)")
+        return probabilities
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class indices ``(N,)`` for raw inputs ``(N, L, F)``."""
