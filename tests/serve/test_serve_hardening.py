@@ -122,3 +122,203 @@ def test_an_integer_beyond_python_s_digit_limit_is_a_400_not_a_500(client):
     response = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"].startswith("request body: expected JSON")
     json.loads(response.text)
+
+
+# ---- items 4-6: slow clients, proxy headers and flags, against the server `lstmkit serve` configures ----
+
+import logging  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from lstmkit.cli import main  # noqa: E402
+from lstmkit.serve import ServeOptions  # noqa: E402
+from lstmkit.serve.connections import RateLimitedLogFilter, server_config  # noqa: E402
+
+ONE = {"inputs": [[[0.5] * FEATURES] * 3]}
+
+
+class ServeServer:
+    """The app under ``server_config(app, options)`` (what ``lstmkit serve`` runs), on 127.0.0.1, in a thread."""
+
+    def __init__(self, backend, options):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = server_config(create_app(backend, options), options, port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
+
+
+@pytest.fixture(scope="module")
+def torch_backend(model_dir):
+    return load_backend(model_dir)
+
+
+def _closed_within(conn, seconds):
+    """Whether the server closes ``conn`` within ``seconds`` (what it sent before, if anything, is returned)."""
+    conn.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := conn.recv(4096):
+            data += chunk
+    except (socket.timeout, TimeoutError):
+        return False, data
+    except ConnectionResetError:
+        pass
+    return True, data
+
+
+def test_headers_sent_one_line_at_a_time_time_out(torch_backend):
+    with ServeServer(torch_backend, ServeOptions(header_timeout=1.0)) as live:
+        conn = live.connect()
+        conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        for i in range(8):  # one header line every 0.4 s: before the fix the connection stayed open for ever
+            try:
+                conn.sendall(f"X-Slow-{i}: y\r\n".encode())
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.4)
+        if not closed:
+            closed, _ = _closed_within(conn, 3)
+        assert closed and time.monotonic() - started < 5
+        conn.close()
+        with httpx.Client(base_url=live.url) as client:
+            assert client.post("/v1/predict", json=ONE).status_code == 200
+
+
+def test_connections_beyond_the_cap_get_503_and_idle_ones_are_closed(torch_backend):
+    with ServeServer(torch_backend, ServeOptions(max_connections=4, header_timeout=1.0)) as live:
+        idle = [live.connect() for _ in range(4)]
+        time.sleep(0.2)
+        extra = live.connect()
+        closed, answer = _closed_within(extra, 5)
+        assert closed and answer.startswith(b"HTTP/1.1 503 ")
+        assert b'"error": "server busy: 4 connections are open (--max-connections 4); retry"' in answer
+        for conn in idle:  # the idle ones are closed by the header deadline, and /healthz answers again
+            assert _closed_within(conn, 5)[0]
+            conn.close()
+        assert httpx.get(f"{live.url}/healthz", timeout=5).status_code == 200
+
+
+def test_trickling_bodies_hold_no_concurrency_slot_and_get_408(torch_backend):
+    options = ServeOptions(max_concurrency=2, body_timeout=1.5, header_timeout=5)
+    with ServeServer(torch_backend, options) as live:
+        body = json.dumps(ONE).encode()
+        slow = []
+        for _ in range(6):  # 3x --max-concurrency clients, each sending half a body and then nothing
+            conn = live.connect()
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+            slow.append(conn)
+        time.sleep(0.3)
+        with httpx.Client(base_url=live.url, timeout=10) as client:
+            for _ in range(3):  # before the fix: 503, every slot held by a trickling body
+                response = client.post("/v1/predict", json=ONE)
+                assert response.status_code == 200, response.text
+        for conn in slow:
+            closed, answer = _closed_within(conn, 5)
+            assert closed and answer.startswith(b"HTTP/1.1 408 "), answer
+            assert b"request body: not received within 1.5 s (--body-timeout)" in answer
+            conn.close()
+
+
+def test_x_forwarded_for_does_not_escape_the_rate_limit(torch_backend, caplog):
+    options = ServeOptions(rate_limit=0.1, rate_burst=5, access_log=True)  # no refill during the test
+    with ServeServer(torch_backend, options) as live, httpx.Client(base_url=live.url) as client, \
+            caplog.at_level(logging.INFO, logger="lstmkit.serve.access"):
+        statuses = [client.post("/v1/predict", json=ONE, headers={"X-Forwarded-For": f"10.0.{i // 250}.{i % 250}"}
+                                ).status_code for i in range(20)]
+        assert statuses.count(200) == 5 and statuses.count(429) == 15, statuses  # before: 20 x 200
+    clients = {json.loads(r.getMessage())["client"] for r in caplog.records if r.name == "lstmkit.serve.access"}
+    assert clients == {"127.0.0.1"}  # the spoofed addresses never reach the log
+
+
+def test_x_forwarded_for_is_trusted_from_a_named_proxy(torch_backend):
+    options = ServeOptions(rate_limit=5, rate_burst=5, forwarded_allow_ips="127.0.0.1")
+    with ServeServer(torch_backend, options) as live, httpx.Client(base_url=live.url) as client:
+        statuses = [client.post("/v1/predict", json=ONE, headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+                    for i in range(12)]
+        assert statuses == [200] * 12
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "99999"], "serve --port: expected a port number in 0..65535, got 99999"),
+    (["--port", "-1"], "serve --port: expected a port number in 0..65535, got -1"),
+    (["--threads", "-1"], "serve --threads: expected 0 (all cores) to"),
+    (["--threads", "100000"], "serve --threads: expected 0 (all cores) to"),
+    (["--session-ttl", "nan"], "serve --session-ttl: expected a positive number, got nan"),
+    (["--request-timeout", "nan"], "serve --request-timeout: expected a positive number, got nan"),
+    (["--rate-limit", "inf"], "serve --rate-limit: expected a positive number, got inf"),
+    (["--session-ttl", "1e300"], "serve --session-ttl: expected at most 3.1536e+07, got 1e+300"),
+    (["--forwarded-allow-ips", "proxy.example"], "serve --forwarded-allow-ips: expected proxy IP addresses"),
+])
+def test_serve_flags_are_validated_before_the_model_loads(model_dir, capsys, monkeypatch, flags, message):
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("lstmkit.serve.backends.load_backend", never)
+    assert main(["serve", str(model_dir), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_port_in_use_is_one_line_and_status_2_before_the_model_loads(model_dir, capsys, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("lstmkit.serve.backends.load_backend", never)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["serve", str(model_dir), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"lstmkit: error: serve --host 127.0.0.1 --port {port}: cannot listen there (already in use)"
+
+
+def test_repeated_log_lines_are_rate_limited():
+    logger = logging.getLogger("lstmkit.test.flood")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler, flood = Keep(), RateLimitedLogFilter(burst=3, interval=0.5)
+    logger.addHandler(handler)
+    logger.addFilter(flood)
+    logger.propagate = False
+    try:
+        for _ in range(1000):
+            logger.warning("socket.accept() out of system resource")
+        logger.warning("another message")
+        time.sleep(0.6)
+        logger.warning("socket.accept() out of system resource")
+    finally:
+        logger.removeHandler(handler)
+        logger.removeFilter(flood)
+    assert records[:4] == ["socket.accept() out of system resource"] * 3 + ["another message"]
+    assert records[4:] == ["socket.accept() out of system resource [997 similar messages were dropped]"]
