@@ -5,6 +5,7 @@ import os
 import pickle
 import random
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from lstmkit.callbacks import Checkpoint, load_checkpoint, save_checkpoint
 from lstmkit.checkpoint_format import CheckpointError, dumps, loads
 from lstmkit.cli import main
 from lstmkit.config import TrainConfig, dump_config, load_config
+
+DIGITS = Path(__file__).parent.parent / "configs" / "digits.toml"
 
 
 class _RunsCode:
@@ -136,7 +139,8 @@ def test_a_failed_checkpoint_write_keeps_the_old_file_and_leaves_no_temporary(tm
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(OSError, match=f"cannot write {path} \\(No space left on device\\)"):
+    with pytest.raises(CheckpointError, match=rf"checkpoint {path}: cannot write it \(No space left on device\); "
+                                              "the previous checkpoint, if any, is kept"):
         save_checkpoint(path, {"epoch": 2})
     monkeypatch.undo()
     assert load_checkpoint(path) == {"epoch": 1}
@@ -163,3 +167,28 @@ def test_torch_save_zip_is_recognised_by_its_magic(tmp_path):
     assert zipfile.is_zipfile(tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="got a pickle"):
         load_checkpoint(tmp_path / "plain.pt")
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    """Issue 17 item 8: ENOSPC from write_synced_temp was a traceback."""
+    run = tmp_path / "run"
+    common = ["--set", "train.progress=false", "--set", "model.hidden_size=8"]
+    real_fsync, writes = os.fsync, []
+
+    def fsync_until_full(fd):
+        writes.append(fd)
+        if len(writes) > 3:  # config.toml, best.pt and last.pt of epoch 1 went through
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_until_full)
+    status = main(["train", str(DIGITS), "--out", str(run), "--set", "train.epochs=3", *common])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert status == 2, err
+    line = [x for x in err.strip().splitlines() if x.startswith("lstmkit: error")]
+    assert line and "cannot write it (No space left on device); the previous checkpoint, if any, is kept" in line[0]
+    assert "Traceback" not in err
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] in (1, 2)
+    assert not list((run / "checkpoints").glob(".*.tmp-*"))

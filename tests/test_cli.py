@@ -150,3 +150,18 @@ def test_predict_refuses_values_that_overflow_once_standardised(tmp_path, capsys
     err = capsys.readouterr().err
     assert "model input once standardised with the training statistics" in err and "NaN/Inf" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_train_with_a_deeply_nested_config_is_one_line(tmp_path, capsys):
+    """Issue 17 item 8: RecursionError in task_runs.recipe_task, which peeks at the file before the guarded loader."""
+    config = tmp_path / "deep.toml"
+    config.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"lstmkit: error: config file {config}: not valid TOML (arrays or tables nested too deeply)"
+
+
+def test_train_with_a_huge_learning_rate_fails_before_training(tmp_path, capsys):
+    assert main(["train", str(DIGITS), "--out", str(tmp_path / "run"), "--set", "train.lr=1e308"]) == 2
+    assert "config [train] lr: expected a float <= 1000.0, got 1e+308" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

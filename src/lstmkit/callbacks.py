@@ -66,7 +66,14 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
     The file is safetensors with a JSON skeleton (``lstmkit.checkpoint_format``): loading it never runs code.
     """
-    atomic_write_bytes(Path(path), checkpoint_format.dumps(payload))
+    path = Path(path)
+    data = checkpoint_format.dumps(payload)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:  # e.g. a full disk: the temporary is gone, the previous checkpoint is intact
+        raise checkpoint_format.CheckpointError(
+            f"checkpoint {path}: cannot write it ({exc.strerror or exc}); the previous checkpoint, if any, is "
+            "kept") from None
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

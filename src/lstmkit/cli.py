@@ -35,7 +35,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from lstmkit.train import run_training
 
     overrides = list(args.set or [])
-    task = recipe_task(args.resume / "config.toml" if args.resume else args.config)
+    recipe = args.resume / "config.toml" if args.resume else args.config
+    try:
+        task = recipe_task(recipe)
+    except RecursionError:  # the recipe is peeked at before the guarded loader reads it
+        raise LstmkitError(f"config file {recipe}: not valid TOML (arrays or tables nested too deeply)") from None
     if task in TASK_MODULES:
         return _train_task(task, args, overrides)
     if args.data_dir:

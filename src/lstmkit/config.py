@@ -197,14 +197,15 @@ class TrainConfig:
     epochs: int = field(default=20, metadata=_positive())
     batch_size: int = field(default=64, metadata=_positive())
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = field(default=1e-3, metadata=_positive())
+    lr: float = field(default=1e-3, metadata=_positive(max=1e3))
+    """Learning rate; at most 1000 (beyond float32 a step overflows, and long before that training diverges)."""
     momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
     """SGD momentum (ignored by Adam and AdamW)."""
-    weight_decay: float = field(default=0.0, metadata={"min": 0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0, "max": 1e3})
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
     step_size: int = field(default=10, metadata=_positive())
     """Epochs between decays for ``schedule = "step"``."""
-    gamma: float = field(default=0.1, metadata=_positive())
+    gamma: float = field(default=0.1, metadata=_positive(max=1e3))
     grad_clip: float = field(default=1.0, metadata={"min": 0})
     """Maximum global gradient norm; 0 turns clipping off."""
     patience: int = field(default=0, metadata={"min": 0})

@@ -65,7 +65,7 @@ def write_synced_temp(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, flushed to disk; return the temporary's path.
 
     Renaming it onto ``path`` (``os.replace``) then publishes the whole file at once. If the write fails (a full
-    disk), the temporary is removed and the ``OSError`` names ``path``.
+    disk), the temporary is removed and the ``OSError``'s filename is ``path``.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -76,7 +76,7 @@ def write_synced_temp(path: Path, data: bytes) -> Path:
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise OSError(exc.errno, f"cannot write {path} ({exc.strerror or exc})") from None
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
     return tmp
 
