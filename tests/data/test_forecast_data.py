@@ -72,6 +72,9 @@ def test_parquet_matches_csv(tmp_path):
     ("t,id,value\n1,a,1\n2,a,2\n1,b,3\n", {}, r"series 'b' has no value at time '2'"),
     ("t,id,value\n1,a,1\n1,a,2\n", {}, r"expected one value per time and id, got a repeated \('1', 'a'\)"),
     ("", {}, r"expected a header row and data rows, got an empty file"),
+    # Issue 17 item 9: trained, then reported test_mae Infinity and test_naive_mase 0.0
+    ("t,a\n1,2\n2,1e308\n3,-1e308\n", {}, r"series 'a': expected values within ±1e\+30 \(the network and its "
+                                           r"metrics compute in float32\), got 1e\+308 at time '2' \(2 such values\)"),
 ])
 def test_malformed_files_are_rejected_by_name(tmp_path, text, kwargs, match):
     with pytest.raises(DataError, match=match):

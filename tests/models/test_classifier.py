@@ -96,3 +96,11 @@ def test_chrono_init_reaches_the_lstm_and_replaces_forget_bias():
     bias = model.lstm.bias_ih_l0
     assert model.lstm.chrono_init == 30
     assert torch.equal(bias[:6], -bias[6:12]) and bias[6:12].max() <= torch.log(torch.tensor(29.0))
+
+
+@pytest.mark.parametrize("conv", ["conv1d", "conv2d"])
+def test_a_zero_channel_count_names_the_conv_kind_and_the_index(conv):
+    """Issue 17 item 9: conv1d with conv_channels=[0] named "conv2d" pooling in its error."""
+    with pytest.raises(ConfigError, match=rf"config \[model\] conv_channels\[1\]: expected a channel count in "
+                                          rf"1..65536 for {conv}, got 0"):
+        build_model(ModelConfig(conv=conv, conv_channels=[4, 0]), SPEC)

@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 SERIES_SUFFIXES = (".csv", ".txt", ".parquet", ".pq")
 
 
+MAX_ABS_VALUE = 1e30
+"""The largest magnitude a series value may have: float32 holds 3.4e38, and sums, squares and differences of
+values need room (1e308 trained and reported test_mae Infinity and test_naive_mase 0.0)."""
+
+
 @dataclass
 class Series:
     """Aligned series: ``values`` float64 of shape (T, S), ``times`` (T,) labels, ``names`` (S,)."""
@@ -66,6 +71,12 @@ class Series:
             t, s = (int(i) for i in np.argwhere(bad)[0])
             raise DataError(f"series {self.names[s]!r}: expected finite values, got {int(bad.sum())} NaN/Inf "
                             f"(first at time {self.times[t]!r})")
+        huge = np.abs(values) > MAX_ABS_VALUE
+        if huge.any():
+            t, s = (int(i) for i in np.argwhere(huge)[0])
+            raise DataError(f"series {self.names[s]!r}: expected values within ±{MAX_ABS_VALUE:g} (the network and "
+                            f"its metrics compute in float32), got {values[t, s]:g} at time {self.times[t]!r} "
+                            f"({int(huge.sum())} such values); rescale the series first")
         self.values = values
         self.times = [str(t) for t in self.times]
         self.names = [str(n) for n in self.names]
