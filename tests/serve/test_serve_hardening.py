@@ -322,3 +322,11 @@ def test_repeated_log_lines_are_rate_limited():
         logger.removeFilter(flood)
     assert records[:4] == ["socket.accept() out of system resource"] * 3 + ["another message"]
     assert records[4:] == ["socket.accept() out of system resource [997 similar messages were dropped]"]
+
+
+def test_no_docs_page_loads_scripts_from_a_cdn(client):
+    """Issue 17 item 11: /docs loaded swagger-ui from cdn.jsdelivr.net at a floating major version."""
+    for path in ("/docs", "/redoc"):
+        response = client.get(path)
+        assert response.status_code == 404 and "cdn" not in response.text
+    assert client.get("/openapi.json").json()["info"]["title"] == "lstmkit"

@@ -9,7 +9,8 @@
 ``DELETE /v1/sessions/{id}``  close the session
 ``GET /healthz``           ``{"status": "ok", ...}``
 ``GET /metrics``           Prometheus text format
-``GET /openapi.json``      the schema (``/docs`` renders it)
+``GET /openapi.json``      the schema (no ``/docs`` page: FastAPI's loads swagger-ui from a CDN at a floating
+                           version; open the schema in a viewer you trust)
 =========================  ===================================================================================
 
 Inputs are raw values, as the data source gives them; the server standardises them as in training. Every
@@ -137,7 +138,9 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
             await stepper.stop()
             executor.shutdown(wait=True)
 
-    app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages pull swagger-ui / redoc scripts from a CDN at a floating major version,
+    # code that the server would hand to every browser that opens them.
+    app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="LSTM models: batch prediction and streaming sessions.")
     # The last added runs first: the access log sees every answer, the metrics count the guard's refusals too.
     app.add_middleware(GuardMiddleware, options=options)
