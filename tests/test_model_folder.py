@@ -267,3 +267,15 @@ def test_an_oversized_manifest_is_refused_by_size(saved):
     (folder / "manifest.json").write_text(" " * (65 * 2**10))
     with pytest.raises(ModelFolderError, match=r"manifest.json: expected at most 65536 bytes, got 66560"):
         load_model(folder)
+
+
+def test_saving_removes_the_temporaries_of_an_earlier_killed_save(saved):
+    """Issue 17 item 10: killed or failed writes left .NAME.tmp-PID files behind."""
+    folder, module, standardizer, x = saved
+    stale = folder / f".model.safetensors.tmp-{2**22 + 7}"  # a PID above any this machine hands out
+    stale.write_bytes(b"half the weights")
+    save_model(folder, module, Config(model=ModelConfig(hidden_size=6, bidirectional=True)), SPEC, ["a", "b", "c"],
+               standardizer)
+    assert not stale.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "manifest.json", "meta.json",
+                                                        "model.safetensors"]

@@ -158,8 +158,11 @@ def save_model(
     """Write ``module`` and everything needed to use it into ``folder`` (created if needed)."""
     import tomli_w
 
+    from lstmkit.checkpoint_format import remove_stale_temporaries
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder)  # what a killed or failed save left
     meta = {
         "format_version": FORMAT_VERSION,
         "lstmkit_version": lstmkit.__version__,

@@ -330,3 +330,39 @@ def test_no_docs_page_loads_scripts_from_a_cdn(client):
         response = client.get(path)
         assert response.status_code == 404 and "cdn" not in response.text
     assert client.get("/openapi.json").json()["info"]["title"] == "lstmkit"
+
+
+class _BuggyBackend:
+    """A backend with a bug: one more probability than labels, so the handler fails with an IndexError."""
+
+    def __init__(self, backend):
+        self._backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def predict(self, x, lengths):
+        out = self._backend.predict(x, lengths)
+        return np.concatenate([out * 0, np.ones((len(out), 1), out.dtype)], axis=1)
+
+
+def test_an_internal_error_is_one_log_line_and_keeps_the_connection(model_dir, caplog):
+    """Issue 17 item 3: each 500 logged two full tracebacks and dropped the keep-alive connection."""
+    backend = _BuggyBackend(load_backend(model_dir))
+    with ServeServer(backend, ServeOptions()) as live, caplog.at_level(logging.INFO):
+        conn = live.connect()
+        body = json.dumps(ONE).encode()
+        request = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        for _ in range(3):  # the same connection answers each time
+            conn.sendall(request)
+            answer = b""
+            while b'"}' not in answer:
+                chunk = conn.recv(4096)
+                assert chunk, "the server closed the connection"
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 500 ") and b'{"error": "internal error: IndexError"}' in answer
+        conn.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3 and all(r.exc_info is None for r in errors)
+    assert errors[0].getMessage().startswith("POST /v1/predict: internal error IndexError")

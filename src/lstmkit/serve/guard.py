@@ -32,7 +32,7 @@ from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["AccessLogMiddleware", "GuardMiddleware", "RateLimiter"]
+__all__ = ["AccessLogMiddleware", "GuardMiddleware", "InternalErrorMiddleware", "RateLimiter"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("lstmkit.serve.access")
@@ -237,3 +237,32 @@ class AccessLogMiddleware:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "method": scope["method"], "path": scope["path"],
                 "status": response.status, "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                 "client": client_address(scope)}))
+
+
+class InternalErrorMiddleware:
+    """An unexpected exception becomes a 500 ``{"error": ...}`` and one log line (its traceback at DEBUG); it is
+    not re-raised, so the server neither logs a second traceback nor drops the keep-alive connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:  # noqa: BLE001 - the last resort: answered, logged once
+            log.error("%s %s: internal error %s: %s", scope["method"], scope["path"], type(exc).__name__,
+                      str(exc).splitlines()[0][:200] if str(exc) else "")
+            log.debug("traceback of the internal error", exc_info=True)
+            if not started:
+                await send_error(send, 500, f"internal error: {type(exc).__name__}")
