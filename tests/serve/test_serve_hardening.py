@@ -366,3 +366,45 @@ def test_an_internal_error_is_one_log_line_and_keeps_the_connection(model_dir, c
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 3 and all(r.exc_info is None for r in errors)
     assert errors[0].getMessage().startswith("POST /v1/predict: internal error IndexError")
+
+
+# ---- acceptance: values fuzzed over one keep-alive connection, both backends: no 5xx, no dropped connection ----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NUMBERS = st.one_of(
+    st.floats(-0.05, 0.05).map(repr),  # within the training data's range: answered 200
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["3.4e38", "-3.4e38", "3.4028235e38", "1e39", "-1e308", "1e-45", "0", "-0.0", "1e400"]),
+    st.integers(1, 450).map(lambda digits: "9" * digits),
+    st.integers(-(2**70), 2**70).map(str),
+)
+
+
+@pytest.mark.slow
+def test_fuzzed_values_never_give_a_5xx_nor_drop_the_connection(narrow_server):
+    statuses = {}
+    with httpx.Client(base_url=narrow_server.url, timeout=30) as client:
+        sid = client.post("/v1/sessions").json()["id"]
+        steps_ok = 0
+
+        @settings(max_examples=200, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(values=st.lists(st.lists(NUMBERS, min_size=FEATURES, max_size=FEATURES), min_size=1, max_size=3))
+        def run(values):
+            nonlocal steps_ok
+            steps = "[" + ",".join("[" + ",".join(step) + "]" for step in values) + "]"
+            for path, body in (("/v1/predict", '{"inputs": [' + steps + "]}"),
+                               (f"/v1/sessions/{sid}/step", '{"inputs": ' + steps + "}")):
+                response = client.post(path, content=body, headers={"content-type": "application/json"})
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                assert response.status_code in (200, 400, 422), (path, body[:200], response.text[:200])
+                if "step" in path and response.status_code == 200:
+                    steps_ok += len(values)
+
+        run()
+        # The session was never poisoned: it counts exactly the steps that were answered 200.
+        assert client.get(f"/v1/sessions/{sid}").json()["steps"] == steps_ok
+        assert client.post(f"/v1/sessions/{sid}/step", json={"inputs": _steps(0.01, 1)}).status_code == 200
+    assert statuses.get(422, 0) > 50 and statuses.get(200, 0) > 50, statuses
