@@ -411,7 +411,8 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Loaded
     if expected > MAX_WEIGHTS_BYTES:
         raise ModelFolderError(f"model folder {folder}: {CONFIG} describes a network of {expected} bytes of weights; "
                                f"expected at most {MAX_WEIGHTS_BYTES}")
-    files = {WEIGHTS: _read_one_checked(folder, WEIGHTS, listed[WEIGHTS], expected + _HEADER_ALLOWANCE)}
+    # Twice the float32 size: room for weights saved in float64, never for a file of gigabytes.
+    files = {WEIGHTS: _read_one_checked(folder, WEIGHTS, listed[WEIGHTS], 2 * expected + _HEADER_ALLOWANCE)}
     module = build_model(config.model, spec)
     try:
         state = load_safetensors(files[WEIGHTS])  # the bytes that were hashed, not the file again
