@@ -73,8 +73,9 @@ def test_parquet_matches_csv(tmp_path):
     ("t,id,value\n1,a,1\n1,a,2\n", {}, r"expected one value per time and id, got a repeated \('1', 'a'\)"),
     ("", {}, r"expected a header row and data rows, got an empty file"),
     # Issue 17 item 9: trained, then reported test_mae Infinity and test_naive_mase 0.0
-    ("t,a\n1,2\n2,1e308\n3,-1e308\n", {}, r"series 'a': expected values within ±1e\+30 \(the network and its "
-                                           r"metrics compute in float32\), got 1e\+308 at time '2' \(2 such values\)"),
+    ("t,a\n1,2\n2,1e308\n3,-1e308\n", {}, r"bad.csv column 'a' row 2: expected values within ±1e\+30 \(the network "
+                                           r"and its metrics compute in float32\), got 1e\+308 \(2 such rows\)"),
+    ("t,a\n1,2\n2," + "9" * 400 + "\n", {}, r"bad.csv column 'a' row 2: expected a number, got '9{20}', beyond float64"),
 ])
 def test_malformed_files_are_rejected_by_name(tmp_path, text, kwargs, match):
     with pytest.raises(DataError, match=match):
@@ -188,3 +189,10 @@ def test_scaler_inverse_undoes_transform(log, difference):
 def test_log_rejects_non_positive_values():
     with pytest.raises(DataError, match=r"log = true: expected positive values, got 0"):
         SeriesScaler(log=True).fit(np.array([[1.0], [0.0], [2.0]]))
+
+
+def test_series_values_beyond_the_bound_are_refused_from_arrays_too():
+    from lstmkit.data.timeseries import Series
+
+    with pytest.raises(DataError, match=r"series 'y0': expected values within ±1e\+30 .*got 1e\+308 at time '1'"):
+        Series.from_array(np.array([1.0, 1e308]))

@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,13 @@ def _read_frame(path: Path) -> Any:
             raise DataError(f"series file {name}: expected a header row and data rows, got an empty file") from None
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
             raise DataError(f"series file {name}: expected a readable CSV file, got {exc}") from None
+        except OverflowError:  # pandas converting a column of integers beyond 64 bits
+            pass
+        try:  # every column as text: _numeric converts the value columns and names the bad cells
+            return pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str, keep_default_na=False,
+                               na_values=[""])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, OverflowError) as exc:
+            raise DataError(f"series file {name}: expected a readable CSV file, got {exc}") from None
     raise DataError(f"series file {name}: expected one of the extensions {', '.join(SERIES_SUFFIXES)}, "
                     f"got {suffix or 'no extension'!r}")
 
@@ -209,16 +217,36 @@ def _numeric(column: Any, name: str, column_name: str) -> Any:
     """The column as float64; a DataError names the first non-numeric or missing value and its file row."""
     import pandas as pd
 
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    try:
+        values = pd.to_numeric(column, errors="coerce")
+        array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    except OverflowError:  # integers beyond 64 bits: as floats (inf beyond float64), checked below
+        values = pd.Series([_as_float(v) for v in column], index=column.index, dtype=np.float64)
+        array = values.to_numpy()
+    bad = values.isna().to_numpy() | ~np.isfinite(array)
     if bad.any():
-        position = int(np.flatnonzero(bad.to_numpy())[0])
+        position = int(np.flatnonzero(bad)[0])
         raw = column.iloc[position]
         what = "a missing value (NaN)" if pd.isna(raw) or str(raw).strip().lower() in ("nan", "") \
             else f"non-numeric value {raw!r}"
+        if what.startswith("non-numeric") and not math.isnan(_as_float(raw)):
+            what = f"{str(raw)[:20]!r}, beyond float64"
         raise DataError(f"series {name} column {column_name!r} row {position + 1}: expected a number, got "
                         f"{what} ({int(bad.sum())} such rows); fill or drop them first")
-    return values.astype(np.float64)
+    huge = np.abs(array) > MAX_ABS_VALUE
+    if huge.any():
+        position = int(np.flatnonzero(huge)[0])
+        raise DataError(f"series {name} column {column_name!r} row {position + 1}: expected values within "
+                        f"±{MAX_ABS_VALUE:g} (the network and its metrics compute in float32), got {array[position]:g} "
+                        f"({int(huge.sum())} such rows); rescale the series first")
+    return pd.Series(array, index=column.index, name=column.name)
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return math.nan
 
 
 def _check_times(times: list[Any], name: str, column: str) -> None:
