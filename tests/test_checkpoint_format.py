@@ -192,3 +192,9 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(t
     assert "Traceback" not in err
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] in (1, 2)
     assert not list((run / "checkpoints").glob(".*.tmp-*"))
+
+
+def test_a_fifo_in_place_of_a_checkpoint_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match=r"last.pt: expected a regular file, got a special file"):
+        load_checkpoint(tmp_path / "last.pt")

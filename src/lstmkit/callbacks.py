@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,8 +84,14 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
         CheckpointError: an old pickle (``torch.save``) checkpoint, which is refused without being unpickled,
             or a file that is not a valid checkpoint.
     """
+    import stat
+
     path = Path(path)
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would block the read forever
+            raise checkpoint_format.CheckpointError(f"checkpoint {path}: expected a regular file, got "
+                                                    f"{'a folder' if stat.S_ISDIR(mode) else 'a special file'}")
         data = path.read_bytes()
     except OSError as exc:
         raise checkpoint_format.CheckpointError(f"checkpoint {path}: cannot read it ({exc.strerror or exc})") from None
