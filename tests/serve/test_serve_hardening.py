@@ -1,19 +1,30 @@
-"""Issue 17's attacks on the server's values, through a real server on 127.0.0.1: values that overflow once
-standardised (item 2), huge JSON integers (item 3). Each was a 500 (or a silent wrong 200) before."""
+"""Issue 17's attacks on the server, through real clients and a real server on 127.0.0.1: values that overflow
+once standardised (item 2), huge JSON integers and internal errors (item 3), slow clients and connection floods
+(item 4), spoofed X-Forwarded-For (item 5), unchecked flags and a port in use (item 6), the CDN-loaded /docs
+(item 11), and a fuzz of request values over one keep-alive connection."""
 
 import json
+import logging
+import socket
+import threading
+import time
 
 import httpx
 import numpy as np
 import pytest
 import torch
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from lstmkit.cli import main
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
 from lstmkit.export import export_onnx
 from lstmkit.model_folder import save_model
 from lstmkit.models import build_model
-from lstmkit.serve import create_app, load_backend
+from lstmkit.serve import ServeOptions, create_app, load_backend
+from lstmkit.serve.connections import RateLimitedLogFilter, server_config
 from serve_helpers import FEATURES, LABELS, OPTIONS, SPEC, LiveServer
 
 OVERFLOWS = 3.4e38  # a float32, but (x - mean) / std with std 0.01 is not
@@ -126,16 +137,8 @@ def test_an_integer_beyond_python_s_digit_limit_is_a_400_not_a_500(client):
 
 # ---- items 4-6: slow clients, proxy headers and flags, against the server `lstmkit serve` configures ----
 
-import logging  # noqa: E402
-import socket  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
 
-import uvicorn  # noqa: E402
 
-from lstmkit.cli import main  # noqa: E402
-from lstmkit.serve import ServeOptions  # noqa: E402
-from lstmkit.serve.connections import RateLimitedLogFilter, server_config  # noqa: E402
 
 ONE = {"inputs": [[[0.5] * FEATURES] * 3]}
 
@@ -370,8 +373,6 @@ def test_an_internal_error_is_one_log_line_and_keeps_the_connection(model_dir, c
 
 # ---- acceptance: values fuzzed over one keep-alive connection, both backends: no 5xx, no dropped connection ----
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 NUMBERS = st.one_of(
     st.floats(-0.05, 0.05).map(repr),  # within the training data's range: answered 200

@@ -65,6 +65,7 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, backend:
     address = host if sock is None else str(sock.getsockname()[0])
     options.check_bind(address)
     options = _fit_connections_to_file_limit(options)
+    own_socket = sock is None
     if sock is None:
         sock = _bind(host, port)
     if not is_loopback(address):
@@ -86,7 +87,8 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, backend:
                                                 bound_port)
         server.run(sockets=[sock])
     finally:
-        sock.close()
+        if own_socket:
+            sock.close()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -106,7 +108,6 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise LstmkitError(f"serve --host {host} --port {port}: cannot listen there ({why})") from None
-    sock.set_inheritable(True)
     return sock
 
 
