@@ -165,3 +165,23 @@ def test_train_with_a_huge_learning_rate_fails_before_training(tmp_path, capsys)
     assert main(["train", str(DIGITS), "--out", str(tmp_path / "run"), "--set", "train.lr=1e308"]) == 2
     assert "config [train] lr: expected a float <= 1000.0, got 1e+308" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_while_saving_the_model_is_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 17 item 8: OSError [Errno 28] was a traceback; it names the file it could not write."""
+    import errno
+
+    import lstmkit.model_folder as model_folder
+
+    def full(state, filename, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(model_folder, "save_file", full)
+    status = main(["train", str(DIGITS), "--out", str(tmp_path / "run"), "--set", "train.epochs=1",
+                   "--set", "train.progress=false", "--set", "model.hidden_size=8"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"lstmkit: error: cannot write {tmp_path / 'run' / 'model'}/.model.safetensors.tmp-")
+    assert line.endswith("(No space left on device)")
+    assert not list((tmp_path / "run" / "model").glob(".*.tmp-*"))
