@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from lstmkit import checkpoint_format
 from lstmkit.callbacks import Checkpoint, load_checkpoint, save_checkpoint
 from lstmkit.checkpoint_format import CheckpointError, dumps, loads
 from lstmkit.cli import main
 from lstmkit.config import TrainConfig, dump_config, load_config
+from lstmkit.safe_files import remove_stale_temporaries
 
 DIGITS = Path(__file__).parent.parent / "configs" / "digits.toml"
 
@@ -159,7 +159,7 @@ def test_temporaries_of_killed_writes_are_removed_when_training_starts(tmp_path)
 
     Checkpoint(tmp_path).on_fit_start(_Trainer())
     assert not stale.exists() and live.exists()
-    assert checkpoint_format.remove_stale_temporaries(tmp_path / "missing") == []
+    assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
 def test_torch_save_zip_is_recognised_by_its_magic(tmp_path):

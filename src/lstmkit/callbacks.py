@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from lstmkit import checkpoint_format
 from lstmkit.model_folder import atomic_write_bytes
+from lstmkit.safe_files import remove_stale_temporaries
 from lstmkit.trainer import Callback, Trainer
 
 __all__ = ["Callback", "ProgressBar", "CSVLogger", "Checkpoint", "EarlyStopping", "TensorBoard",
@@ -181,7 +182,7 @@ class Checkpoint(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if trainer.rank == 0:  # temporaries of writes that a kill or a full disk interrupted
-            for path in checkpoint_format.remove_stale_temporaries(self.folder):
+            for path in remove_stale_temporaries(self.folder):
                 log.info("removed %s, left by an interrupted checkpoint write", path)
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:

@@ -23,9 +23,7 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import struct
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +33,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from lstmkit.errors import LstmkitError
+from lstmkit.safe_files import json_depth_exceeds
 
 __all__ = ["CheckpointError", "dumps", "loads", "FORMAT"]
 
@@ -101,28 +100,6 @@ def _header_metadata(data: bytes, name: str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {name}: expected an lstmkit checkpoint header, got one that is not "
                               f"valid ({type(exc).__name__}: {exc})") from None
     return meta
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """Whether ``text``'s brackets nest deeper than ``limit`` (brackets inside strings are skipped)."""
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
 
 
 def _json_loads(text: str, limit: int) -> Any:
@@ -193,33 +170,3 @@ def _decode(node: Any, tensors: dict[str, torch.Tensor], device: torch.device, d
     if "tuple" in node:
         return tuple(_decode(v, tensors, device, depth + 1) for v in node["tuple"])
     raise TypeError(f"unexpected node with keys {sorted(node)[:4]}")
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the ``.NAME.tmp-PID`` files that killed or failed writes left in ``folder``; return them.
-
-    A temporary whose PID is a live process other than this one is left alone (another writer's).
-    """
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for path in folder.glob(".*.tmp-*"):
-        pid = path.name.rsplit(".tmp-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        try:
-            path.unlink()
-            removed.append(path)
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

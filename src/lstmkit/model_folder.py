@@ -42,6 +42,7 @@ from lstmkit.config import Config, config_from_dict, config_to_dict, tomllib
 from lstmkit.data.transforms import Standardizer, check_finite
 from lstmkit.errors import ConfigError, DataError, ModelFolderError
 from lstmkit.models import InputSpec, build_model
+from lstmkit.safe_files import json_depth_exceeds, remove_stale_temporaries
 
 __all__ = ["LoadedModel", "save_model", "load_model", "write_manifest", "atomic_write_bytes", "write_synced_temp"]
 
@@ -158,8 +159,6 @@ def save_model(
     """Write ``module`` and everything needed to use it into ``folder`` (created if needed)."""
     import tomli_w
 
-    from lstmkit.checkpoint_format import remove_stale_temporaries
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)  # what a killed or failed save left
@@ -266,8 +265,6 @@ def _text(folder: Path, name: str, data: bytes) -> str:
 
 def _check_depth(folder: Path, name: str, text: str) -> None:
     """Refuse JSON or TOML nested deeper than ``MAX_JSON_DEPTH`` before a recursive parser sees it."""
-    from lstmkit.checkpoint_format import json_depth_exceeds
-
     if json_depth_exceeds(text, MAX_JSON_DEPTH):
         raise ModelFolderError(f"model folder {folder}: {name} is not valid (expected brackets nested at most "
                                f"{MAX_JSON_DEPTH} deep, got deeper)")
