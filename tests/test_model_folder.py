@@ -195,6 +195,16 @@ def test_a_deeply_nested_manifest_is_refused_before_parsing(saved):
         load_model(folder)
 
 
+def test_deep_nesting_hidden_from_the_pre_scan_is_still_refused(saved):
+    """A TOML literal string holding a double quote blinds the bracket pre-scan; the parser's RecursionError is
+    still turned into the folder's error."""
+    folder = saved[0]
+    (folder / "config.toml").write_text("a = '\"'\nx = " + NESTED + "\n")
+    write_manifest(folder)
+    with pytest.raises(ModelFolderError, match=r"config.toml is not valid"):
+        load_model(folder)
+
+
 @pytest.mark.parametrize("name, text", [
     ("meta.json", '{"format_version": 1, "x": ' + NESTED + "}"),
     ("config.toml", "x = " + NESTED + "\n"),
