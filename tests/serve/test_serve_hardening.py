@@ -409,4 +409,4 @@ def test_fuzzed_values_never_give_a_5xx_nor_drop_the_connection(narrow_server):
         # The session was never poisoned: it counts exactly the steps that were answered 200.
         assert client.get(f"/v1/sessions/{sid}").json()["steps"] == steps_ok
         assert client.post(f"/v1/sessions/{sid}/step", json={"inputs": _steps(0.01, 1)}).status_code == 200
-    assert statuses.get(422, 0) > 50 and statuses.get(200, 0) > 50, statuses
+    assert statuses.get(422, 0) > 50 and statuses.get(200, 0) > 10, statuses  # both outcomes exercised
