@@ -391,7 +391,7 @@ def test_fuzzed_values_never_give_a_5xx_nor_drop_the_connection(narrow_server):
         sid = client.post("/v1/sessions").json()["id"]
         steps_ok = 0
 
-        @settings(max_examples=200, deadline=None, database=None, derandomize=True,
+        @settings(max_examples=500, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(values=st.lists(st.lists(NUMBERS, min_size=FEATURES, max_size=FEATURES), min_size=1, max_size=3))
         def run(values):
