@@ -73,8 +73,8 @@ class ServeOptions:
     bounded). Lowered to fit the process's open-file limit."""
     forwarded_allow_ips: str | None = None
     """Comma-separated addresses of the reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto``
-    headers are trusted (uvicorn's ``forwarded_allow_ips``). None, the default: no proxy header is trusted, so
-    the rate limit and the access log see each connection's own address."""
+    headers are trusted (uvicorn's ``forwarded_allow_ips``; ``*`` trusts every peer). None, the default: no
+    proxy header is trusted, so the rate limit and the access log see each connection's own address."""
     api_key: str | None = field(default=None, repr=False)
     """When set, every request but ``/healthz`` needs ``Authorization: Bearer KEY`` (else 401)."""
     insecure: bool = False
@@ -99,6 +99,8 @@ class ServeOptions:
         if forwarded is not None:
             for address in str(forwarded).split(","):
                 address = address.strip()
+                if address == "*":  # uvicorn's "trust every peer": only behind a proxy that all traffic passes
+                    continue
                 try:
                     ipaddress.ip_network(address, strict=False)
                 except ValueError:
