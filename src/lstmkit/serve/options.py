@@ -53,8 +53,9 @@ class ServeOptions:
     max_queue: int = 4096
     """Most sequences (predict) or step requests waiting for the model; beyond that requests get 503."""
     max_concurrency: int = 256
-    """Most requests in progress at once (``/healthz`` aside); one more gets 503 at once, before its body
-    is read, so memory stays bounded under a flood."""
+    """Most requests in progress at once (``/healthz`` aside), counted from the moment a request's body is in;
+    one more gets 503. Bodies still arriving hold no slot: they are bounded by ``max_connections`` times
+    ``max_payload_bytes`` and by ``body_timeout``, so slow senders cannot lock out ready requests."""
     request_timeout: float = 30.0
     """Seconds a request may take, body reading included; then 504 (0: no limit)."""
     rate_limit: float = 0.0
