@@ -73,6 +73,14 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
             self._cancel_header_timer()
 
+    def pause_writing(self) -> None:
+        if not getattr(self, "_refused", False):
+            super().pause_writing()
+
+    def resume_writing(self) -> None:
+        if not getattr(self, "_refused", False):
+            super().resume_writing()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
