@@ -76,6 +76,9 @@ def test_parquet_matches_csv(tmp_path):
     ("t,a\n1,2\n2,1e308\n3,-1e308\n", {}, r"bad.csv column 'a' row 2: expected values within ±1e\+30 \(the network "
                                            r"and its metrics compute in float32\), got 1e\+308 \(2 such rows\)"),
     ("t,a\n1,2\n2," + "9" * 400 + "\n", {}, r"bad.csv column 'a' row 2: expected a number, got '9{20}', beyond float64"),
+    # Found by tests/fuzz/test_fuzz_readers.py: a ValueError from pandas' pivot
+    ("id,t,value\n1,a,1\n2,a,2\n", {}, r"a long file needs three different columns for time, id and value, got 'id', "
+                                       r"'id' and 'value'"),
 ])
 def test_malformed_files_are_rejected_by_name(tmp_path, text, kwargs, match):
     with pytest.raises(DataError, match=match):

@@ -176,6 +176,9 @@ def series_from_frame(frame: Any, name: str, time_column: str = "", format: str 
         if missing:
             raise DataError(f"series {name}: a long file needs the columns {time_column!r}, {id_column!r} and "
                             f"{value_column!r}; missing {missing} in {columns}")
+        if len({time_column, id_column, value_column}) < 3:
+            raise DataError(f"series {name}: a long file needs three different columns for time, id and value, "
+                            f"got {time_column!r}, {id_column!r} and {value_column!r}")
         values = _numeric(frame[value_column], name, value_column)
         frame = frame.assign(**{value_column: values, id_column: frame[id_column].astype(str),
                                 time_column: frame[time_column].astype(str)})
