@@ -54,7 +54,7 @@ test-fast: setup-dev
 # Known-vulnerable packages in the installed environment (lstmkit itself, editable, is skipped). Needs the
 # vulnerability service of the package index; a package it cannot look up is listed as skipped, not as safe.
 audit: setup-dev
-	$(BIN)/python -m pip_audit --skip-editable --progress-spinner off --desc on
+	$(BIN)/python tools/audit.py
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

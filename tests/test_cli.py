@@ -128,3 +128,60 @@ def test_output_into_a_closed_pipe_ends_quietly(trained_run, tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert first.strip() and "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_predict_refuses_values_that_overflow_once_standardised(tmp_path, capsys):
+    """Issue 17 item 2: 3.4e38 is a float32, but not once standardised: nan probabilities and exit 0 before."""
+    import torch
+
+    from lstmkit.config import Config, ModelConfig
+    from lstmkit.data import Standardizer
+    from lstmkit.artifacts.model_folder import save_model
+    from lstmkit.models import InputSpec, build_model
+
+    spec = InputSpec(input_size=3, num_outputs=2, sequence_length=4)
+    config = Config(model=ModelConfig(hidden_size=4))
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(0.0, 0.01, size=(8, 4, 3)).astype(np.float32)
+    folder = save_model(tmp_path / "model", build_model(config.model, spec), config, spec, ["a", "b"],
+                        Standardizer().fit(x))
+    (tmp_path / "in.csv").write_text("0,0,0,0,0,0,0,0,0,0,0,3.4e38\n")
+    assert main(["predict", str(folder), str(tmp_path / "in.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "model input once standardised with the training statistics" in err and "NaN/Inf" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_train_with_a_deeply_nested_config_is_one_line(tmp_path, capsys):
+    """Issue 17 item 8: RecursionError in task_runs.recipe_task, which peeks at the file before the guarded loader."""
+    config = tmp_path / "deep.toml"
+    config.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"lstmkit: error: config file {config}: not valid TOML (arrays or tables nested too deeply)"
+
+
+def test_train_with_a_huge_learning_rate_fails_before_training(tmp_path, capsys):
+    assert main(["train", str(DIGITS), "--out", str(tmp_path / "run"), "--set", "train.lr=1e308"]) == 2
+    assert "config [train] lr: expected a float <= 1000.0, got 1e+308" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_while_saving_the_model_is_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 17 item 8: OSError [Errno 28] was a traceback; it names the file it could not write."""
+    import errno
+
+    import lstmkit.artifacts.model_folder as model_folder
+
+    def full(state, filename, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    monkeypatch.setattr(model_folder, "save_file", full)
+    status = main(["train", str(DIGITS), "--out", str(tmp_path / "run"), "--set", "train.epochs=1",
+                   "--set", "train.progress=false", "--set", "model.hidden_size=8"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"lstmkit: error: cannot write {tmp_path / 'run' / 'model'}/.model.safetensors.tmp-")
+    assert line.endswith("(No space left on device)")
+    assert not list((tmp_path / "run" / "model").glob(".*.tmp-*"))

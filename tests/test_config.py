@@ -130,3 +130,9 @@ def test_fuzz_found_a_string_value_with_a_newline_is_escaped_in_the_message():
     with pytest.raises(ConfigError) as caught:
         load_config(None, ['train.optimizer="a\\nb\\u2028c"'])
     assert str(caught.value) == r'config [train] optimizer: expected one of "adam", "adamw", "sgd", got "a\nb\u2028c"'
+
+
+def test_learning_rates_beyond_float32_steps_are_refused():
+    """Issue 17 item 8: lr = 1e308 trained for 16 s, then an overflow traceback from the optimiser."""
+    with pytest.raises(ConfigError, match=r"config \[train\] lr: expected a float <= 1000.0, got 1e\+308"):
+        load_config(None, ["train.lr=1e308"])

@@ -174,3 +174,118 @@ def test_loading_never_unpickles(saved, monkeypatch):
 def test_missing_folder(tmp_path):
     with pytest.raises(ModelFolderError, match=r"model folder .*nothing: not found"):
         load_model(tmp_path / "nothing")
+
+
+# ---- issue 17 item 7: tampered folders (vouched for by a rewritten manifest) crash, hang or eat memory ----
+
+NESTED = "[" * 100_000 + "]" * 100_000
+
+
+def _edit_meta(folder, **changes):
+    meta = json.loads((folder / "meta.json").read_text())
+    meta.update(changes)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    write_manifest(folder)
+
+
+def test_a_deeply_nested_manifest_is_refused_before_parsing(saved):
+    folder = saved[0]
+    (folder / "manifest.json").write_text("[" * 30_000 + "]" * 30_000)  # within the size bound
+    with pytest.raises(ModelFolderError, match=r"manifest.json is not valid \(expected brackets nested at most 32 deep"):
+        load_model(folder)
+
+
+def test_deep_nesting_hidden_from_the_pre_scan_is_still_refused(saved):
+    """A TOML literal string holding a double quote blinds the bracket pre-scan; the parser's RecursionError is
+    still turned into the folder's error."""
+    folder = saved[0]
+    (folder / "config.toml").write_text("a = '\"'\nx = " + NESTED + "\n")
+    write_manifest(folder)
+    with pytest.raises(ModelFolderError, match=r"config.toml is not valid"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("meta.json", '{"format_version": 1, "x": ' + NESTED + "}"),
+    ("config.toml", "x = " + NESTED + "\n"),
+])
+def test_deep_nesting_in_meta_or_config_is_refused(saved, name, text):
+    folder = saved[0]
+    (folder / name).write_text(text)
+    write_manifest(folder)
+    with pytest.raises(ModelFolderError, match=rf"{name} is not valid \(expected brackets nested at most 32 deep"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("[model]\nhidden_size = 1000000000\n", r"config.toml is not valid \(config \[model\] hidden_size: expected an "
+                                            r"integer <= 65536, got 1000000000\)"),
+    ("[model]\nnum_layers = 1000000\n", r"config \[model\] num_layers: expected an integer <= 256, got 1000000"),
+    ("[model]\nhidden_size = 65536\nnum_layers = 256\n",
+     r"config.toml describes a network of \d+ bytes of weights; expected at most 17179869184"),
+])
+def test_a_config_claiming_a_huge_network_is_refused_before_allocating(saved, table, message):
+    folder = saved[0]
+    (folder / "config.toml").write_text(table)
+    write_manifest(folder)
+    with pytest.raises(ModelFolderError, match=message):
+        load_model(folder)
+
+
+def test_a_weights_file_larger_than_its_config_implies_is_not_read(saved, monkeypatch):
+    folder = saved[0]
+    with open(folder / "model.safetensors", "ab") as fh:
+        fh.truncate((folder / "model.safetensors").stat().st_size + 2 * 2**20)  # sparse: costs no disk
+    write_manifest(folder)
+    reads = []
+    real_read = __import__("os").read
+    monkeypatch.setattr("lstmkit.artifacts.model_folder.os.read", lambda fd, n: reads.append(real_read(fd, n)) or reads[-1])
+    with pytest.raises(ModelFolderError, match=r"model.safetensors: expected at most \d+ bytes, got \d+"):
+        load_model(folder)
+    assert sum(map(len, reads)) < 2**20  # only the small files were read
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"label_names": ["a", "b"]}, r"meta.json label_names: expected 3 names \(one per output\), got 2"),
+    ({"label_names": 5}, r"meta.json label_names: expected a list of strings, got '5'"),
+    ({"label_names": ["a", 1, "c"]}, r"label_names: expected a list of strings"),
+    ({"num_outputs": 10**12}, r"meta.json num_outputs: expected an integer in 1..1048576, got '1000000000000'"),
+    ({"input_size": "4"}, r"meta.json input_size: expected an integer in 1..1048576, got '4'"),
+    ({"image_shape": [1, -3]}, r"meta.json image_shape: expected null or \[height, width\]"),
+])
+def test_meta_values_are_checked_for_type_and_bounds(saved, changes, message):
+    folder = saved[0]
+    _edit_meta(folder, **changes)
+    with pytest.raises(ModelFolderError, match=message):
+        load_model(folder)
+
+
+def test_a_fifo_in_place_of_a_file_is_refused_without_blocking(saved):
+    folder = saved[0]
+    (folder / "model.safetensors").unlink()
+    __import__("os").mkfifo(folder / "model.safetensors")
+    with pytest.raises(ModelFolderError, match=r"model.safetensors: expected a regular file, got a FIFO"):
+        load_model(folder)  # before the fix: blocked forever in open()
+    (folder / "meta.json").unlink()
+    (folder / "meta.json").mkdir()
+    with pytest.raises(ModelFolderError, match=r"meta.json: expected a regular file, got a folder"):
+        load_model(folder)
+
+
+def test_an_oversized_manifest_is_refused_by_size(saved):
+    folder = saved[0]
+    (folder / "manifest.json").write_text(" " * (65 * 2**10))
+    with pytest.raises(ModelFolderError, match=r"manifest.json: expected at most 65536 bytes, got 66560"):
+        load_model(folder)
+
+
+def test_saving_removes_the_temporaries_of_an_earlier_killed_save(saved):
+    """Issue 17 item 10: killed or failed writes left .NAME.tmp-PID files behind."""
+    folder, module, standardizer, x = saved
+    stale = folder / f".model.safetensors.tmp-{2**22 + 7}"  # a PID above any this machine hands out
+    stale.write_bytes(b"half the weights")
+    save_model(folder, module, Config(model=ModelConfig(hidden_size=6, bidirectional=True)), SPEC, ["a", "b", "c"],
+               standardizer)
+    assert not stale.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "manifest.json", "meta.json",
+                                                        "model.safetensors"]

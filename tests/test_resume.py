@@ -64,6 +64,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
     assert _rows(killed / "metrics.csv") == _rows(reference.run_dir / "metrics.csv")
     assert len(_rows(killed / "metrics.csv")) == 3
+    assert not list((killed / "checkpoints").glob(".*.tmp-*"))  # issue 17 item 10: no temporaries left
+    assert (killed / "checkpoints" / "last.pt").read_bytes()[:1] != b"\x80"  # safetensors, not a pickle
 
 
 def test_resume_errors_are_clear(tmp_path, capsys):

@@ -63,3 +63,18 @@ def test_the_shipped_space_loads():
 
     space = load_space(CONFIGS / "spaces" / "digits.toml", load_config(CONFIGS / "digits.toml"))
     assert {d.key for d in space} == {"train.lr", "model.hidden_size", "train.weight_decay", "model.readout"}
+
+
+def test_a_failing_trial_is_one_line_without_optuna_s_traceback(tmp_path, capsys):
+    """Issue 17 item 8: a trial that fails (proj_size >= hidden_size only fails when the network is built)
+    printed optuna's traceback before lstmkit's error."""
+    space = tmp_path / "space.toml"
+    space.write_text("[model.proj_size]\nchoices = [64]\n")
+    status = main(["tune", str(CONFIGS / "digits.toml"), "--space", str(space), "--trials", "1", "--out",
+                   str(tmp_path / "tune"), *BASE, "--set", "model.hidden_size=8"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err and "Trial 0 failed" not in err
+    assert err.strip().splitlines()[-1] == (
+        "lstmkit: error: tune: trial 0 (model.proj_size=64) failed: config [model] proj_size: expected less than "
+        "hidden_size (8), got 64")

@@ -51,6 +51,12 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 Activation = Literal["sigmoid", "hard_sigmoid", "tanh", "relu", "elu", "softsign"]
 
 
+MAX_WIDTH = 2**16
+"""The widest LSTM, projection, embedding or head layer a config may ask for (a bound, not a recommendation)."""
+MAX_LAYERS = 256
+"""The deepest LSTM stack a config may ask for."""
+
+
 def _positive(**kw: Any) -> dict[str, Any]:
     return {"min": 0, "exclusive": True, **kw}
 
@@ -135,15 +141,15 @@ class ModelConfig:
 
     task: str = "classifier"
     """Registered task model (``lstmkit.models.available_models()``)."""
-    hidden_size: int = field(default=128, metadata=_positive())
+    hidden_size: int = field(default=128, metadata=_positive(max=MAX_WIDTH))
     """Features H of the cell state (and of the hidden state, unless ``proj_size`` projects it) in each layer."""
-    num_layers: int = field(default=1, metadata=_positive())
+    num_layers: int = field(default=1, metadata=_positive(max=MAX_LAYERS))
     """Stacked LSTM layers."""
     bidirectional: bool = False
     """Each layer also runs backward in time; ``merge_mode`` combines the two directions."""
     dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Dropout between stacked LSTM layers, as in ``torch.nn.LSTM``."""
-    proj_size: int = field(default=0, metadata={"min": 0})
+    proj_size: int = field(default=0, metadata={"min": 0, "max": MAX_WIDTH})
     """Project each hidden state to this many features (smaller than ``hidden_size``); 0: no projection."""
     gate_activation: Activation = "sigmoid"
     """Activation of the input, forget and output gates."""
@@ -183,20 +189,20 @@ class ModelConfig:
     """Optional front end: ``conv1d`` convolves along time, ``conv2d`` convolves an image before its rows are read."""
     conv_channels: list[int] = field(default_factory=lambda: [32])
     """Output channels of each conv layer of the front end (one layer per entry)."""
-    conv_kernel: int = field(default=3, metadata=_positive())
+    conv_kernel: int = field(default=3, metadata=_positive(max=1024))
     """Kernel size of the conv layers."""
-    pool: int = field(default=2, metadata=_positive())
+    pool: int = field(default=2, metadata=_positive(max=1024))
     """Max-pooling size after each conv layer (1 turns pooling off)."""
     readout: Literal["last", "mean", "max"] = "last"
     """How the sequence of LSTM outputs becomes one vector: last real step, mean or max over real steps."""
-    vocab_size: int = field(default=0, metadata={"min": 0})
+    vocab_size: int = field(default=0, metadata={"min": 0, "max": 2**24})
     """Token models (``text-classifier``, ``tagger``, ``char-lm``): rows of the embedding table, ``<pad>`` and
     ``<unk>`` included. 0 lets a text data source set it from its vocabulary (``lstmkit train`` does)."""
-    embedding_size: int = field(default=64, metadata=_positive())
+    embedding_size: int = field(default=64, metadata=_positive(max=MAX_WIDTH))
     """Token models: the width E of each token's embedding vector."""
     embedding_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Token models: dropout on the embeddings before the LSTM."""
-    head_hidden: int = field(default=0, metadata={"min": 0})
+    head_hidden: int = field(default=0, metadata={"min": 0, "max": MAX_WIDTH})
     """Width of an extra dense ReLU layer before the output layer; 0 means none."""
     head_dropout: float = field(default=0.0, metadata={"min": 0, "max": 1})
     """Dropout before the output layer."""
@@ -216,17 +222,17 @@ class TrainConfig:
     """Sequences per batch (with ``--nproc N``, split over the N processes: a multiple of N)."""
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     """The optimiser: Adam, AdamW (decoupled weight decay) or SGD with ``momentum``."""
-    lr: float = field(default=1e-3, metadata=_positive())
+    lr: float = field(default=1e-3, metadata=_positive(max=1e3))
     """Learning rate (the peak rate for ``schedule = "onecycle"``)."""
     momentum: float = field(default=0.9, metadata={"min": 0, "max": 1})
     """SGD momentum (ignored by Adam and AdamW)."""
-    weight_decay: float = field(default=0.0, metadata={"min": 0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0, "max": 1e3})
     """Weight decay (L2 penalty; decoupled for AdamW)."""
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
     """Learning-rate schedule over the epochs: constant, cosine annealing, step decay (``step_size``, ``gamma``) or one-cycle."""
     step_size: int = field(default=10, metadata=_positive())
     """Epochs between decays for ``schedule = "step"``."""
-    gamma: float = field(default=0.1, metadata=_positive())
+    gamma: float = field(default=0.1, metadata=_positive(max=1e3))
     """Factor of each decay for ``schedule = "step"``."""
     grad_clip: float = field(default=1.0, metadata={"min": 0})
     """Maximum global gradient norm; 0 turns clipping off."""

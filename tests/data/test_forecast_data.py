@@ -72,6 +72,13 @@ def test_parquet_matches_csv(tmp_path):
     ("t,id,value\n1,a,1\n2,a,2\n1,b,3\n", {}, r"series 'b' has no value at time '2'"),
     ("t,id,value\n1,a,1\n1,a,2\n", {}, r"expected one value per time and id, got a repeated \('1', 'a'\)"),
     ("", {}, r"expected a header row and data rows, got an empty file"),
+    # Issue 17 item 9: trained, then reported test_mae Infinity and test_naive_mase 0.0
+    ("t,a\n1,2\n2,1e308\n3,-1e308\n", {}, r"bad.csv column 'a' row 2: expected values within ±1e\+30 \(the network "
+                                           r"and its metrics compute in float32\), got 1e\+308 \(2 such rows\)"),
+    ("t,a\n1,2\n2," + "9" * 400 + "\n", {}, r"bad.csv column 'a' row 2: expected a number, got '9{20}', beyond float64"),
+    # Found by tests/fuzz/test_fuzz_readers.py: a ValueError from pandas' pivot
+    ("id,t,value\n1,a,1\n2,a,2\n", {}, r"a long file needs three different columns for time, id and value, got 'id', "
+                                       r"'id' and 'value'"),
 ])
 def test_malformed_files_are_rejected_by_name(tmp_path, text, kwargs, match):
     with pytest.raises(DataError, match=match):
@@ -185,3 +192,10 @@ def test_scaler_inverse_undoes_transform(log, difference):
 def test_log_rejects_non_positive_values():
     with pytest.raises(DataError, match=r"log = true: expected positive values, got 0"):
         SeriesScaler(log=True).fit(np.array([[1.0], [0.0], [2.0]]))
+
+
+def test_series_values_beyond_the_bound_are_refused_from_arrays_too():
+    from lstmkit.data.timeseries import Series
+
+    with pytest.raises(DataError, match=r"series 'y0': expected values within ±1e\+30 .*got 1e\+308 at time '1'"):
+        Series.from_array(np.array([1.0, 1e308]))

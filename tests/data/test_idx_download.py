@@ -69,7 +69,7 @@ def test_download_fills_the_cache_and_the_second_load_makes_no_request(mirror: M
     source = load_source("mnist")
     assert sorted(mirror.requests) == sorted(f"/{name}" for name in FILES)
     cache = idx.cache_dir("mnist")
-    assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*FILES, "SHA256SUMS"])
     for name in FILES:
         assert (cache / name).read_bytes() == (mirror.folder / name).read_bytes()
     expected = idx.read_idx(mirror.folder / "train-images-idx3-ubyte.gz")
@@ -83,7 +83,7 @@ def test_download_fills_the_cache_and_the_second_load_makes_no_request(mirror: M
 def test_cache_folder_follows_lstmkit_cache(mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LSTMKIT_CACHE", str(tmp_path / "elsewhere"))
     load_source("fashion-mnist")
-    assert sorted(p.name for p in (tmp_path / "elsewhere" / "fashion-mnist").iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in (tmp_path / "elsewhere" / "fashion-mnist").iterdir()) == sorted([*FILES, "SHA256SUMS"])
 
 
 def test_only_missing_files_are_downloaded(mirror: Mirror) -> None:
@@ -133,3 +133,35 @@ def test_download_off_with_an_empty_cache_is_an_error(mirror: Mirror) -> None:
                                         r"is off; pass --data-dir"):
         load_source("mnist", download=False)
     assert mirror.requests == []
+
+
+# ---- issue 17 item 11: the cache is checked with SHA-256 on every read; the built-in mirrors are https ----
+
+
+def test_a_cached_file_modified_after_download_is_refused(mirror: Mirror) -> None:
+    load_source("mnist")
+    cached = idx.cache_dir("mnist") / "train-labels-idx1-ubyte.gz"
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 1
+    cached.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=rf"^mnist: cached file {cached}: expected SHA-256 [0-9a-f]{{12}}\.\.\. "
+                                        r"\(recorded at download\), got [0-9a-f]{12}\.\.\.; it was modified or "
+                                        r"damaged: delete it to download it again$"):
+        load_source("mnist")
+    cached.unlink()  # the way out the message gives
+    assert len(load_source("mnist").train) == 6
+
+
+def test_a_file_put_in_the_cache_by_hand_is_refused(mirror: Mirror) -> None:
+    cache = idx.cache_dir("mnist")
+    cache.mkdir(parents=True)
+    for name in FILES:
+        (cache / name).write_bytes((mirror.folder / name).read_bytes())
+    with pytest.raises(DataError, match=r"cached file .*\.gz has no SHA-256 recorded in .*SHA256SUMS"):
+        load_source("mnist")
+    assert mirror.requests == []
+
+
+def test_the_built_in_mirrors_are_https_only() -> None:
+    for name, urls in idx.MIRRORS.items():
+        assert urls and all(url.startswith("https://") for url in urls), (name, urls)

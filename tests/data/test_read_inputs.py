@@ -264,3 +264,16 @@ def test_missing_file_folder_and_unsupported_extension(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"^input .*in\.json: expected one of the extensions \.npy, \.csv, .*\.pgm "
                                         r"or '-' for stdin, got '\.json'$"):
         read_inputs(tmp_path / "in.json", L, F)
+
+
+@pytest.mark.parametrize("first", ["1..5", "1,,5", "1e", "-.3.4"])
+def test_a_typo_in_the_first_data_row_is_an_error_not_a_dropped_header(tmp_path: Path, first: str) -> None:
+    """Issue 17 item 9: a mistyped first row was taken as a header: 2 rows in, 1 prediction out, exit 0."""
+    rows = [[first] + ["2"] * (L * F - 1), ["3"] * (L * F)]
+    (tmp_path / "in.csv").write_text("\n".join(";".join(r) for r in rows).replace(";", " ") + "\n")
+    with pytest.raises(DataError, match=rf"input .*in.csv row 1: expected {L * F} numbers, got non-numeric value"):
+        read_inputs(tmp_path / "in.csv", L, F)
+    header = " ".join(f"v{i}" for i in range(L * F))
+    (tmp_path / "in.csv").write_text(header + "\n" + (tmp_path / "in.csv").read_text())
+    with pytest.raises(DataError, match=r"row 2: expected 12 numbers, got non-numeric value"):
+        read_inputs(tmp_path / "in.csv", L, F)

@@ -184,3 +184,11 @@ def test_array_dataset_takes_one_class_per_step():
     with pytest.raises(DataError, match=r"expected an array of shape \(N,\), or \(N, 3\) for one class per step, "
                                         r"got \(4, 5\)"):
         ArrayDataset(x, np.zeros((4, 5), dtype=np.int64))
+
+
+def test_a_deeply_nested_jsonl_line_is_one_clear_error(tmp_path):
+    """Found by tests/fuzz/test_fuzz_readers.py: a RecursionError from json.loads."""
+    path = tmp_path / "texts.jsonl"
+    path.write_text('{"text": "ok", "label": "a"}\n' + "[" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"texts.jsonl line 2: not valid JSON \(arrays or objects nested too deeply\)"):
+        read_labelled_texts(path)

@@ -84,6 +84,9 @@ def test_read_ts_pads_multivariate_series_of_different_lengths(tmp_path):
     ("1,2,3:4,5,6:sideways\n", r"bad\.ts line 9: class label 'sideways' is not declared by @classLabel \(up down\)"),
     ("1,2,3\n", r"bad\.ts line 9: expected dimensions separated by ':' and a class label last"),
     ("", r"bad\.ts: expected at least one series after @data, got none"),
+    # Found by tests/fuzz/test_fuzz_readers.py: a float32 overflow warning, then inf in the data
+    ("1,2,1e308:4,5,6:up\n", r"bad\.ts line 9 dimension 1: expected a finite number within float32 \(±3\.4e38\), "
+                            r"got '1e308'"),
 ])
 def test_read_ts_names_the_file_and_line_of_each_problem(tmp_path, body, message):
     path = tmp_path / "bad.ts"
@@ -102,6 +105,19 @@ def test_read_ts_refuses_time_stamps_and_a_missing_data_section(tmp_path):
         read_ts(path)
     with pytest.raises(DataError, match=r"missing\.ts: no such file"):
         read_ts(tmp_path / "missing.ts")
+
+
+@pytest.mark.parametrize("header, message", [
+    ("@timeStamps\n", r"bad\.ts: @timestamps: expected a value after it, got none"),
+    ("@dimensions\n", r"bad\.ts: @dimensions: expected a value after it, got none"),
+    ("@dimensions two\n", r"bad\.ts: @dimensions: expected a positive integer, got 'two'"),
+])
+def test_read_ts_headers_without_a_value_are_clear_errors(tmp_path, header, message):
+    """Found by tests/fuzz/test_fuzz_readers.py: an IndexError and a ValueError."""
+    path = tmp_path / "bad.ts"
+    path.write_text("@problemName X\n" + header + "@data\n1,2:a\n")
+    with pytest.raises(DataError, match=message):
+        read_ts(path)
 
 
 LONG_CSV = """id,time,x,y,label

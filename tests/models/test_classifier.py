@@ -133,3 +133,11 @@ def test_the_rnn_baseline_refuses_lstm_options(overrides, named):
     with pytest.raises(ConfigError, match=rf"^config \[model\]: {named}: LSTM options, but task 'rnn-classifier'"):
         build_model(ModelConfig(task="rnn-classifier", hidden_size=12, **overrides), SPEC)
     build_model(ModelConfig(task="rnn-classifier", hidden_size=12, zoneout=[0.0, 0.0]), SPEC)  # off is off
+
+
+@pytest.mark.parametrize("conv", ["conv1d", "conv2d"])
+def test_a_zero_channel_count_names_the_conv_kind_and_the_index(conv):
+    """Issue 17 item 9: conv1d with conv_channels=[0] named "conv2d" pooling in its error."""
+    with pytest.raises(ConfigError, match=rf"config \[model\] conv_channels\[1\]: expected a channel count in "
+                                          rf"1..65536 for {conv}, got 0"):
+        build_model(ModelConfig(conv=conv, conv_channels=[4, 0]), SPEC)

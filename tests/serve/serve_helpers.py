@@ -35,6 +35,7 @@ class LiveServer:
 
     def __init__(self, app):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else ~40 ms per request (Nagle)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         # A long keep-alive: under a flood on a loaded 2-core machine a pooled connection can sit idle past

@@ -8,6 +8,7 @@ with status 2.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -47,3 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError, io.UnsupportedOperation):
             pass
         return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            raise
+        # A full disk, a quota or a read-only file system: what to free or fix, not a traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"lstmkit: error: cannot write{where} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+
+
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}

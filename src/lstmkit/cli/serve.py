@@ -43,6 +43,14 @@ def register(subparsers: Any) -> None:
                        help="requests per second per client address before 429 (default 0: no limit)")
     serve.add_argument("--rate-burst", type=int, default=defaults.rate_burst,
                        help=f"requests a client may send at once under --rate-limit (default {defaults.rate_burst})")
+    serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout,
+                       help=f"seconds for a request's headers to arrive (default {defaults.header_timeout:g}; 0: no limit)")
+    serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout,
+                       help=f"seconds for a request's body to arrive, then 408 (default {defaults.body_timeout:g}; 0: no limit)")
+    serve.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                       help=f"most open connections before 503 (default {defaults.max_connections})")
+    serve.add_argument("--forwarded-allow-ips", default=None,
+                       help="addresses of the reverse proxies whose X-Forwarded-For is trusted (default: none)")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every request but /healthz "
                                          "(default: the LSTMKIT_API_KEY environment variable, which ps cannot show)")
     serve.add_argument("--insecure", action="store_true",
@@ -62,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue, max_concurrency=args.max_concurrency, request_timeout=args.request_timeout,
         rate_limit=args.rate_limit, rate_burst=args.rate_burst,
         api_key=args.api_key if args.api_key is not None else (os.environ.get("LSTMKIT_API_KEY") or None),
-        insecure=args.insecure, access_log=args.access_log,
+        insecure=args.insecure, access_log=args.access_log, header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout, max_connections=args.max_connections,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     serve(args.model, host=args.host, port=args.port, backend=args.backend, options=options, threads=args.threads)
     return 0

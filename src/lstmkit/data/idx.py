@@ -12,8 +12,10 @@ first of these places that has them:
    ``dataset-fashion-mnist``);
 3. the cache, ``$LSTMKIT_CACHE/<name>`` or ``~/.cache/lstmkit/<name>``;
 4. a download into the cache from the mirrors (``$LSTMKIT_MNIST_MIRROR`` /
-   ``$LSTMKIT_FASHION_MNIST_MIRROR``, comma-separated base URLs, replace the built-in list), each file
-   written atomically and checked against its published MD5.
+   ``$LSTMKIT_FASHION_MNIST_MIRROR``, comma-separated base URLs, replace the built-in list, all https),
+   each file written atomically and checked against its published MD5; its SHA-256 is then recorded in the
+   cache's ``SHA256SUMS``, and every later read from the cache checks each file against it (a file in the
+   cache without a recorded SHA-256, or not matching it, is refused: delete it to download it again).
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ _MAX_NDIM = 32  # NumPy 1.x's limit (2.x allows 64); an IDX header may declare u
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-# MD5 of each gzipped file as published upstream (and by torchvision); checked on download only.
-# Files found in data_dir, a system folder or the cache are not checked: Debian, for one, ships
-# fashion-mnist re-compressed, so its .gz files differ byte-wise though their content is the same.
+# MD5 of each gzipped file as published upstream (and by torchvision; upstream publishes no SHA-256); checked
+# on download, after which the file's SHA-256 goes into the cache's SHA256SUMS and is checked on every read.
+# Files found in data_dir or a system folder are not checked: Debian, for one, ships fashion-mnist
+# re-compressed, so its .gz files differ byte-wise though their content is the same.
 CHECKSUMS: dict[str, dict[str, str]] = {
     "mnist": {
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -76,7 +79,9 @@ CHECKSUMS: dict[str, dict[str, str]] = {
 }
 MIRRORS: dict[str, tuple[str, ...]] = {
     "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/",),
-    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    # The bucket behind upstream's http-only S3 website endpoint, over https; then the project's GitHub copy.
+    "fashion-mnist": ("https://fashion-mnist.s3.eu-central-1.amazonaws.com/",
+                      "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"),
 }
 MIRROR_ENV = {"mnist": "LSTMKIT_MNIST_MIRROR", "fashion-mnist": "LSTMKIT_FASHION_MNIST_MIRROR"}
 SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
@@ -95,6 +100,8 @@ _LABEL_NAMES = {
 }
 _IMAGE_SHAPE = (28, 28)
 _DOWNLOAD_TIMEOUT_S = 60
+SUMS_FILE = "SHA256SUMS"
+"""The cache's record of each downloaded file's SHA-256 (``sha256sum`` format)."""
 
 
 # ----------------------------------------------------------------------------------------- IDX format
@@ -248,11 +255,12 @@ def _download(name: str, filename: str, folder: Path) -> Path:
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
-            digest = hashlib.md5()
+            digest, sha256 = hashlib.md5(), hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
                 with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
                     while chunk := response.read(1 << 20):
                         digest.update(chunk)
+                        sha256.update(chunk)
                         out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
@@ -274,6 +282,7 @@ def _download(name: str, filename: str, folder: Path) -> Path:
             tmp.unlink(missing_ok=True)
             raise DataError(f"{name}: downloaded {filename} from {url}: expected MD5 {expected}, got {got}")
         os.replace(tmp, target)
+        _record_sha256(folder, filename, sha256.hexdigest())
         return target
     raise DataError(f"{name}: the dataset could not be downloaded: {filename} failed from "
                     f"{'; '.join(failures) or 'no mirror'}; {_HINTS[name]}")
@@ -303,7 +312,57 @@ def _locate(name: str, data_dir: Path | None, download: bool) -> dict[str, Path]
                         f"{', '.join(missing)} and download is off; {_HINTS[name]}")
     for filename in missing:
         found[filename.removesuffix(".gz")] = _download(name, filename, cache)
+    _check_cached(name, cache, found)
     return found
+
+
+def _read_sums(folder: Path) -> dict[str, str]:
+    try:
+        text = (folder / SUMS_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cache {folder}: cannot read {SUMS_FILE} ({exc}); delete the folder to download again") from None
+    sums = {}
+    for line in text.splitlines():
+        digest, _, filename = line.strip().partition("  ")
+        if len(digest) == 64 and filename:
+            sums[filename] = digest
+    return sums
+
+
+def _record_sha256(folder: Path, filename: str, digest: str) -> None:
+    """Add ``filename``'s SHA-256 to the cache's SHA256SUMS (rewritten atomically)."""
+    sums = _read_sums(folder)
+    sums[filename] = digest
+    text = "".join(f"{d}  {f}\n" for f, d in sorted(sums.items()))
+    tmp = folder / f".{SUMS_FILE}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, folder / SUMS_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_cached(name: str, cache: Path, found: dict[str, Path]) -> None:
+    """Check every cached file against the SHA-256 recorded when it was downloaded."""
+    sums = _read_sums(cache)
+    for path in found.values():
+        expected = sums.get(path.name)
+        if expected is None:
+            raise DataError(f"{name}: cached file {path} has no SHA-256 recorded in {cache / SUMS_FILE} (it was not "
+                            "downloaded by this lstmkit); delete it to download it again, or pass --data-dir")
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            raise DataError(f"{name}: cached file {path}: expected SHA-256 {expected[:12]}... (recorded at download), "
+                            f"got {digest.hexdigest()[:12]}...; it was modified or damaged: delete it to download it "
+                            "again")
 
 
 def _load_idx_source(name: str, data_dir: Path | None, download: bool) -> SourceData:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 import tokenize
 import warnings
@@ -191,8 +192,8 @@ def _parse_text(text: str, name: str, count: int, variable: bool = False) -> np.
         try:
             values = [float(c) for c in cells]
         except ValueError:
-            if first_data_line:
-                first_data_line = False  # a header row
+            if first_data_line and _is_header(cells):
+                first_data_line = False  # a header row: names only, none of them a number or a mistyped one
                 continue
             bad = next(c for c in cells if not _is_number(c))
             raise DataError(f"input {name} row {line_number}: expected {count} numbers, "
@@ -207,6 +208,14 @@ def _parse_text(text: str, name: str, count: int, variable: bool = False) -> np.
     if not rows:
         raise DataError(f"input {name}: expected at least one row of {count} numbers, got none")
     return rows if variable else np.asarray(rows, dtype=np.float64)  # (N, L*F)
+
+
+_NUMBER_LIKE = re.compile(r"^[-+]?[0-9.,]*[0-9][0-9.,eE+-]*$")
+
+
+def _is_header(cells: list[str]) -> bool:
+    """Whether a first row is a header: no cell is a number or looks like a mistyped one (``1..5``)."""
+    return not any(_is_number(c) or _NUMBER_LIKE.match(c) for c in cells)
 
 
 def _is_number(cell: str) -> bool:

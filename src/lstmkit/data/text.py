@@ -234,6 +234,8 @@ def _jsonl_rows(path: Path, content: str, text_column: str, label_column: str) -
             record = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {line}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise DataError(f"{path} line {line}: not valid JSON (arrays or objects nested too deeply)") from None
         if not isinstance(record, dict):
             raise DataError(f"{path} line {line}: expected a JSON object, got {type(record).__name__}")
         for key, column in (("text_column", text_column), ("label_column", label_column)):

@@ -84,9 +84,21 @@ def _number(text: str, where: str) -> float:
         value = float(text)
     except ValueError:
         raise DataError(f"{where}: expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise DataError(f"{where}: expected a finite number, got {text!r}")
+    if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:  # the series are kept as float32
+        raise DataError(f"{where}: expected a finite number within float32 (±3.4e38), got {text[:40]!r}")
     return value
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _header_value(headers: dict[str, list[str]], key: str, default: str | None, path: Path) -> str | None:
+    """The first word after ``@key`` (``default`` when the header is absent); a header without one is an error."""
+    if key not in headers:
+        return default
+    if not headers[key]:
+        raise DataError(f"{path}: @{key}: expected a value after it, got none")
+    return headers[key][0]
 
 
 def read_ts(path: str | Path) -> TimeSeriesFile:
@@ -115,14 +127,17 @@ def read_ts(path: str | Path) -> TimeSeriesFile:
         headers[key] = values
     if data_start is None:
         raise DataError(f"{path}: expected a @data line before the series, got none")
-    if headers.get("timestamps", ["false"])[0].lower() == "true":
+    if (_header_value(headers, "timestamps", "false", path) or "").lower() == "true":
         raise DataError(f"{path}: @timeStamps true: time-stamped series are not supported; "
                         "write them as a long-format CSV (id, time, features..., label)")
     declared = headers.get("classlabel", [])
     if declared and declared[0].lower() != "true":
         raise DataError(f"{path}: @classLabel {declared[0]}: expected labelled series (@classLabel true ...)")
     class_labels = declared[1:]
-    dimensions = int(headers["dimensions"][0]) if headers.get("dimensions") else None
+    dimensions_text = _header_value(headers, "dimensions", None, path)
+    if dimensions_text is not None and not (dimensions_text.isdigit() and 0 < int(dimensions_text) <= 100_000):
+        raise DataError(f"{path}: @dimensions: expected a positive integer, got {dimensions_text[:40]!r}")
+    dimensions = int(dimensions_text) if dimensions_text is not None else None
 
     series: list[np.ndarray] = []
     labels: list[str] = []

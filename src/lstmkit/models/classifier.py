@@ -36,6 +36,12 @@ class ConvFrontEnd(nn.Module):
         super().__init__()
         if not channels:
             raise ConfigError("config [model] conv_channels: expected at least one channel count when conv is on, got []")
+        for i, count in enumerate(channels):
+            if not 1 <= count <= 2**16:
+                raise ConfigError(f"config [model] conv_channels[{i}]: expected a channel count in 1..65536 for "
+                                  f"{kind}, got {count}")
+        if len(channels) > 64:
+            raise ConfigError(f"config [model] conv_channels: expected at most 64 {kind} layers, got {len(channels)}")
         self.kind, self.pool, self.depth = kind, pool, len(channels)
         conv = nn.Conv1d if kind == "conv1d" else nn.Conv2d
         pooling = nn.MaxPool1d if kind == "conv1d" else nn.MaxPool2d

@@ -106,14 +106,21 @@ def build() -> Path:
         source = SOURCE.read_bytes()
     except OSError as exc:
         raise FastPathUnavailable(f"the kernel's source is missing: {exc}") from exc
+    source_sha256 = hashlib.sha256(source).hexdigest()
     key = hashlib.sha256(
         b"\0".join([source, cxx.encode(), " ".join(CXX_FLAGS).encode(), _cpu_signature().encode(),
                     platform.machine().encode()])  # fmt: skip
     ).hexdigest()[:16]
     directory = build_dir()
     target = directory / f"lstm_fast_{key}.so"
+    record = target.with_suffix(".json")
     if target.exists():
-        return target
+        problem = _cached_library_problem(target, record, source_sha256)
+        if problem is None:
+            return target
+        logger.warning("lstmkit: not loading the cached kernel %s: %s; building it again", target, problem)
+        for stale in (target, record):
+            stale.unlink(missing_ok=True)
     directory.mkdir(parents=True, exist_ok=True)
     errors = []
     for extra in (("-fopenmp",), ()):
@@ -127,11 +134,63 @@ def build() -> Path:
             os.unlink(tmp)
             raise FastPathUnavailable(f"running {cxx} failed: {exc}") from exc
         if result.returncode == 0:
+            # The record ties the library's bytes to its source and flags; load() trusts the file only with it.
+            _write_record(record, {"library_sha256": _sha256_file(Path(tmp)), "source_sha256": source_sha256,
+                                   "compiler": cxx, "flags": [*CXX_FLAGS, *extra]})
             os.replace(tmp, target)  # atomic: concurrent builders each write their own temporary file
             return target
         os.unlink(tmp)
         errors.append(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}")
     raise FastPathUnavailable(f"{cxx} could not compile {SOURCE.name}: {errors[-1]}")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_record(path: Path, record: dict) -> None:
+    import json
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(record, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _cached_library_problem(target: Path, record_path: Path, source_sha256: str) -> str | None:
+    """Why the cached library must not be loaded (None when it may): it must be this user's, writable by no
+    one else, in a folder no one else can write to, and its bytes must match the SHA-256 recorded when it was
+    built from this very source."""
+    import json
+    import stat
+
+    if hasattr(os, "getuid"):
+        for path in (target, target.parent):
+            info = os.stat(path)
+            if info.st_uid != os.getuid():
+                return f"{path} belongs to another user (uid {info.st_uid})"
+            if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (path.is_dir() and info.st_mode & stat.S_ISVTX):
+                return f"{path} is writable by other users"
+    try:
+        record = json.loads(record_path.read_text())
+        expected, built_from = record["library_sha256"], record["source_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"no valid build record {record_path.name} beside it"
+    if built_from != source_sha256:
+        return "it was built from another version of the source"
+    actual = _sha256_file(target)
+    if actual != expected:
+        return f"its SHA-256 {actual[:12]}... differs from the one recorded at build time ({str(expected)[:12]}...)"
+    return None
 
 
 def _blas() -> tuple[int, int]:

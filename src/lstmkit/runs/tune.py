@@ -198,6 +198,13 @@ def tune(base: Any, space: SearchSpace, trials: int, out_dir: str | Path, storag
     higher = probe.objective.higher_is_better(name)
 
     def objective(trial: Any) -> float:
+        try:
+            return run_trial(trial)
+        except LstmkitError as exc:
+            raise LstmkitError(f"tune: trial {trial.number} ({', '.join(f'{k}={v!r}' for k, v in trial.params.items())}) "
+                            f"failed: {exc}") from None
+
+    def run_trial(trial: Any) -> float:
         values = {dim.key: dim.suggest(trial) for dim in space}
         config = _with(base, values, f"trial {trial.number}")
         config.train.progress = False
@@ -219,7 +226,12 @@ def tune(base: Any, space: SearchSpace, trials: int, out_dir: str | Path, storag
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     except Exception as exc:  # storage URLs fail in many database-specific ways
         raise LstmkitError(f"tune --storage {storage}: cannot open the study ({exc})") from None
-    study.optimize(objective, n_trials=trials, catch=())
+    # A failing trial ends the study with our one-line error; optuna would first log it with a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study.optimize(objective, n_trials=trials, catch=())
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise LstmkitError(f"tune: none of the {len(study.trials)} trials completed (all pruned or failed)")

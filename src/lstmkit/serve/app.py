@@ -9,7 +9,8 @@
 ``DELETE /v1/sessions/{id}``  close the session
 ``GET /healthz``           ``{"status": "ok", ...}``
 ``GET /metrics``           Prometheus text format
-``GET /openapi.json``      the schema (``/docs`` renders it)
+``GET /openapi.json``      the schema (no ``/docs`` page: FastAPI's loads swagger-ui from a CDN at a floating
+                           version; open the schema in a viewer you trust)
 =========================  ===================================================================================
 
 Inputs are raw values, as the data source gives them; the server standardises them as in training. Every
@@ -37,7 +38,7 @@ import lstmkit
 from lstmkit.errors import DataError
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
-from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware
+from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
@@ -137,9 +138,12 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
             await stepper.stop()
             executor.shutdown(wait=True)
 
-    app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages pull swagger-ui / redoc scripts from a CDN at a floating major version,
+    # code that the server would hand to every browser that opens them.
+    app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="LSTM models: batch prediction and streaming sessions.")
     # The last added runs first: the access log sees every answer, the metrics count the guard's refusals too.
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(GuardMiddleware, options=options)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if options.access_log:
@@ -159,11 +163,6 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     labels = info.label_names
 

@@ -46,6 +46,17 @@ class ModelInfo:
     source: str
     texts: bool = False
     """Whether the model reads raw texts (``{"texts": [...]}``) instead of sequences of numbers."""
+    standardizer: tuple[np.ndarray, np.ndarray] | None = None
+    """The training statistics ``(mean, std)`` (float32, (F,)) the backend standardises with, if any: requests
+    whose values leave float32 range once standardised are refused before they reach the model."""
+
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (..., F) standardised exactly as the backend does it (float32), or ``x`` itself."""
+        if self.standardizer is None:
+            return x
+        mean, std = self.standardizer
+        with np.errstate(over="ignore", invalid="ignore"):
+            return ((x - mean) / std).astype(np.float32)
 
 
 class Backend(Protocol):
@@ -83,6 +94,7 @@ class TorchBackend:
             num_layers=lstm.num_layers,
             state_sizes=(lstm.output_size, lstm.hidden_size),
             source=source,
+            standardizer=_stats(model.standardizer),
         )
 
     def thread_init(self) -> None:
@@ -207,6 +219,24 @@ class OnnxBackend:
                       f"{source} (exported to ONNX in memory)", threads, None)
         return backend
 
+    @staticmethod
+    def _graph_standardizer(predict: bytes, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``(mean, std)`` folded into the graph's front (``Sub`` then ``Div`` on the input), if any."""
+        if not meta.get("standardizer_in_graph"):
+            return None
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load_from_string(predict).graph
+        constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        for sub in graph.node:
+            if sub.op_type == "Sub" and sub.input[0] == "input" and sub.input[1] in constants:
+                for div in graph.node:
+                    if div.op_type == "Div" and div.input[0] == sub.output[0] and div.input[1] in constants:
+                        return (constants[sub.input[1]].astype(np.float32), constants[div.input[1]].astype(np.float32))
+        log.warning("serve: the ONNX graph says it standardises its input, but no Sub/Div on 'input' was found")
+        return None
+
     def _open(self, predict: bytes, step: bytes | None, meta: dict[str, Any], source: str, threads: int,
               missing_step: str | None) -> None:
         import onnxruntime as ort
@@ -227,6 +257,7 @@ class OnnxBackend:
             num_layers=int(meta["num_layers"]),
             state_sizes=(hidden, hidden),
             source=source,
+            standardizer=self._graph_standardizer(predict, meta),
         )
 
     def thread_init(self) -> None:
@@ -242,6 +273,12 @@ class OnnxBackend:
         probabilities, h_n, c_n = self.step_session.run(
             ["probabilities", "h_n", "c_n"], {"input": x, "lengths": lengths.astype(np.int64), "h0": h, "c0": c})
         return probabilities, h_n, c_n
+
+
+def _stats(standardizer: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    if standardizer is None:
+        return None
+    return np.asarray(standardizer.mean, np.float32), np.asarray(standardizer.std, np.float32)
 
 
 def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> Backend:

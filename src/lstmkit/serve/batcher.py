@@ -173,7 +173,14 @@ class MicroBatcher(QueueWorker):
             for job in jobs:
                 n = len(job.sequences)
                 if not job.future.done():
-                    job.future.set_result(probabilities[row:row + n])
+                    rows = probabilities[row:row + n]
+                    finite = np.isfinite(rows.reshape(n, -1)).all(axis=1)
+                    if finite.all():
+                        job.future.set_result(rows)
+                    else:  # values the network cannot represent: the request's fault, and no 500 for NaN
+                        job.future.set_exception(ApiError(
+                            422, f"inputs[{int(np.argmin(finite))}]: the model's output is not finite for these "
+                                 "values; expected values within the range of the training data"))
                 row += n
 
 

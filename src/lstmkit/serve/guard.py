@@ -7,8 +7,9 @@ check                    status  setting
 =======================  ======  ==================================================================================
 rate per client address  429     ``--rate-limit`` requests/s, ``--rate-burst`` at once (a token bucket); Retry-After
 API key                  401     ``--api-key`` / ``LSTMKIT_API_KEY``: ``Authorization: Bearer KEY``
-requests in progress     503     ``--max-concurrency``; Retry-After
 body size                413     ``--max-payload-bytes``: Content-Length, then the bytes as they arrive
+body time                408     ``--body-timeout``: the whole body, read before a slot is taken
+requests in progress     503     ``--max-concurrency``, counted once the body is in; Retry-After
 time                     504     ``--request-timeout``
 =======================  ======  ==================================================================================
 
@@ -31,7 +32,7 @@ from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["AccessLogMiddleware", "GuardMiddleware", "RateLimiter"]
+__all__ = ["AccessLogMiddleware", "GuardMiddleware", "InternalErrorMiddleware", "RateLimiter"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("lstmkit.serve.access")
@@ -118,11 +119,6 @@ class GuardMiddleware:
                     await send_error(send, 401, f"{scope['method']} {scope['path']}: {problem}",
                                      [(b"www-authenticate", b'Bearer realm="lstmkit"')])
                     return
-            if self.in_progress >= self.options.max_concurrency:
-                await send_error(send, 503, f"server busy: {self.in_progress} requests in progress "
-                                            f"(--max-concurrency {self.options.max_concurrency}); retry",
-                                 [(b"retry-after", b"1")])
-                return
         limit = self.options.max_payload_bytes
         declared = _header(scope, b"content-length")
         if declared is not None:
@@ -133,16 +129,32 @@ class GuardMiddleware:
                 await send_error(send, 413, f"request body: expected at most {limit} bytes (--max-payload-bytes), "
                                             f"got {int(declared)}")
                 return
-        received = 0
+        # The whole body first (bounded in size and time), then a slot: clients trickling their bodies hold
+        # connections, never the --max-concurrency slots of requests that are ready.
+        try:
+            if self.options.body_timeout > 0:
+                messages = await asyncio.wait_for(_read_body(receive, limit), self.options.body_timeout)
+            else:
+                messages = await _read_body(receive, limit)
+        except asyncio.TimeoutError:
+            await send_error(send, 408, f"request body: not received within {self.options.body_timeout:g} s "
+                                        "(--body-timeout)", [(b"connection", b"close")])
+            return
+        except ApiError as exc:
+            await send_error(send, exc.status, exc.message, [(b"connection", b"close")])
+            return
+        if messages is None:  # the client went away
+            return
+        if not open_path and self.in_progress >= self.options.max_concurrency:
+            await send_error(send, 503, f"server busy: {self.in_progress} requests in progress "
+                                        f"(--max-concurrency {self.options.max_concurrency}); retry",
+                             [(b"retry-after", b"1")])
+            return
 
-        async def receive_limited() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:  # answered 413 by the app's ApiError handler
-                    raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got more")
-            return message
+        async def replay() -> Any:
+            if messages:
+                return messages.pop(0)
+            return await receive()  # after the body: only http.disconnect
 
         started = False
 
@@ -156,9 +168,9 @@ class GuardMiddleware:
             self.in_progress += 1
         try:
             if self.options.request_timeout > 0:
-                await asyncio.wait_for(self.app(scope, receive_limited, send_tracked), self.options.request_timeout)
+                await asyncio.wait_for(self.app(scope, replay, send_tracked), self.options.request_timeout)
             else:
-                await self.app(scope, receive_limited, send_tracked)
+                await self.app(scope, replay, send_tracked)
         except asyncio.TimeoutError:
             log.warning("%s %s: timed out after %g s", scope["method"], scope["path"], self.options.request_timeout)
             if not started:
@@ -179,6 +191,24 @@ class GuardMiddleware:
         if not hmac.compare_digest(token.strip(), self.key):
             return "invalid API key"
         return None
+
+
+async def _read_body(receive: Callable, limit: int) -> list[dict[str, Any]] | None:
+    """The request's body as one ``http.request`` message (413 beyond ``limit`` bytes); None if the client left."""
+    chunks, received = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        if message["type"] != "http.request":
+            continue
+        body = message.get("body", b"")
+        received += len(body)
+        if received > limit:
+            raise ApiError(413, f"request body: expected at most {limit} bytes (--max-payload-bytes), got more")
+        chunks.append(body)
+        if not message.get("more_body", False):
+            return [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
 
 def _header(scope: Any, name: bytes) -> bytes | None:
@@ -207,3 +237,32 @@ class AccessLogMiddleware:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "method": scope["method"], "path": scope["path"],
                 "status": response.status, "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                 "client": client_address(scope)}))
+
+
+class InternalErrorMiddleware:
+    """An unexpected exception becomes a 500 ``{"error": ...}`` and one log line (its traceback at DEBUG); it is
+    not re-raised, so the server neither logs a second traceback nor drops the keep-alive connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:  # noqa: BLE001 - the last resort: answered, logged once
+            log.error("%s %s: internal error %s: %s", scope["method"], scope["path"], type(exc).__name__,
+                      str(exc).splitlines()[0][:200] if str(exc) else "")
+            log.debug("traceback of the internal error", exc_info=True)
+            if not started:
+                await send_error(send, 500, f"internal error: {type(exc).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field, fields
 
 from lstmkit.errors import ConfigError, LstmkitError
@@ -10,8 +11,11 @@ from lstmkit.errors import ConfigError, LstmkitError
 __all__ = ["ServeOptions", "is_loopback"]
 
 MIN_API_KEY_LENGTH = 16
-_NOT_NUMBERS = {"api_key", "insecure", "access_log"}
-_ZERO_MEANS_OFF = {"batch_wait_ms", "rate_limit", "request_timeout"}
+_MAXIMA = {"session_ttl": 365 * 86400.0, "request_timeout": 86400.0, "header_timeout": 3600.0,
+           "body_timeout": 3600.0, "batch_wait_ms": 10_000.0, "rate_limit": 1e6}
+"""Upper bounds beyond the default 1e9 (a timer of 1e300 s overflows the event loop)."""
+_NOT_NUMBERS = {"api_key", "insecure", "access_log", "forwarded_allow_ips"}
+_ZERO_MEANS_OFF = {"batch_wait_ms", "rate_limit", "request_timeout", "header_timeout", "body_timeout"}
 
 
 def is_loopback(host: str) -> bool:
@@ -49,8 +53,9 @@ class ServeOptions:
     max_queue: int = 4096
     """Most sequences (predict) or step requests waiting for the model; beyond that requests get 503."""
     max_concurrency: int = 256
-    """Most requests in progress at once (``/healthz`` aside); one more gets 503 at once, before its body
-    is read, so memory stays bounded under a flood."""
+    """Most requests in progress at once (``/healthz`` aside), counted from the moment a request's body is in;
+    one more gets 503. Bodies still arriving hold no slot: they are bounded by ``max_connections`` times
+    ``max_payload_bytes`` and by ``body_timeout``, so slow senders cannot lock out ready requests."""
     request_timeout: float = 30.0
     """Seconds a request may take, body reading included; then 504 (0: no limit)."""
     rate_limit: float = 0.0
@@ -58,6 +63,19 @@ class ServeOptions:
     beyond it 429 with Retry-After. ``/healthz`` is never limited."""
     rate_burst: int = 20
     """Requests a client may send at once before ``rate_limit`` applies (the bucket's size)."""
+    header_timeout: float = 10.0
+    """Seconds for a request's line and headers to arrive, from the connection's opening or the previous
+    response; then the connection is closed (0: no limit)."""
+    body_timeout: float = 10.0
+    """Seconds for a request's whole body to arrive once its headers are in; then 408. Requests count
+    against ``max_concurrency`` only once their body is in (0: no limit)."""
+    max_connections: int = 1000
+    """Most open connections; one more is answered 503 and closed at once (the file descriptors stay
+    bounded). Lowered to fit the process's open-file limit."""
+    forwarded_allow_ips: str | None = None
+    """Comma-separated addresses of the reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto``
+    headers are trusted (uvicorn's ``forwarded_allow_ips``; ``*`` trusts every peer). None, the default: no
+    proxy header is trusted, so the rate limit and the access log see each connection's own address."""
     api_key: str | None = field(default=None, repr=False)
     """When set, every request but ``/healthz`` needs ``Authorization: Bearer KEY`` (else 401)."""
     insecure: bool = False
@@ -70,10 +88,25 @@ class ServeOptions:
             if f.name in _NOT_NUMBERS:
                 continue
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                    value == 0 and f.name not in _ZERO_MEANS_OFF):
-                flag = "--" + f.name.replace("_", "-")
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                    value < 0 or (value == 0 and f.name not in _ZERO_MEANS_OFF)):
                 raise ConfigError(f"serve {flag}: expected a positive number, got {value!r}")
+            if f.type in (int, "int") and not isinstance(value, int):
+                raise ConfigError(f"serve {flag}: expected a positive integer, got {value!r}")
+            if value > _MAXIMA.get(f.name, 1e9):
+                raise ConfigError(f"serve {flag}: expected at most {_MAXIMA.get(f.name, 1e9):g}, got {value!r}")
+        forwarded = self.forwarded_allow_ips
+        if forwarded is not None:
+            for address in str(forwarded).split(","):
+                address = address.strip()
+                if address == "*":  # uvicorn's "trust every peer": only behind a proxy that all traffic passes
+                    continue
+                try:
+                    ipaddress.ip_network(address, strict=False)
+                except ValueError:
+                    raise ConfigError(f"serve --forwarded-allow-ips: expected proxy IP addresses or networks, "
+                                      f"comma-separated, got {address!r}") from None
         key = self.api_key
         if key is not None and (not isinstance(key, str) or len(key) < MIN_API_KEY_LENGTH
                                 or not key.isascii() or not key.isprintable() or " " in key):

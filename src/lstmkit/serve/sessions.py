@@ -231,9 +231,19 @@ class StepBatcher(QueueWorker):
                 continue
             self.metrics.model_seconds.labels("step").observe(time.perf_counter() - start)
             self.metrics.step_batch.observe(len(live))
-            self.store.h[:, slots], self.store.c[:, slots] = h, c
+            # A session whose outputs or states are not finite keeps its old state and step count: its request
+            # gets a 422, and the session goes on answering as before.
+            finite = (np.isfinite(probabilities.reshape(len(live), -1)).all(axis=1)
+                      & np.isfinite(h).all(axis=(0, 2)) & np.isfinite(c).all(axis=(0, 2)))
+            keep = np.flatnonzero(finite)
+            self.store.h[:, slots[keep]], self.store.c[:, slots[keep]] = h[:, keep], c[:, keep]
             now = self.store.clock()
             for i, job in enumerate(live):
+                if not finite[i]:
+                    self._finish(job, error=ApiError(422, "inputs: the model's output or state is not finite for "
+                                                          "these values; expected values within the range of the "
+                                                          "training data (the session is unchanged)"))
+                    continue
                 steps = len(job.x)
                 job.session.steps += steps
                 job.session.last_used = now

@@ -8,7 +8,8 @@ status    when
 404       an unknown or expired session, an unknown path
 409       a session asked of a model that cannot stream (bidirectional, conv front end, readout not "last")
 413       the body is larger than ``--max-payload-bytes`` (``lstmkit.serve.guard``, before it is parsed)
-422       the values: a wrong number of features, a non-number, NaN/Inf, an empty or too long sequence,
+422       the values: a wrong number of features, a non-number, NaN/Inf, a value beyond float32 (before or
+          after standardising with the training statistics), a model output that is not finite, an empty or too long sequence,
           more sequences than ``--max-batch``; for a text model, a text that is not a string, has no tokens
           or has more than ``--max-sequence-length`` of them
 429       ``--max-sessions`` sessions are open, or the client is over ``--rate-limit`` (``lstmkit.serve.guard``)
@@ -72,8 +73,15 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _sequence(steps: Any, where: str, features: int, max_steps: int, min_steps: int, what: str) -> np.ndarray:
-    """One sequence of steps, each a list of ``features`` finite numbers, as float32 (L, F)."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _sequence(steps: Any, where: str, info: ModelInfo, max_steps: int, min_steps: int, what: str) -> np.ndarray:
+    """One sequence of steps, each a list of ``features`` finite numbers, as float32 (L, F).
+
+    Each value must be a float32 and stay one once standardised with the training statistics (else 422).
+    """
+    features = info.input_size
     if not isinstance(steps, list):
         raise ApiError(422, f"{where}: expected a list of steps, each a list of {features} numbers, "
                             f"got {_describe(steps)}")
@@ -89,6 +97,10 @@ def _sequence(steps: Any, where: str, features: int, max_steps: int, min_steps: 
         for f, value in enumerate(step):
             if type(value) not in _NUMBER_TYPES:  # bool is a subclass of int: refused as well
                 raise ApiError(422, f"{where}[{t}][{f}]: expected a number, got {_describe(value)}")
+            if type(value) is int and not -_FLOAT32_MAX <= value <= _FLOAT32_MAX:  # would overflow float64 too
+                digits = len(str(abs(value)))
+                raise ApiError(422, f"{where}[{t}][{f}]: expected a finite number, got an integer of {digits} "
+                                    "digits, beyond float32")
     array = np.array(steps, dtype=np.float64)  # (L, F)
     finite = np.isfinite(array) & (np.abs(array) <= np.finfo(np.float32).max)
     if not finite.all():
@@ -96,7 +108,15 @@ def _sequence(steps: Any, where: str, features: int, max_steps: int, min_steps: 
         value = array[t, f]
         shown = "NaN" if math.isnan(value) else ("Infinity" if math.isinf(value) else f"{value:g}, beyond float32")
         raise ApiError(422, f"{where}[{t}][{f}]: expected a finite number, got {shown}")
-    return array.astype(np.float32)
+    array = array.astype(np.float32)
+    standardized = info.standardize(array)
+    bad = ~np.isfinite(standardized)
+    if bad.any():
+        t, f = (int(i) for i in np.argwhere(bad)[0])
+        mean, std = (float(v[f]) for v in info.standardizer)  # type: ignore[union-attr]
+        raise ApiError(422, f"{where}[{t}][{f}]: expected a value that stays within float32 once standardised "
+                            f"with the training statistics (mean {mean:g}, std {std:g}), got {array[t, f]:g}")
+    return array
 
 
 def parse_predict(body: Any, info: ModelInfo, options: ServeOptions) -> list[np.ndarray]:
@@ -109,7 +129,7 @@ def parse_predict(body: Any, info: ModelInfo, options: ServeOptions) -> list[np.
         raise ApiError(422, f"inputs: expected at most {options.max_batch} sequences per request (--max-batch), "
                             f"got {len(sequences)}")
     why = "the conv front end pools steps away"
-    return [_sequence(s, f"inputs[{i}]", features, options.max_sequence_length, info.min_length, why)
+    return [_sequence(s, f"inputs[{i}]", info, options.max_sequence_length, info.min_length, why)
             for i, s in enumerate(sequences)]
 
 
@@ -138,4 +158,4 @@ def check_token_counts(sequences: list[np.ndarray], options: ServeOptions) -> No
 def parse_steps(body: Any, info: ModelInfo, options: ServeOptions) -> np.ndarray:
     """``{"inputs": [step, ...]}`` (one or more steps of one stream) -> float32 (K, F)."""
     steps = _inputs(body, f"[[{info.input_size} numbers], ...steps]")
-    return _sequence(steps, "inputs", info.input_size, options.max_sequence_length, 1, "")
+    return _sequence(steps, "inputs", info, options.max_sequence_length, 1, "")

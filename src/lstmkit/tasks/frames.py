@@ -393,7 +393,7 @@ class FrameForecaster:
             config = config_from_table(tomllib.loads(contents.config_text))
         except (ValueError, ConfigError, RecursionError) as exc:
             raise ModelFolderError(f"model folder {contents.folder}: cannot be read ({exc})") from None
-        return cls(load_weights(build_model(config.model), contents), config)
+        return cls(load_weights(lambda: build_model(config.model), contents), config)
 
     def evaluate(self, sequences: np.ndarray) -> dict[str, dict[str, Any]]:
         """Metrics (``frame_metrics`` by step) of the model, copy-last-frame and all-black on whole sequences

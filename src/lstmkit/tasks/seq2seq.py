@@ -454,7 +454,7 @@ class Translator:
             max_length = int(contents.meta["max_output_length"])
         except (ValueError, KeyError, TypeError, ConfigError, RecursionError) as exc:
             raise ModelFolderError(f"model folder {folder}: cannot be read ({exc})") from None
-        model = load_weights(build_model(config.model, len(source_vocab), len(target_vocab)), contents)
+        model = load_weights(lambda: build_model(config.model, len(source_vocab), len(target_vocab)), contents)
         return cls(model, config, source_vocab, target_vocab, max_length)
 
     def predict(self, texts: Iterable[str], beam: int = 1) -> list[str]:

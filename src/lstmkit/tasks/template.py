@@ -150,7 +150,7 @@ class RecallTask(Task):
     def load(self, folder: Path) -> RecallPredictor:
         contents = read_model_folder(folder)
         config = self.config_from_table(tomllib.loads(contents.config_text))
-        return RecallPredictor(load_weights(RecallModel(config.model.hidden_size), contents))
+        return RecallPredictor(load_weights(lambda: RecallModel(config.model.hidden_size), contents))
 
     def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
                  download: bool = True) -> Evaluation:

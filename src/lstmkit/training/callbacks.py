@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import copy
 import csv
-import io
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
+from lstmkit.training import checkpoints as checkpoint_format
 from lstmkit.artifacts.model_folder import atomic_write_bytes
+from lstmkit.artifacts.safe_files import remove_stale_temporaries
 from lstmkit.training.trainer import Callback, Trainer
 
 __all__ = ["Callback", "ProgressBar", "CSVLogger", "Checkpoint", "EarlyStopping", "TensorBoard",
@@ -63,17 +65,43 @@ class Monitor:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically: a kill leaves the old file or the new one."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    """Write ``payload`` atomically (a kill leaves the old file or the new one) and without pickle.
+
+    The file is safetensors with a JSON skeleton (``lstmkit.training.checkpoints``): loading it never runs code.
+    """
+    path = Path(path)
+    data = checkpoint_format.dumps(payload)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:  # e.g. a full disk: the temporary is gone, the previous checkpoint is intact
+        raise checkpoint_format.CheckpointError(
+            f"checkpoint {path}: cannot write it ({exc.strerror or exc}); the previous checkpoint, if any, is "
+            "kept") from None
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint`` (our own file: tensors and plain data only)."""
-    # weights_only=False: the RNG states hold NumPy arrays; checkpoints are the run's own files, never
-    # loaded from a model folder (model folders use safetensors).
-    return torch.load(path, map_location=device, weights_only=False)
+    """Read a checkpoint written by ``save_checkpoint``; tensors land on ``device``.
+
+    Raises:
+        CheckpointError: an old pickle (``torch.save``) checkpoint, which is refused without being unpickled,
+            or a file that is not a valid checkpoint.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would block the read forever
+            raise checkpoint_format.CheckpointError(f"checkpoint {path}: expected a regular file, got "
+                                                    f"{'a folder' if stat.S_ISDIR(mode) else 'a special file'}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise checkpoint_format.CheckpointError(f"checkpoint {path}: cannot read it ({exc.strerror or exc})") from None
+    payload = checkpoint_format.loads(data, str(path), device)
+    if not isinstance(payload, dict):
+        raise checkpoint_format.CheckpointError(f"checkpoint {path}: expected a dict payload, got "
+                                                f"{type(payload).__name__}")
+    return payload
 
 
 class ProgressBar(Callback):
@@ -152,6 +180,11 @@ class Checkpoint(Callback):
         self.every_steps = every_steps
         self.best: float | None = None
         self.best_epoch = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.rank == 0:  # temporaries of writes that a kill or a full disk interrupted
+            for path in remove_stale_temporaries(self.folder):
+                log.info("removed %s, left by an interrupted checkpoint write", path)
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, float]) -> None:
         if self.every_steps and step % self.every_steps == 0 and trainer.rank == 0:
