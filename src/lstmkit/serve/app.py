@@ -144,7 +144,16 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
                   description="LSTM models: batch prediction and streaming sessions.")
     # The last added runs first: the access log sees every answer, the metrics count the guard's refusals too.
     app.add_middleware(InternalErrorMiddleware)
-    app.add_middleware(GuardMiddleware, options=options)
+    def arrival_window(path: str) -> Any:
+        """The batch window a request to ``path`` will join: the guard counts it as arriving from the first byte
+        of its body, so the collector waits for requests whose bodies are still coming in."""
+        if path == "/v1/predict" and "predictor" in state:
+            return state["predictor"].window
+        if path.startswith("/v1/sessions/") and path.endswith("/step") and "stepper" in state:
+            return state["stepper"].window
+        return None
+
+    app.add_middleware(GuardMiddleware, options=options, arrival_window=arrival_window)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if options.access_log:
         app.add_middleware(AccessLogMiddleware)
@@ -192,7 +201,7 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
               responses=_ERRORS, openapi_extra=_body(PredictRequest))
     async def predict(request: Request) -> JSONResponse:
         predictor = state["predictor"]
-        with predictor.arrival():
+        with predictor.arrival(request.scope):
             body = await read_json(request)
             if info.texts:
                 try:
@@ -225,7 +234,7 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     async def step(request: Request) -> JSONResponse:
         session_id = request.path_params["session_id"]  # read here: FastAPI's parameter machinery costs
         store, stepper = state["store"], state["stepper"]
-        with stepper.arrival():
+        with stepper.arrival(request.scope):
             store.get(session_id)
             x = parse_steps(await read_json(request), info, options)
         session = store.get(session_id)  # it may have expired while the body arrived

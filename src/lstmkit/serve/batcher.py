@@ -15,7 +15,7 @@ from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -24,7 +24,10 @@ from lstmkit.serve.metrics import Metrics
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["BatchWindow", "MicroBatcher", "QueueWorker"]
+__all__ = ["BatchWindow", "MicroBatcher", "QueueWorker", "ARRIVAL_KEY"]
+
+ARRIVAL_KEY = "lstmkit.arrival"
+"""The ASGI scope key under which the guard leaves the end of a request's arrival for its handler."""
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +47,34 @@ class BatchWindow:
         self._work = asyncio.Event()
         self._ready = asyncio.Event()
 
-    @contextmanager
-    def arrival(self) -> Iterator[None]:
+    def begin(self) -> Callable[[], None]:
+        """Count a request as arriving until the returned function is called (once; later calls do nothing)."""
         self.arriving += 1
-        try:
-            yield
-        finally:
+        done = False
+
+        def end() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
             self.arriving -= 1
             if self.arriving == 0 and self.last_batch_requests <= 1:
                 self._ready.set()
+
+        return end
+
+    @contextmanager
+    def arrival(self, scope: dict[str, Any] | None = None) -> Iterator[None]:
+        """Count a request as arriving while it is read and checked. With the request's ASGI ``scope``, also
+        end the arrival that the server's guard began when the body started to come in (``ARRIVAL_KEY``):
+        this one begins first, so the count never drops to 0 in between."""
+        end = self.begin()
+        try:
+            yield
+        finally:
+            end()
+            if scope is not None:
+                scope.pop(ARRIVAL_KEY, lambda: None)()
 
     def notify(self, full: bool) -> None:
         self._work.set()
@@ -98,9 +120,13 @@ class QueueWorker:
             if not job.future.done():
                 job.future.set_exception(ApiError(503, "server is shutting down"))
 
-    def arrival(self):
+    def arrival(self, scope: dict[str, Any] | None = None):
         """Wrap the reading of a request that will be submitted: the batch window waits for it."""
-        return self._window.arrival()
+        return self._window.arrival(scope)
+
+    @property
+    def window(self) -> BatchWindow:
+        return self._window
 
     async def _run_forever(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

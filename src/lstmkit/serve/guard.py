@@ -28,6 +28,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
+from lstmkit.serve.batcher import ARRIVAL_KEY
 from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
@@ -92,9 +93,10 @@ class RateLimiter:
 class GuardMiddleware:
     """Rate limit, API key, concurrency, body size and time limits of every HTTP request (see the module)."""
 
-    def __init__(self, app: Any, options: ServeOptions) -> None:
+    def __init__(self, app: Any, options: ServeOptions, arrival_window: Callable[[str], Any] | None = None) -> None:
         self.app = app
         self.options = options
+        self.arrival_window = arrival_window
         self.limiter = RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0 else None
         self.key = None if options.api_key is None else options.api_key.encode()
         self.in_progress = 0
@@ -130,7 +132,17 @@ class GuardMiddleware:
                                             f"got {int(declared)}")
                 return
         # The whole body first (bounded in size and time), then a slot: clients trickling their bodies hold
-        # connections, never the --max-concurrency slots of requests that are ready.
+        # connections, never the --max-concurrency slots of requests that are ready. Meanwhile the request
+        # counts as arriving for the batch it will join; its handler ends that (ARRIVAL_KEY), or the finally below.
+        window = self.arrival_window(scope["path"]) if self.arrival_window is not None else None
+        end_arrival = window.begin() if window is not None else (lambda: None)
+        scope[ARRIVAL_KEY] = end_arrival
+        try:
+            await self._read_and_call(scope, receive, send, open_path, limit)
+        finally:
+            end_arrival()
+
+    async def _read_and_call(self, scope: Any, receive: Any, send: Any, open_path: bool, limit: int) -> None:
         try:
             if self.options.body_timeout > 0:
                 messages = await asyncio.wait_for(_read_body(receive, limit), self.options.body_timeout)
