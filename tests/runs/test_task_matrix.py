@@ -149,6 +149,11 @@ def test_load_gives_each_task_its_verbs(runs):
     translator = lstmkit.load(runs["seq2seq"] / "model")
     assert isinstance(translator.translate("123").text, str)
     assert translator.predict(["123", "45"]) == [translator.translate("123").text, translator.translate("45").text]
+    forecaster = lstmkit.load(runs["forecaster"])
+    result = forecaster.forecast(3)
+    assert result.forecast.shape == (3, 1) and set(result.baselines) == {"naive", "seasonal_naive"}
+    assert forecaster.forecast(backtest=True).metrics["lstm"]["mase"] > 0
+    assert "generate" in dir(lstmkit.load(runs["char-lm"]))
     frames = lstmkit.load(runs["frames"])
     assert frames.predict(np.zeros((1, 3, 1, 16, 16), np.float32)).shape == (1, 2, 1, 16, 16)
     with pytest.raises(lstmkit.errors.DataError, match=r"frames input: expected shape \(N, L, 1, 16, 16\)"):

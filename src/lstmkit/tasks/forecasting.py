@@ -43,7 +43,7 @@ from lstmkit.data.windows import ForecastSpec, SeriesScaler, make_windows, split
 from lstmkit.errors import DataError, ModelFolderError
 from lstmkit.evaluation.forecasting import BASELINES, forecast_metrics, naive_forecast, seasonal_naive_forecast
 
-__all__ = ["FORECAST_COLUMNS", "Backtest", "backtest", "format_backtest", "write_forecast_evaluation",
+__all__ = ["SavedForecaster", "FORECAST_COLUMNS", "Backtest", "backtest", "format_backtest", "write_forecast_evaluation",
            "ForecastResult", "forecast_from_model", "write_forecast", "LSTMForecaster"]
 
 log = logging.getLogger(__name__)
@@ -422,3 +422,31 @@ class LSTMForecaster:
                "seasonal_naive": seasonal_naive_forecast(values, steps, self.season)}
         return {k: v[:, 0] for k, v in out.items()} if self._univariate else out
 
+
+
+class SavedForecaster:
+    """A forecaster's model folder as ``lstmkit.load`` gives it: ``forecast`` (its own verb), plus ``predict``
+    and ``evaluate`` on prepared windows as every sequence model has them (``lstmkit.Model``).
+
+    Example::
+
+        model = lstmkit.load("runs/airline")
+        result = model.forecast(24)                  # 24 months after the series' end, on the original scale
+        result.forecast, result.baselines["seasonal_naive"]
+        model.forecast(backtest=True).metrics["lstm"]["mase"]
+    """
+
+    def __init__(self, folder: str | Path, model: Any) -> None:
+        self.folder, self.model = Path(folder), model
+
+    def forecast(self, horizon: int | None = None, input: str | Path | None = None,
+                 backtest: bool = False) -> ForecastResult:
+        """``forecast_from_model`` on this folder: the next ``horizon`` values (default the model's own),
+        after the model's series or the series file ``input``; ``backtest`` holds the last ones out."""
+        return forecast_from_model(self.folder, horizon=horizon, input=input, backtest=backtest)
+
+    def predict(self, x: Any, lengths: Any = None) -> np.ndarray:
+        return self.model.predict(x, lengths)
+
+    def evaluate(self, data: Any) -> dict[str, Any]:
+        return self.model.evaluate(data)

@@ -111,6 +111,10 @@ class SequenceTask(Task):
             from lstmkit.tasks.text import TextModel
 
             return TextModel.from_loaded(loaded, folder)
+        if "forecast" in loaded.meta:
+            from lstmkit.tasks.forecasting import SavedForecaster
+
+            return SavedForecaster(folder, Model.from_loaded(loaded))
         return Model.from_loaded(loaded)
 
     def evaluate(self, folder: Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
