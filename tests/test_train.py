@@ -106,3 +106,18 @@ def test_a_report_failure_keeps_the_finished_run(tmp_path, monkeypatch, caplog):
     result = run_training(cfg, tmp_path / "run")
     assert (result.model_dir / "model.safetensors").is_file() and (tmp_path / "run" / "metrics.json").is_file()
     assert "its report could not be written: RuntimeError: no figures today" in caplog.text
+
+
+def test_a_diverging_run_stops_with_one_line_instead_of_training_on_nan(tmp_path, capsys):
+    from lstmkit.cli import main
+
+    out = tmp_path / "run"
+    status = main(["train", str(Path(__file__).parent.parent / "configs" / "digits.toml"), "--out", str(out),
+                   "--set", "train.lr=1000", "--set", "train.optimizer=\"sgd\"", "--set", "train.momentum=0.9",
+                   "--set", "train.grad_clip=0", "--set", "train.epochs=2", "--set", "model.hidden_size=16",
+                   "--set", "train.progress=false", "--set", "train.num_threads=1"])
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lstmkit: error: training diverged: the loss is nan at epoch 1, batch ") and \
+        "lower [train] lr (now 1000) or set [train] grad_clip (now 0)" in err, err
+    assert not (out / "model").exists()

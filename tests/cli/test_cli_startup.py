@@ -33,6 +33,8 @@ def test_importing_the_cli_and_building_its_parser_imports_no_heavy_library():
     (["train", "{digits}", "--set", "train.lr=fast"], 'lstmkit: error: config [train] lr: expected a positive float'),
     (["train", "{digits}", "--nproc", "0"], "lstmkit: error: train --nproc: expected a positive number"),
     (["predict", "no/such/model", "x.npy", "--top", "0"], "lstmkit: error: predict --top: expected an integer >= 1, got 0"),
+    (["predict", "no/such/model", "x.npy"], "lstmkit: error: model folder no/such/model: not found"),
+    (["evaluate", "no/such/run"], "lstmkit: error: model folder no/such/run: not found"),
 ])
 def test_a_user_error_answers_with_one_line_and_status_2_before_any_heavy_import(argv, message, tmp_path):
     digits = str(SRC.parent / "configs" / "digits.toml")

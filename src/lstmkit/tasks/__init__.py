@@ -178,9 +178,10 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Task, 
 def load_trained(path: str | Path) -> Any:
     """The trained model in a model folder (or the run folder holding one), loaded by the task that wrote it
     (the folder's ``meta.json`` names it)."""
+    folder = _existing_folder(path)  # before the heavy import below
     from lstmkit.artifacts.model_folder import read_model_folder
 
-    contents = read_model_folder(path)
+    contents = read_model_folder(folder)
     name = contents.meta.get("task")
     return task_named(name if isinstance(name, str) else None).load(contents.folder)
 
@@ -188,9 +189,10 @@ def load_trained(path: str | Path) -> Any:
 def evaluate_trained(path: str | Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
                      download: bool = True) -> Evaluation:
     """``Task.evaluate`` of the task that wrote the model folder (or the run folder holding one) at ``path``."""
+    folder = _existing_folder(path)  # before the heavy import below
     from lstmkit.artifacts.model_folder import read_model_folder
 
-    contents = read_model_folder(path)
+    contents = read_model_folder(folder)
     name = contents.meta.get("task")
     task = task_named(name if isinstance(name, str) else None)
     return task.evaluate(contents.folder, split=split, data=data, data_dir=data_dir, download=download)
@@ -207,9 +209,10 @@ def metrics_text(title: str, report: dict[str, Any]) -> str:
 
 def trained_schema(path: str | Path) -> Any:
     """The ``Schema`` of the trained model at ``path`` (a model or run folder), from its task."""
+    folder = _existing_folder(path)  # before the heavy import below
     from lstmkit.artifacts.model_folder import read_model_folder
 
-    contents = read_model_folder(path)
+    contents = read_model_folder(folder)
     name = contents.meta.get("task")
     task = task_named(name if isinstance(name, str) else None)
     return task.schema(contents.meta, task.config_from_table(_toml(contents)))
@@ -227,9 +230,23 @@ def _toml(contents: Any) -> dict[str, Any]:
 
 def predict_trained(path: str | Path, sources: list[str], texts: list[str] = (), invert: bool = False) -> list[dict]:
     """``Task.predict_inputs`` of the task that wrote the model folder (or the run folder holding one)."""
+    folder = _existing_folder(path)  # before the heavy import below
     from lstmkit.artifacts.model_folder import read_model_folder
 
-    contents = read_model_folder(path)
+    contents = read_model_folder(folder)
     name = contents.meta.get("task")
     task = task_named(name if isinstance(name, str) else None)
     return task.predict_inputs(contents.folder, list(sources), list(texts), invert=invert)
+
+
+def _existing_folder(path: str | Path) -> Path:
+    """``path`` (or its ``model/``), refused at once when there is no such folder: before PyTorch is imported,
+    so that a mistyped path answers in well under a second."""
+    from lstmkit.errors import ModelFolderError
+    from lstmkit.runs.folder import resolve_model_folder
+
+    folder = resolve_model_folder(path)
+    if not folder.is_dir():
+        raise ModelFolderError(f"model folder {folder}: not found (expected a folder holding model.safetensors, "
+                               "config.toml, meta.json, manifest.json, or the run folder holding one)")
+    return folder

@@ -343,6 +343,11 @@ class Trainer:
         if self.world_size > 1:
             batch = batch.tensor_split(self.world_size)[self.rank]
         loss, stats = self.objective.step(self.network, data.batch(batch, self.device))
+        value = float(loss.detach())
+        if not math.isfinite(value):  # diverged: stop before the weights (and the next checkpoint) turn to NaN
+            raise ConfigError(f"training diverged: the loss is {value} at epoch {p.epoch}, batch {p.step + 1}; lower "
+                              f"[train] lr (now {tc.lr:g}) or set [train] grad_clip (now {tc.grad_clip:g}); the "
+                              "last checkpoint holds the weights from before")
         self.optimizer.zero_grad(set_to_none=True)
         # DDP averages gradients over ranks; weight each slice so that uneven last batches still give
         # the gradient of the mean loss over the whole global batch.
@@ -352,7 +357,7 @@ class Trainer:
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        stats = {"loss": float(loss.detach()) * len(batch), **stats}
+        stats = {"loss": value * len(batch), **stats}
         if self.world_size > 1:
             stats = self._all_reduce(stats)
         for key, value in stats.items():
