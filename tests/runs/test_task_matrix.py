@@ -211,11 +211,14 @@ def _verb(name: str, run: Path, tmp: Path) -> list[str]:
         return ["generate", str(run), "--prompt", "The", "--length", "12"]
     if name == "seq2seq":
         return ["translate", str(run), "12345"]
+    if name == "frames":
+        np.save(tmp / "frames.npy", np.random.default_rng(0).random((2, 3, 1, 16, 16)).astype(np.float32))
+        return ["predict", str(run), str(tmp / "frames.npy"), "--json"]
     raise KeyError(name)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in TASKS if n != "frames"])
+@pytest.mark.parametrize("name", list(TASKS))
 def test_each_tasks_verb_answers_on_user_input(name, runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(_verb(name, runs[name], tmp_path)) == 0
@@ -226,6 +229,9 @@ def test_each_tasks_verb_answers_on_user_input(name, runs, tmp_path, capsys):
         assert len(results) == (3 if name == "regressor" else 1)
         shape = np.asarray(results[0]["values"]).shape
         assert shape == (() if name == "regressor" else (5, 7))
+    if name == "frames":
+        results = json.loads(out)
+        assert len(results) == 2 and np.asarray(results[0]["frames"]).shape == (2, 1, 16, 16)
     if name == "char-lm":
         assert out.startswith("The") and len(out.rstrip("\n")) >= 3 + 12 - 1
 
@@ -270,8 +276,7 @@ def test_tune_searches_every_task(name, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, hint", [("seq2seq", "use lstmkit translate"),
-                                        ("frames", ".predict(frames) in Python")])
+@pytest.mark.parametrize("name, hint", [("seq2seq", "use lstmkit translate")])
 def test_predict_points_other_tasks_to_their_verb(name, hint, runs, capsys):
     assert main(["predict", str(runs[name]), "x.npy"]) == 2
     err = capsys.readouterr().err
@@ -304,3 +309,15 @@ def test_every_task_declares_its_inputs_and_outputs(name, runs):
     assert [d if want is not None else None for d, want in zip(first["shape"], shape)] == shape
     if name == "classifier":
         assert schema["labels"] == [str(i) for i in range(10)] and schema["inputs"][0]["shape"] == ["N", 8, 8]
+
+
+@pytest.mark.slow
+def test_frames_predict_names_what_it_expected(runs, tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.zeros((1, 3, 1, 8, 8), np.float32))
+    assert main(["predict", str(runs["frames"]), str(tmp_path / "bad.npy")]) == 2
+    assert "frames input: expected shape (N, L, 1, 16, 16), got (1, 3, 1, 8, 8)" in capsys.readouterr().err
+    np.save(tmp_path / "one.npy", np.zeros((3, 16, 16), np.float32))  # one sequence of 3 frames
+    assert main(["predict", str(runs["frames"]), str(tmp_path / "one.npy")]) == 0
+    assert capsys.readouterr().out.strip().endswith("one.npy[0]\t2 predicted frames (--json prints their pixels)")
+    assert main(["predict", str(runs["frames"]), "--text", "hello"]) == 2
+    assert "expected .npy files of input frames" in capsys.readouterr().err

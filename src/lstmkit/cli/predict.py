@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if "tokens" in r:
             print(" ".join(f"{token}/{label}" for token, label in zip(r["tokens"], r["labels"])))
+        elif "frames" in r:
+            k = len(r["frames"])
+            print(f"{r['input']}[{r['index']}]\t{k} predicted frame{'s' * (k != 1)} (--json prints their pixels)")
         elif "values" in r:
             rows = r["values"] if isinstance(r["values"], list) else [r["values"]]
             for row in [rows] if not rows or not isinstance(rows[0], list) else rows:  # one line per step

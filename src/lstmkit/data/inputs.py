@@ -16,7 +16,7 @@ import numpy as np
 from lstmkit.data.transforms import check_finite
 from lstmkit.errors import DataError
 
-__all__ = ["read_inputs", "read_sequences", "IMAGE_SUFFIXES", "TEXT_SUFFIXES"]
+__all__ = ["read_inputs", "read_sequences", "read_npy_array", "IMAGE_SUFFIXES", "TEXT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,19 @@ def read_sequences(
         padded[i, :len(row)] = row
     x = _finish(padded.reshape(len(rows), -1, F), name, int(lengths.max()), F)
     return x, None if (lengths == lengths[0]).all() else lengths
+
+
+def read_npy_array(source: str | Path) -> np.ndarray:
+    """A ``.npy`` file's array of real numbers, its header checked against the file's size before any data is
+    allocated; never unpickles. A missing file, another extension or NaN/Inf is a ``DataError``."""
+    path = Path(source)
+    if path.suffix.lower() != ".npy":
+        raise DataError(f"input {path}: expected a .npy file, got {path.suffix or 'no extension'!r}")
+    if not path.is_file():
+        raise DataError(f"input {path}: expected an existing file, got {'a folder' if path.is_dir() else 'no such file'}")
+    array = _read_npy(path, str(path))
+    check_finite(array, f"input {path}")
+    return array
 
 
 def _read_npy(path: Path, name: str) -> np.ndarray:

@@ -282,7 +282,28 @@ class FreshSequences:
 class FramesTask(Task):
     """ConvLSTM encoder-forecaster on Moving digits (see the module docstring)."""
 
-    verbs = "lstmkit.load(MODEL).predict(frames) in Python"
+    verbs = "lstmkit predict MODEL FRAMES.npy, or lstmkit.load(MODEL).predict(frames) in Python"
+    predicts_files = True
+
+    def predict_inputs(self, folder: Path, sources: list[str], texts: list[str], invert: bool = False) -> list[dict]:
+        """The next frames for each ``.npy`` of input frames, ``(N, L, 1, H, W)`` or one sequence ``(L, 1, H, W)``
+        or ``(L, H, W)``, values in 0..1: one record per sequence with ``frames``, ``(K, 1, H, W)`` as lists."""
+        from lstmkit.data.inputs import read_npy_array
+
+        if texts or not sources:
+            raise LstmkitError(f"predict {folder}: expected .npy files of input frames (N, L, 1, H, W), got "
+                               f"{'texts' if texts else 'none'}")
+        forecaster = FrameForecaster.load(folder)
+        records: list[dict] = []
+        for source in sources:
+            frames = np.asarray(read_npy_array(source), dtype=np.float32)
+            if frames.ndim == 3:
+                frames = frames[:, None]  # (L, H, W) -> (L, 1, H, W)
+            if frames.ndim == 4:
+                frames = frames[None]  # one sequence
+            predicted = forecaster.predict(frames)
+            records += [{"input": str(source), "index": i, "frames": p.tolist()} for i, p in enumerate(predicted)]
+        return records
 
     def config_from_table(self, table: dict[str, Any], overrides: Iterable[str] = ()) -> FramesConfig:
         return config_from_table(table, overrides)
