@@ -35,10 +35,16 @@ def test_importing_the_cli_and_building_its_parser_imports_no_heavy_library():
     (["predict", "no/such/model", "x.npy", "--top", "0"], "lstmkit: error: predict --top: expected an integer >= 1, got 0"),
     (["predict", "no/such/model", "x.npy"], "lstmkit: error: model folder no/such/model: not found"),
     (["evaluate", "no/such/run"], "lstmkit: error: model folder no/such/run: not found"),
+    (["train", "{dates}", "--set", "model.attention=cosine"],
+     'lstmkit: error: config [model] attention: expected one of "additive", "dot", "general"'),
+    (["train", "{frames}", "--set", "model.patch=3"],
+     "lstmkit: error: config [model] patch: expected a divisor of [data] frame_size (64), got 3"),
 ])
 def test_a_user_error_answers_with_one_line_and_status_2_before_any_heavy_import(argv, message, tmp_path):
     digits = str(SRC.parent / "configs" / "digits.toml")
-    argv = [a.replace("{digits}", digits) for a in argv]
+    configs = SRC.parent / "configs"
+    argv = [a.replace("{digits}", digits).replace("{dates}", str(configs / "dates.toml"))
+            .replace("{frames}", str(configs / "moving_digits.toml")) for a in argv]
     probe = ("import sys\nfrom lstmkit.cli import main\nstatus = main(sys.argv[1:])\n"
              f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
              "assert not heavy, heavy\nsys.exit(status)\n")

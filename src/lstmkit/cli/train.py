@@ -37,7 +37,7 @@ def _train_worker(config: object, out: Path, resume: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from lstmkit.config import read_toml
     from lstmkit.runs.folder import RunFolder
-    from lstmkit.tasks import table_task
+    from lstmkit.tasks import recipe_config, table_task
 
     overrides = list(args.set or [])
     if args.data_dir:
@@ -54,10 +54,9 @@ def run(args: argparse.Namespace) -> int:
             raise LstmkitError("train: expected a CONFIG file (or --resume RUN)")
         recipe, out = Path(args.config), args.out or default_run_folder(args.config)
     # The recipe is read once, here, and checked by its task's strict schema before anything heavy is
-    # imported (for the sequence models): a missing file or a bad key answers at once.
+    # imported: a missing file or a bad key answers at once.
     table = read_toml(recipe)
-    task = table_task(table, overrides)
-    config = task.config_from_table(table, overrides)
+    config = recipe_config(table, overrides)
     resume = args.resume is not None
     if args.nproc < 1:
         raise LstmkitError(f"train --nproc: expected a positive number of processes, got {args.nproc}")
@@ -65,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
         raise LstmkitError(f"config [train] batch_size: expected a multiple of the {args.nproc} processes, "
                            f"got {config.train.batch_size}")
 
-    from lstmkit.training import distributed
     from lstmkit.runs.train import run_task
+    from lstmkit.training import distributed
 
+    task = table_task(table, overrides)
     if args.nproc > 1:
         import torch.multiprocessing as mp
 

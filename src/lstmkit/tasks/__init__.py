@@ -16,7 +16,9 @@ every task gets resume, data parallelism, early stopping, checkpoints, TensorBoa
 recipe's ``[model] task`` picks its entry (``task_named``); the names that no entry claims are the
 sequence models of ``lstmkit.models`` (classifier, regressor, text, tagger, language models), which the
 ``sequence`` entry serves. To add a task, write one module that registers a ``Task`` (see
-``lstmkit/tasks/frames.py`` for a small one), a recipe in ``configs/`` and its tests.
+``lstmkit/tasks/template.py``), a recipe in ``configs/`` and its tests. A task whose module needs PyTorch may
+keep its config classes in a light ``<task>_config.py`` (``TASK_CONFIGS``), as seq2seq and frames do, so that
+``lstmkit train`` refuses a bad recipe before the heavy import.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from lstmkit.errors import LstmkitError
 __all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "trained_schema", "predict_trained", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
 
 TASK_MODULES = {"seq2seq": "lstmkit.tasks.seq2seq", "frames": "lstmkit.tasks.frames"}
+TASK_CONFIGS = {"seq2seq": "lstmkit.tasks.seq2seq_config", "frames": "lstmkit.tasks.frames_config"}
+"""Where a task whose module needs PyTorch keeps its config (``config_from_table``), light to import, so that a
+recipe is checked before anything heavy is imported (``recipe_config``)."""
 """The modules of the tasks ``lstmkit train`` knows by name, each imported on its first lookup (so that
 ``import lstmkit`` and a user error stay light); every other name is a sequence model
 (``lstmkit.tasks.sequence``, light to import)."""
@@ -164,6 +169,21 @@ def table_task(table: dict[str, Any], overrides: Iterable[str] = ()) -> Task:
     model = apply_overrides(table, [o for o in overrides if o.strip().startswith("model.task")]).get("model", {})
     name = model.get("task") if isinstance(model, dict) else None
     return task_named(name if isinstance(name, str) else None)
+
+
+def recipe_config(table: dict[str, Any], overrides: Iterable[str] = ()) -> Any:
+    """The strict config of parsed recipe tables, checked without importing PyTorch: the task's light config
+    module (``TASK_CONFIGS``) or, for the sequence models, ``lstmkit.config``. Equal to what the task's own
+    ``config_from_table`` gives."""
+    from lstmkit.config import apply_overrides, config_from_dict
+
+    model = apply_overrides(table, [o for o in overrides if o.strip().startswith("model.task")]).get("model", {})
+    name = model.get("task") if isinstance(model, dict) else None
+    if name in _TASKS:  # registered (a task module already imported, or a task added from outside)
+        return _TASKS[name].config_from_table(table, overrides)
+    if name in TASK_CONFIGS:
+        return importlib.import_module(TASK_CONFIGS[name]).config_from_table(table, overrides)
+    return config_from_dict(apply_overrides(table, overrides))
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Task, Any]:
