@@ -168,24 +168,17 @@ class GuardMiddleware:
                 return messages.pop(0)
             return await receive()  # after the body: only http.disconnect
 
-        started = False
-
-        async def send_tracked(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response = StatusRecorder(send)
         if not open_path:
             self.in_progress += 1
         try:
             if self.options.request_timeout > 0:
-                await asyncio.wait_for(self.app(scope, replay, send_tracked), self.options.request_timeout)
+                await asyncio.wait_for(self.app(scope, replay, response), self.options.request_timeout)
             else:
-                await self.app(scope, replay, send_tracked)
+                await self.app(scope, replay, response)
         except asyncio.TimeoutError:
             log.warning("%s %s: timed out after %g s", scope["method"], scope["path"], self.options.request_timeout)
-            if not started:
+            if not response.started:
                 await send_error(send, 504, f"request timed out after {self.options.request_timeout:g} s "
                                             "(--request-timeout)")
         finally:
@@ -262,19 +255,12 @@ class InternalErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracked(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_tracked)
+            await self.app(scope, receive, response)
         except Exception as exc:  # noqa: BLE001 - the last resort: answered, logged once
             log.error("%s %s: internal error %s: %s", scope["method"], scope["path"], type(exc).__name__,
                       str(exc).splitlines()[0][:200] if str(exc) else "")
             log.debug("traceback of the internal error", exc_info=True)
-            if not started:
+            if not response.started:
                 await send_error(send, 500, f"internal error: {type(exc).__name__}")

@@ -59,15 +59,17 @@ class Metrics:
 
 
 class StatusRecorder:
-    """An ASGI ``send`` that passes messages on and remembers the response status (500 until one is sent)."""
+    """An ASGI ``send`` that passes messages on and remembers the response status (500 until one is sent);
+    ``started`` says whether the response has begun (after which no error response can replace it)."""
 
     def __init__(self, send: Any) -> None:
         self.send = send
         self.status = 500
+        self.started = False
 
     async def __call__(self, message: Any) -> None:
         if message["type"] == "http.response.start":
-            self.status = message["status"]
+            self.status, self.started = message["status"], True
         await self.send(message)
 
 
