@@ -281,11 +281,9 @@ def _evaluation_section(page: _Page, run_dir: Path) -> bool:
 
 def _has_gate_views(model_dir: Path) -> bool:
     """Whether the task that wrote ``model_dir`` shows gate and cell-state views (``Task.gate_views``)."""
-    from lstmkit.artifacts.model_folder import read_model_folder
-    from lstmkit.tasks import task_named
+    from lstmkit.tasks import trained_task
 
-    task = read_model_folder(model_dir).meta.get("task")
-    return task_named(task if isinstance(task, str) else None).gate_views
+    return trained_task(model_dir)[0].gate_views
 
 
 def _task_figures_section(page: _Page, run_dir: Path) -> bool:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from lstmkit.errors import LstmkitError
 
-__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "trained_schema", "predict_trained", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
+__all__ = ["Task", "Job", "Evaluation", "evaluate_trained", "trained_schema", "predict_trained", "trained_task", "register_task", "task_named", "load_trained", "table_task", "load_recipe", "TASK_MODULES"]
 
 TASK_MODULES = {"seq2seq": "lstmkit.tasks.seq2seq", "frames": "lstmkit.tasks.frames"}
 TASK_CONFIGS = {"seq2seq": "lstmkit.tasks.seq2seq_config", "frames": "lstmkit.tasks.frames_config"}
@@ -198,23 +198,14 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Task, 
 def load_trained(path: str | Path) -> Any:
     """The trained model in a model folder (or the run folder holding one), loaded by the task that wrote it
     (the folder's ``meta.json`` names it)."""
-    folder = _existing_folder(path)  # before the heavy import below
-    from lstmkit.artifacts.model_folder import read_model_folder
-
-    contents = read_model_folder(folder)
-    name = contents.meta.get("task")
-    return task_named(name if isinstance(name, str) else None).load(contents.folder)
+    task, contents = trained_task(path)
+    return task.load(contents.folder)
 
 
 def evaluate_trained(path: str | Path, split: str = "test", data: str | None = None, data_dir: Path | None = None,
                      download: bool = True) -> Evaluation:
     """``Task.evaluate`` of the task that wrote the model folder (or the run folder holding one) at ``path``."""
-    folder = _existing_folder(path)  # before the heavy import below
-    from lstmkit.artifacts.model_folder import read_model_folder
-
-    contents = read_model_folder(folder)
-    name = contents.meta.get("task")
-    task = task_named(name if isinstance(name, str) else None)
+    task, contents = trained_task(path)
     return task.evaluate(contents.folder, split=split, data=data, data_dir=data_dir, download=download)
 
 
@@ -229,12 +220,7 @@ def metrics_text(title: str, report: dict[str, Any]) -> str:
 
 def trained_schema(path: str | Path) -> Any:
     """The ``Schema`` of the trained model at ``path`` (a model or run folder), from its task."""
-    folder = _existing_folder(path)  # before the heavy import below
-    from lstmkit.artifacts.model_folder import read_model_folder
-
-    contents = read_model_folder(folder)
-    name = contents.meta.get("task")
-    task = task_named(name if isinstance(name, str) else None)
+    task, contents = trained_task(path)
     return task.schema(contents.meta, task.config_from_table(_toml(contents)))
 
 
@@ -250,13 +236,19 @@ def _toml(contents: Any) -> dict[str, Any]:
 
 def predict_trained(path: str | Path, sources: list[str], texts: list[str] = (), invert: bool = False) -> list[dict]:
     """``Task.predict_inputs`` of the task that wrote the model folder (or the run folder holding one)."""
+    task, contents = trained_task(path)
+    return task.predict_inputs(contents.folder, list(sources), list(texts), invert=invert)
+
+
+def trained_task(path: str | Path) -> tuple[Task, Any]:
+    """The task that wrote the model folder at ``path`` (or the run folder holding one), which ``meta.json``
+    names, and the folder's checked contents (``lstmkit.artifacts.model_folder.FolderContents``)."""
     folder = _existing_folder(path)  # before the heavy import below
     from lstmkit.artifacts.model_folder import read_model_folder
 
     contents = read_model_folder(folder)
     name = contents.meta.get("task")
-    task = task_named(name if isinstance(name, str) else None)
-    return task.predict_inputs(contents.folder, list(sources), list(texts), invert=invert)
+    return task_named(name if isinstance(name, str) else None), contents
 
 
 def _existing_folder(path: str | Path) -> Path:
