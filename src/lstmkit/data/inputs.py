@@ -62,21 +62,13 @@ def read_inputs(
     L, F = int(sequence_length), int(input_size)
     if str(source) == "-":
         return _finish(_parse_text(sys.stdin.read(), "stdin", L * F), "stdin", L, F)
-    path = Path(source)
+    path = _existing_file(source)
     name = str(path)
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise DataError(f"input {name}: expected an existing file, got no such file")
-    if path.is_dir():
-        raise DataError(f"input {name}: expected a file, got a folder")
     if suffix == ".npy":
         return _finish(_read_npy(path, name), name, L, F)
     if suffix in TEXT_SUFFIXES:
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(f"input {name}: expected a readable UTF-8 text file, got {e}") from None
-        return _finish(_parse_text(text, name, L * F), name, L, F)
+        return _finish(_parse_text(_read_text(path), name, L * F), name, L, F)
     if suffix in IMAGE_SUFFIXES:
         if image_shape is None:
             raise DataError(f"input {name}: expected a .npy or .csv file (the model was not trained on images), "
@@ -110,12 +102,8 @@ def read_sequences(
     if str(source) == "-":
         rows = _parse_text(sys.stdin.read(), name, F, variable=True)
     else:
-        path = Path(source)
+        path = _existing_file(source)
         suffix = path.suffix.lower()
-        if not path.exists():
-            raise DataError(f"input {name}: expected an existing file, got no such file")
-        if path.is_dir():
-            raise DataError(f"input {name}: expected a file, got a folder")
         if suffix == ".npy":
             array = _read_npy(path, name)
             if array.ndim == 2 and array.shape[1] == F:
@@ -129,11 +117,7 @@ def read_sequences(
         if suffix not in TEXT_SUFFIXES:
             raise DataError(f"input {name}: expected a .npy, .csv or .txt file or '-' for stdin (the model reads "
                             f"sequences of {F} features per step), got {suffix or 'no extension'!r}")
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(f"input {name}: expected a readable UTF-8 text file, got {e}") from None
-        rows = _parse_text(text, name, F, variable=True)
+        rows = _parse_text(_read_text(path), name, F, variable=True)
     lengths = np.array([len(row) // F for row in rows], dtype=np.int64)
     padded = np.zeros((len(rows), int(lengths.max()) * F), dtype=np.float64)
     for i, row in enumerate(rows):
@@ -142,14 +126,30 @@ def read_sequences(
     return x, None if (lengths == lengths[0]).all() else lengths
 
 
+def _existing_file(source: str | Path) -> Path:
+    """``source`` as a path, refused unless it names an existing file."""
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"input {path}: expected an existing file, got no such file")
+    if path.is_dir():
+        raise DataError(f"input {path}: expected a file, got a folder")
+    return path
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"input {path}: expected a readable UTF-8 text file, got {e}") from None
+
+
 def read_npy_array(source: str | Path) -> np.ndarray:
     """A ``.npy`` file's array of real numbers, its header checked against the file's size before any data is
     allocated; never unpickles. A missing file, another extension or NaN/Inf is a ``DataError``."""
     path = Path(source)
     if path.suffix.lower() != ".npy":
         raise DataError(f"input {path}: expected a .npy file, got {path.suffix or 'no extension'!r}")
-    if not path.is_file():
-        raise DataError(f"input {path}: expected an existing file, got {'a folder' if path.is_dir() else 'no such file'}")
+    path = _existing_file(path)
     array = _read_npy(path, str(path))
     check_finite(array, f"input {path}")
     return array
