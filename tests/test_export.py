@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from lstmkit.artifacts import export as export_module
+from lstmkit.export import lstm_graph as export_module
 from lstmkit.cli import main
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
-from lstmkit.artifacts.export import ExportError, export_onnx, read_onnx_meta, step_path_for
+from lstmkit.export import ExportError, export_onnx, read_onnx_meta, step_path_for
 from lstmkit.artifacts.model_folder import load_model, save_model
 from lstmkit.models import InputSpec, build_model
 

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from lstmkit.artifacts.export import export_onnx
+from lstmkit.export import export_onnx
 from lstmkit.artifacts.model_folder import load_model
 from lstmkit.serve import create_app, load_backend
 from serve_helpers import OPTIONS, LiveServer, make_folder

@@ -64,7 +64,7 @@ def test_serve_command_errors(capsys, model_dir, tmp_path):
 def test_serve_refuses_an_onnx_step_file_outside_its_folder(onnx_file, tmp_path):
     import onnx
 
-    from lstmkit.artifacts.export import META_KEY
+    from lstmkit.export import META_KEY
     from lstmkit.serve import load_backend
 
     proto = onnx.load(str(onnx_file))

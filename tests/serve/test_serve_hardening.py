@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from lstmkit.cli import main
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
-from lstmkit.artifacts.export import export_onnx
+from lstmkit.export import export_onnx
 from lstmkit.artifacts.model_folder import save_model
 from lstmkit.models import build_model
 from lstmkit.serve import ServeOptions, create_app, load_backend

@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lstmkit.artifacts.export import export_onnx, read_onnx_meta
+    from lstmkit.export import export_onnx, read_onnx_meta
 
     samples = None
     if args.samples:

@@ -104,7 +104,7 @@ class TorchBackend:
             torch.set_num_threads(self.threads)
 
     def _standardize(self, x: np.ndarray) -> torch.Tensor:
-        from lstmkit.artifacts.export import standardize
+        from lstmkit.export import standardize
 
         return standardize(self.model, x)
 
@@ -186,7 +186,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        from lstmkit.artifacts.export import read_onnx_meta
+        from lstmkit.export import read_onnx_meta
 
         path = Path(path)
         meta = read_onnx_meta(path)
@@ -209,7 +209,7 @@ class OnnxBackend:
     @classmethod
     def from_model(cls, model: Any, threads: int = 1, source: str = "") -> OnnxBackend:
         """Export ``model`` (a ``LoadedModel``) in memory, verified as ``lstmkit export`` does, and serve that."""
-        from lstmkit.artifacts.export import META_KEY, build_verified_graphs
+        from lstmkit.export import META_KEY, build_verified_graphs
 
         predict, step, checks = build_verified_graphs(model, target="the in-memory ONNX graph")
         log.info("serve: exported %s to ONNX in memory (max abs difference %.2g)", source, max(checks.values()))

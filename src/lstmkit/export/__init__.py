@@ -1,0 +1,67 @@
+"""``lstmkit.export``: ONNX export of a model folder, verified in ONNX Runtime before the file is written.
+
+``export_onnx(model_dir, out_path)`` writes one or two ONNX files:
+
+``out_path`` (the *predict graph*)
+    inputs ``input`` float32 (N, L, F) of raw values, as the data source gives them, and ``lengths``
+    int64 (N,), each in 1..L; outputs ``probabilities`` and ``logits``, float32 (N, C). N and L are
+    dynamic. Steps past a sequence's length are ignored, whatever they hold: the LSTM operator gets the
+    lengths as its ``sequence_lens``, the conv front end zeroes them before every convolution, and the
+    ``mean``/``max`` readouts mask them.
+
+``out_path`` with the suffix ``.step.onnx`` (the *step graph*, only for models that can stream)
+    inputs ``input`` (N, L, F), ``lengths`` (N,), ``h0`` (num_layers, N, H) and ``c0`` (num_layers, N, H);
+    outputs ``probabilities`` and ``logits`` (N, L, C) after every step (the top layer's h_t through
+    the head; steps past a length hold nothing useful), and the states ``h_n``, ``c_n`` after each
+    sequence's last real step. Feeding ``h_n``, ``c_n`` back as the next call's ``h0``, ``c0`` continues
+    the streams: this is what ``lstmkit serve`` runs for streaming sessions.
+
+The model folder's standardizer is folded into both graphs (``(x - mean) / std`` in front), so they take
+the same raw inputs as ``LoadedModel.predict_proba``. Each file carries ``lstmkit`` metadata (label names,
+input size, the standardizer's presence, the step file's name) in its ``metadata_props``.
+
+The graphs are written with ``onnx.helper``, not traced: each LSTM layer is one standard ONNX ``LSTM``
+node (weights reordered from PyTorch's gate order i, f, g, o to ONNX's i, o, f, c), and its activations
+are the node's ``activations`` attribute, so every activation of ``lstmkit.nn.ACTIVATIONS`` exports.
+Anything the exporter does not know (a task other than ``classifier``, a ``[model]`` key it was not written
+for, a variant, ``proj_size``, which the ONNX operator lacks) is refused with an ``ExportError`` that
+names it.
+
+Before anything is written, ONNX Runtime runs the graphs against PyTorch on real inputs (samples of the
+model's dataset when it loads without a download, else random inputs with the training statistics):
+a full-length batch, a padded batch of random lengths compared with each sequence run alone, and for the
+step graph a stream fed in chunks. The largest absolute difference of probabilities and logits must be
+at most ``tolerance`` (1e-4), or nothing is written. Files are written to a temporary name and renamed.
+
+Example::
+
+    result = export_onnx("runs/digits/model", "digits.onnx")
+    result.max_abs_diff      # e.g. 4.8e-07
+
+Modules: ``graph`` (the node builder), ``lstm_graph`` (the LSTM stack), ``classifier_graph`` (the
+classifier's graphs and what can export), ``verify`` (ONNX Runtime against PyTorch), ``writer`` (build,
+verify, write; read the metadata back), ``errors``.
+"""
+
+from lstmkit.export.classifier_graph import build_onnx_graphs, check_exportable
+from lstmkit.export.errors import ExportError, ExportResult, step_path_for
+from lstmkit.export.graph import META_KEY
+from lstmkit.export.lstm_graph import ONNX_ACTIVATIONS
+from lstmkit.export.verify import standardize, verify_onnx
+from lstmkit.export.writer import TOLERANCE, build_verified_graphs, export_onnx, read_onnx_meta
+
+__all__ = [
+    "META_KEY",
+    "ONNX_ACTIVATIONS",
+    "TOLERANCE",
+    "ExportError",
+    "ExportResult",
+    "build_onnx_graphs",
+    "build_verified_graphs",
+    "check_exportable",
+    "export_onnx",
+    "read_onnx_meta",
+    "standardize",
+    "step_path_for",
+    "verify_onnx",
+]

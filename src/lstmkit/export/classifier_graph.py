@@ -1,0 +1,218 @@
+"""The classifier's graphs: raw values (N, L, F) and lengths in, probabilities and logits out.
+
+The standardizer is folded in front, the conv front end masks the steps past each length before every
+convolution, the LSTM stack is ``lstm_graph.lstm_stack``, and the ``last``/``mean``/``max`` readouts mask
+the padding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+import lstmkit
+from lstmkit.artifacts.model_folder import LoadedModel
+from lstmkit.config import ModelConfig
+from lstmkit.export.errors import ExportError
+from lstmkit.export.graph import IR_VERSION, META_KEY, OPSET, GraphBuilder
+from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
+
+__all__ = ["build_onnx_graphs", "check_exportable", "classifier_graph"]
+
+# The [model] keys this exporter was written for. Any other key (a variant added later, say) with a value
+# other than its default is refused, so a new option never exports silently wrong.
+_KNOWN_MODEL_KEYS = {
+    "task", "hidden_size", "num_layers", "bidirectional", "dropout", "proj_size", "gate_activation",
+    "cell_activation", "hidden_activation", "forget_bias", "init", "chrono_init", "conv", "conv_channels", "conv_kernel",
+    "pool", "readout", "head_hidden", "head_dropout", "loss", "label_smoothing",
+}
+
+
+def _model_config_refusals(config: ModelConfig) -> list[str]:
+    refusals = []
+    for f in dataclasses.fields(config):
+        if f.name in _KNOWN_MODEL_KEYS:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(config, f.name)
+        if value != default:
+            refusals.append(f"[model] {f.name} = {value!r} (an option the ONNX exporter does not know)")
+    return refusals
+
+
+def check_exportable(model: LoadedModel) -> None:
+    """Raise an ``ExportError`` naming every option of ``model`` that the ONNX exporter cannot write."""
+    from lstmkit.models.classifier import ConvFrontEnd, SequenceClassifier
+    from lstmkit.nn import LSTM
+
+    config = model.config.model
+    if config.task != "classifier" or type(model.module) is not SequenceClassifier:
+        raise ExportError(f"export: [model] task = {config.task!r} is not supported by the ONNX exporter "
+                          "(supported: 'classifier')")
+    refusals = _model_config_refusals(config)
+    known_modules = (SequenceClassifier, ConvFrontEnd, LSTM, nn.Sequential, nn.Linear, nn.ReLU, nn.Dropout,
+                     nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d)
+    for name, sub in model.module.named_modules():
+        if type(sub) not in known_modules:
+            refusals.append(f"module {name or 'model'} of type {type(sub).__name__}")
+    named = {r.split()[1] for r in refusals if r.startswith("[model] ")}
+    refusals += lstm_refusals(model.module.lstm, named)
+    if refusals:
+        raise ExportError("export: cannot export to ONNX: unsupported " + "; ".join(refusals))
+
+
+def _front_end(g: GraphBuilder, front: nn.Module, x: str, lengths: str) -> tuple[str, str]:
+    """The conv front end on (N, L, F) with masking; returns (N, L', F') and the lengths after pooling."""
+    y = g.op("Transpose", [x], perm=[0, 2, 1]) if front.kind == "conv1d" else g.op("Unsqueeze", [x, g.ints([1])])
+    current = lengths
+    for layer in front.layers:
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+            real = g.op("Cast", [g.time_mask(current, y, 2)], to=1)  # (N, T) float
+            axes = [1] if front.kind == "conv1d" else [1, 3]
+            y = g.op("Mul", [y, g.op("Unsqueeze", [real, g.ints(axes)])])
+            inputs = [y, g.const(layer.weight.detach().cpu().numpy(), "conv_weight")]
+            if layer.bias is not None:
+                inputs.append(g.const(layer.bias.detach().cpu().numpy(), "conv_bias"))
+            y = g.op("Conv", inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                     pads=list(layer.padding) * 2, dilations=list(layer.dilation), group=layer.groups)
+        elif isinstance(layer, nn.ReLU):
+            y = g.op("Relu", [y])
+        elif isinstance(layer, (nn.MaxPool1d, nn.MaxPool2d)):
+            dims = 1 if front.kind == "conv1d" else 2
+            size = layer.kernel_size if isinstance(layer.kernel_size, tuple) else (layer.kernel_size,) * dims
+            stride = layer.stride if isinstance(layer.stride, tuple) else (layer.stride,) * dims
+            y = g.op("MaxPool", [y], kernel_shape=list(size), strides=list(stride))
+            current = g.op("Div", [current, g.const(front.pool, dtype=np.int64)])  # floor for lengths >= 0
+        else:  # pragma: no cover - check_exportable refuses other modules
+            raise ExportError(f"export: unsupported front-end layer {type(layer).__name__}")
+    final = g.op("Max", [current, g.const(1, dtype=np.int64)])
+    if front.kind == "conv1d":
+        return g.op("Transpose", [y], perm=[0, 2, 1]), final  # (N, L', C)
+    y = g.op("Transpose", [y], perm=[0, 2, 1, 3])  # (N, L', C, F')
+    return g.op("Reshape", [y, g.ints([0, 0, -1])]), final  # (N, L', C * F')
+
+
+def _head(g: GraphBuilder, head: nn.Sequential, x: str, rank: int) -> str:
+    for layer in head:
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.detach().cpu().numpy()
+            if rank == 2:
+                x = g.op("Gemm", [x, g.const(weight, "head_weight"), g.const(layer.bias.detach().cpu().numpy(), "head_bias")],
+                         transB=1)
+            else:
+                x = g.op("Add", [g.op("MatMul", [x, g.const(weight.T, "head_weight_t")]),
+                                 g.const(layer.bias.detach().cpu().numpy(), "head_bias")])
+        elif isinstance(layer, nn.ReLU):
+            x = g.op("Relu", [x])
+        elif isinstance(layer, nn.Dropout):
+            continue  # the identity in evaluation
+        else:  # pragma: no cover - check_exportable refuses other modules
+            raise ExportError(f"export: unsupported head layer {type(layer).__name__}")
+    return x
+
+
+def classifier_graph(model: LoadedModel, step: bool) -> Any:
+    """The classifier's predict graph, or with ``step`` its step graph (see ``lstmkit.export``)."""
+    from onnx import TensorProto, helper
+
+    module = model.module
+    lstm = module.lstm
+    g = GraphBuilder()
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", "L", module.input_size]),
+              helper.make_tensor_value_info("lengths", TensorProto.INT64, ["N"])]
+    x, lengths = "input", "lengths"
+    standardizer = model.standardizer
+    if standardizer is not None:
+        x = g.op("Div", [g.op("Sub", [x, g.const(standardizer.mean.astype(np.float32), "mean")]),
+                         g.const(standardizer.std.astype(np.float32), "std")])
+    if module.front is not None:
+        x, lengths = _front_end(g, module.front, x, lengths)
+    sequence_lens = g.op("Cast", [lengths], to=6)  # int32, as the LSTM operator wants
+    hidden = lstm.hidden_size
+    if step:
+        inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, [lstm.num_layers, "N", hidden])
+                   for name in ("h0", "c0")]
+    sequence = g.op("Transpose", [x], perm=[1, 0, 2])  # (L, N, F)
+    sequence, final_h, final_c = lstm_stack(g, lstm, sequence, sequence_lens, ("h0", "c0") if step else None)
+    y_h = final_h[-1]
+    outputs_seq = g.op("Transpose", [sequence], perm=[1, 0, 2])  # (N, L, D * H)
+    if step:
+        logits = _head(g, module.head, outputs_seq, rank=3)  # (N, L, C)
+    else:
+        if module.readout == "last":
+            summary = g.op("Reshape", [g.op("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])  # (N, D * H)
+        else:
+            real = g.op("Unsqueeze", [g.time_mask(lengths, outputs_seq, 1), g.ints([2])])  # (N, L, 1) bool
+            if module.readout == "mean":
+                weights = g.op("Cast", [real], to=1)
+                total = g.op("ReduceSum", [g.op("Mul", [outputs_seq, weights]), g.ints([1])], keepdims=0)
+                count = g.op("Max", [g.op("ReduceSum", [weights, g.ints([1])], keepdims=0), g.const([1.0])])
+                summary = g.op("Div", [total, count])
+            else:
+                masked = g.op("Where", [real, outputs_seq, g.const([-np.inf])])
+                summary = g.op("ReduceMax", [masked], axes=[1], keepdims=0)
+        logits = _head(g, module.head, summary, rank=2)  # (N, C)
+    g.op("Identity", [logits], outputs=["logits"])
+    g.op("Softmax", [logits], outputs=["probabilities"], axis=-1)
+    classes = len(model.label_names)
+    out_dims = ["N", "L", classes] if step else ["N", classes]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, out_dims),
+               helper.make_tensor_value_info("logits", TensorProto.FLOAT, out_dims)]
+    if step:
+        g.op("Concat", final_h, outputs=["h_n"], axis=0)
+        g.op("Concat", final_c, outputs=["c_n"], axis=0)
+        outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, [lstm.num_layers, "N", hidden])
+                    for name in ("h_n", "c_n")]
+    return helper.make_graph(g.nodes, "lstmkit_step" if step else "lstmkit_predict", inputs, outputs, g.initializers)
+
+
+def _onnx_meta(model: LoadedModel, kind: str, step_file: str | None) -> dict[str, Any]:
+    module = model.module
+    lstm = module.lstm
+    return {
+        "format": "lstmkit-onnx",
+        "graph": kind,
+        "lstmkit_version": lstmkit.__version__,
+        "task": model.config.model.task,
+        "input_size": module.input_size,
+        "sequence_length": model.meta.get("sequence_length"),
+        "min_length": module.front.min_length() if module.front is not None else 1,
+        "label_names": model.label_names,
+        "num_layers": lstm.num_layers,
+        "hidden_size": lstm.hidden_size,
+        "standardizer_in_graph": model.standardizer is not None,
+        "streaming_unsupported": module.streaming_unsupported_reason(),
+        "step_file": step_file,
+        "data_name": model.meta.get("data_name"),
+    }
+
+
+def build_onnx_graphs(model: LoadedModel, step_file: str | None = None) -> tuple[Any, Any | None]:
+    """The predict graph and, for a model that can stream, the step graph, as ``onnx.ModelProto``.
+
+    Raises:
+        ExportError: ``model`` has an option the exporter cannot write (see ``check_exportable``).
+    """
+    from onnx import checker, helper
+
+    check_exportable(model)
+    model.module.eval()
+    streamable = model.module.streaming_unsupported_reason() is None
+    protos = []
+    for kind in ("predict", "step"):
+        if kind == "step" and not streamable:
+            protos.append(None)
+            continue
+        proto = helper.make_model(classifier_graph(model, step=kind == "step"), producer_name="lstmkit",
+                                  producer_version=lstmkit.__version__,
+                                  opset_imports=[helper.make_opsetid("", OPSET)])
+        proto.ir_version = IR_VERSION
+        meta = _onnx_meta(model, kind, step_file if streamable else None)
+        helper.set_model_props(proto, {META_KEY: json.dumps(meta)})
+        checker.check_model(proto, full_check=True)
+        protos.append(proto)
+    return protos[0], protos[1]
