@@ -40,27 +40,33 @@ Example::
 
 Modules: ``graph`` (the node builder), ``lstm_graph`` (the LSTM stack), ``classifier_graph`` (the
 classifier's graphs and what can export), ``verify`` (ONNX Runtime against PyTorch), ``writer`` (build,
-verify, write; read the metadata back), ``errors``.
+verify, write; read the metadata back), ``registry`` (which exporter writes which ``[model] task``; the
+files of a set), ``errors``.
 """
 
-from lstmkit.export.classifier_graph import build_onnx_graphs, check_exportable
+from lstmkit.export.classifier_graph import TOLERANCE, build_onnx_graphs, build_verified_graphs, check_exportable
 from lstmkit.export.errors import ExportError, ExportResult, step_path_for
 from lstmkit.export.graph import META_KEY
 from lstmkit.export.lstm_graph import ONNX_ACTIVATIONS
 from lstmkit.export.verify import standardize, verify_onnx
-from lstmkit.export.writer import TOLERANCE, build_verified_graphs, export_onnx, read_onnx_meta
+from lstmkit.export.registry import ExportRequest, GraphSet, exporter_for, register_exporter
+from lstmkit.export.writer import export_onnx, read_onnx_meta
 
 __all__ = [
     "META_KEY",
     "ONNX_ACTIVATIONS",
     "TOLERANCE",
     "ExportError",
+    "ExportRequest",
     "ExportResult",
+    "GraphSet",
     "build_onnx_graphs",
     "build_verified_graphs",
     "check_exportable",
     "export_onnx",
+    "exporter_for",
     "read_onnx_meta",
+    "register_exporter",
     "standardize",
     "step_path_for",
     "verify_onnx",

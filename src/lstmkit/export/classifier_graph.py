@@ -20,8 +20,13 @@ from lstmkit.config import ModelConfig
 from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import IR_VERSION, META_KEY, OPSET, GraphBuilder
 from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
+from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
+from lstmkit.export.verify import verify_onnx
 
-__all__ = ["build_onnx_graphs", "check_exportable", "classifier_graph"]
+__all__ = ["TOLERANCE", "build_onnx_graphs", "build_verified_graphs", "check_exportable", "classifier_graph",
+           "export_classifier"]
+
+TOLERANCE = 1e-4
 
 # The [model] keys this exporter was written for. Any other key (a variant added later, say) with a value
 # other than its default is refused, so a new option never exports silently wrong.
@@ -216,3 +221,57 @@ def build_onnx_graphs(model: LoadedModel, step_file: str | None = None) -> tuple
         checker.check_model(proto, full_check=True)
         protos.append(proto)
     return protos[0], protos[1]
+
+
+def build_verified_graphs(
+    model: LoadedModel,
+    *,
+    tolerance: float = TOLERANCE,
+    samples: np.ndarray | None = None,
+    step: bool = True,
+    step_file: str | None = None,
+    target: str = "the graph",
+) -> tuple[Any, Any | None, dict[str, float]]:
+    """``build_onnx_graphs`` then ``verify_onnx``, in memory: (predict graph, step graph or None, checks).
+
+    Raises:
+        ExportError: as ``export_onnx``; ``target`` names what was not written.
+    """
+    predict_proto, step_proto = build_onnx_graphs(model, step_file=step_file if step else None)
+    if not step:
+        step_proto = None
+        predict_proto = _without_step_file(predict_proto)
+    checks = verify_onnx(model, predict_proto, step_proto, samples)
+    worst_check = max(checks, key=checks.get)
+    worst = checks[worst_check]
+    if not worst <= tolerance:  # also refuses NaN
+        raise ExportError(
+            f"export: ONNX Runtime and PyTorch disagree: max abs difference {worst:.3g} in the {worst_check} check "
+            f"exceeds the tolerance {tolerance:g} (checks: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()) + f"); {target} was not written"
+        )
+    return predict_proto, step_proto, checks
+
+
+@register_exporter("classifier")
+def export_classifier(request: ExportRequest, model: LoadedModel | None = None) -> GraphSet:
+    """The classifier's predict graph and, where it can stream and ``request.step``, its step graph."""
+    from lstmkit.artifacts.model_folder import load_model
+
+    model = model if model is not None else load_model(request.folder)
+    predict, step, checks = build_verified_graphs(model, tolerance=request.tolerance, samples=request.samples,
+                                                  step=request.step, step_file="step", target=request.target)
+    graphs = {"predict": predict} if step is None else {"predict": predict, "step": step}
+    reason = model.module.streaming_unsupported_reason() or (None if request.step else "not asked for")
+    return GraphSet(graphs, checks, streaming_unsupported=reason)
+
+
+def _without_step_file(proto: Any) -> Any:
+    from onnx import helper
+
+    props = {p.key: p.value for p in proto.metadata_props}
+    meta = json.loads(props[META_KEY])
+    meta["step_file"] = None
+    del proto.metadata_props[:]
+    helper.set_model_props(proto, {META_KEY: json.dumps(meta)})
+    return proto

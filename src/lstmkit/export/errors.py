@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstmkit.errors import LstmkitError
@@ -25,6 +25,8 @@ class ExportResult:
     """The max abs difference of each check: ``fixed_length``, ``variable_length`` and ``step``."""
     streaming_unsupported: str | None
     """Why no step graph was written (None when one was)."""
+    paths: dict[str, Path] = field(default_factory=dict)
+    """Every file written: each graph by role (``predict``, ``step``, ...) and each side file by name."""
 
 
 def step_path_for(path: str | Path) -> Path:

@@ -1,4 +1,6 @@
-"""Writing an export: build, verify, then write atomically; reading an exported file's metadata."""
+"""Writing an export: the task's exporter builds and verifies its graphs in memory, then every file of the
+set is written to a temporary name and renamed, so a reader never sees half a set; reading an exported file's
+metadata back."""
 
 from __future__ import annotations
 
@@ -10,17 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.artifacts.model_folder import LoadedModel, load_model, write_synced_temp
-from lstmkit.export.classifier_graph import build_onnx_graphs
-from lstmkit.export.errors import ExportError, ExportResult, step_path_for
+from lstmkit.artifacts.model_folder import LoadedModel, write_synced_temp
+from lstmkit.export.errors import ExportError, ExportResult
 from lstmkit.export.graph import META_KEY
-from lstmkit.export.verify import verify_onnx
+from lstmkit.export.registry import ExportRequest, GraphSet, exporter_for
 
-__all__ = ["TOLERANCE", "build_verified_graphs", "export_onnx", "read_onnx_meta"]
+__all__ = ["export_onnx", "read_onnx_meta", "set_file_names"]
 
 log = logging.getLogger(__name__)
-
-TOLERANCE = 1e-4
 
 
 def read_onnx_meta(path: str | Path) -> dict[str, Any]:
@@ -41,84 +40,77 @@ def read_onnx_meta(path: str | Path) -> dict[str, Any]:
     return json.loads(props[META_KEY])
 
 
-def build_verified_graphs(
-    model: LoadedModel,
-    *,
-    tolerance: float = TOLERANCE,
-    samples: np.ndarray | None = None,
-    step: bool = True,
-    step_file: str | None = None,
-    target: str = "the graph",
-) -> tuple[Any, Any | None, dict[str, float]]:
-    """``build_onnx_graphs`` then ``verify_onnx``, in memory: (predict graph, step graph or None, checks).
+def set_file_names(out_path: Path, graph_set: GraphSet) -> dict[str, Path]:
+    """Where each graph (by role) and side file (by name) of ``graph_set`` goes for ``out_path``: the predict
+    graph at ``out_path`` itself, a role ``R`` at ``NAME.R.onnx``, a side file ``S`` at ``NAME.S``."""
+    stem = out_path.name.removesuffix(".onnx")
+    paths = {role: out_path if role == "predict" else out_path.with_name(f"{stem}.{role}.onnx")
+             for role in graph_set.graphs}
+    paths.update({name: out_path.with_name(f"{stem}.{name}") for name in graph_set.side_files})
+    return paths
 
-    Raises:
-        ExportError: as ``export_onnx``; ``target`` names what was not written.
-    """
-    predict_proto, step_proto = build_onnx_graphs(model, step_file=step_file if step else None)
-    if not step:
-        step_proto = None
-        predict_proto = _without_step_file(predict_proto)
-    checks = verify_onnx(model, predict_proto, step_proto, samples)
-    worst_check = max(checks, key=checks.get)
-    worst = checks[worst_check]
-    if not worst <= tolerance:  # also refuses NaN
-        raise ExportError(
-            f"export: ONNX Runtime and PyTorch disagree: max abs difference {worst:.3g} in the {worst_check} check "
-            f"exceeds the tolerance {tolerance:g} (checks: "
-            + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()) + f"); {target} was not written"
-        )
-    return predict_proto, step_proto, checks
+
+def _stamp_file_names(proto: Any, graph_set: GraphSet, paths: dict[str, Path]) -> None:
+    """Write the set's file names into a graph's ``lstmkit`` metadata (``files``, ``side_files``, ``step_file``)."""
+    from onnx import helper
+
+    props = {p.key: p.value for p in proto.metadata_props}
+    meta = json.loads(props[META_KEY])
+    meta["files"] = {role: paths[role].name for role in graph_set.graphs}
+    meta["side_files"] = {name: paths[name].name for name in graph_set.side_files}
+    meta["step_file"] = paths["step"].name if "step" in graph_set.graphs else None
+    del proto.metadata_props[:]
+    helper.set_model_props(proto, {**{k: v for k, v in props.items() if k != META_KEY}, META_KEY: json.dumps(meta)})
 
 
 def export_onnx(
     model_dir: str | Path | LoadedModel,
     out_path: str | Path,
     *,
-    tolerance: float = TOLERANCE,
+    tolerance: float = 1e-4,
     samples: np.ndarray | None = None,
     step: bool = True,
 ) -> ExportResult:
-    """Export a model folder to ONNX, verify it in ONNX Runtime, then write it (see the module docstring).
+    """Export a model folder (or the run folder holding one) to ONNX: verify in ONNX Runtime, then write.
 
     Args:
-        model_dir: a model folder (or a model already loaded with ``load_model``).
-        out_path: the predict graph's file, conventionally ``*.onnx``; the step graph goes next to it as
-            ``step_path_for(out_path)`` (``NAME.step.onnx``) when the model can stream and ``step`` is true.
-        tolerance: the largest absolute difference of probabilities and logits allowed between ONNX
-            Runtime and PyTorch.
-        samples: raw inputs (N, L, F) to verify on; default: the model's dataset, else random inputs.
+        model_dir: a model or run folder (or a classifier already loaded with ``load_model``).
+        out_path: the predict graph's file, conventionally ``*.onnx``; the set's other files go beside it
+            (``set_file_names``), e.g. the step graph as ``NAME.step.onnx``.
+        tolerance: the largest absolute difference from PyTorch allowed in verification.
+        samples: raw inputs to verify on; default: the model's dataset, else random inputs.
         step: also write the step graph (for streaming) when the model can stream.
 
     Raises:
         ExportError: an option cannot export (naming it), or ONNX Runtime disagrees with PyTorch by more
             than ``tolerance`` (giving the difference); nothing is written then.
     """
-    model = model_dir if isinstance(model_dir, LoadedModel) else load_model(model_dir)
     out_path = Path(out_path)
     if not out_path.parent.is_dir():
         raise ExportError(f"export: output folder {out_path.parent}: not found")
-    step_path = step_path_for(out_path)
-    predict_proto, step_proto, checks = build_verified_graphs(
-        model, tolerance=tolerance, samples=samples, step=step, step_file=step_path.name, target=str(out_path))
-    worst = max(checks.values())
-    pending = [(out_path, write_synced_temp(out_path, predict_proto.SerializeToString()))]
-    if step_proto is not None:
-        pending.append((step_path, write_synced_temp(step_path, step_proto.SerializeToString())))
-    for final, tmp in reversed(pending):  # the step file first, so a predict file always has its step file
+    if isinstance(model_dir, LoadedModel):
+        from lstmkit.export.classifier_graph import export_classifier
+
+        request = ExportRequest(None, model_dir.meta, tolerance, samples, step, str(out_path))
+        graph_set = export_classifier(request, model_dir)
+    else:
+        from lstmkit.tasks import trained_task
+
+        _, contents = trained_task(model_dir)
+        request = ExportRequest(contents.folder, contents.meta, tolerance, samples, step, str(out_path))
+        graph_set = exporter_for(contents.meta.get("task"))(request)
+    worst = max(graph_set.checks.values())
+    if not worst <= tolerance:  # every exporter refuses already; this keeps a new one honest (and refuses NaN)
+        raise ExportError(f"export: ONNX Runtime and PyTorch disagree by {worst:.3g} (tolerance {tolerance:g}); "
+                          f"{out_path} was not written")
+    paths = set_file_names(out_path, graph_set)
+    pending = []
+    for role, proto in graph_set.graphs.items():
+        _stamp_file_names(proto, graph_set, paths)
+        pending.append((paths[role], write_synced_temp(paths[role], proto.SerializeToString())))
+    pending += [(paths[name], write_synced_temp(paths[name], data)) for name, data in graph_set.side_files.items()]
+    for final, tmp in reversed(pending):  # the predict file last, so a predict file always has its set beside it
         os.replace(tmp, final)
-    log.debug("export: wrote %s%s (max abs difference %.3g)", out_path,
-             f" and {step_path}" if step_proto is not None else "", worst)
-    return ExportResult(out_path, step_path if step_proto is not None else None, worst, checks,
-                        model.module.streaming_unsupported_reason() or (None if step else "not asked for"))
-
-
-def _without_step_file(proto: Any) -> Any:
-    from onnx import helper
-
-    props = {p.key: p.value for p in proto.metadata_props}
-    meta = json.loads(props[META_KEY])
-    meta["step_file"] = None
-    del proto.metadata_props[:]
-    helper.set_model_props(proto, {META_KEY: json.dumps(meta)})
-    return proto
+    log.debug("export: wrote %s (max abs difference %.3g)", ", ".join(str(p) for p in paths.values()), worst)
+    return ExportResult(out_path, paths.get("step"), worst, graph_set.checks, graph_set.streaming_unsupported,
+                        paths)
