@@ -17,6 +17,7 @@ from torch import nn
 import lstmkit
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.config import ModelConfig
+from lstmkit.export.common import dense_head, standardized
 from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import IR_VERSION, META_KEY, OPSET, GraphBuilder
 from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
@@ -24,7 +25,7 @@ from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.export.verify import verify_onnx
 
 __all__ = ["TOLERANCE", "build_onnx_graphs", "build_verified_graphs", "check_exportable", "classifier_graph",
-           "export_classifier"]
+           "export_classifier", "sequence_network", "sequence_outputs"]
 
 TOLERANCE = 1e-4
 
@@ -49,15 +50,16 @@ def _model_config_refusals(config: ModelConfig) -> list[str]:
     return refusals
 
 
-def check_exportable(model: LoadedModel) -> None:
-    """Raise an ``ExportError`` naming every option of ``model`` that the ONNX exporter cannot write."""
+def check_exportable(model: LoadedModel, task: str = "classifier") -> None:
+    """Raise an ``ExportError`` naming every option of ``model`` (a ``SequenceClassifier`` of ``[model] task =
+    task``) that the ONNX exporter cannot write."""
     from lstmkit.models.classifier import ConvFrontEnd, SequenceClassifier
     from lstmkit.nn import LSTM
 
     config = model.config.model
-    if config.task != "classifier" or type(model.module) is not SequenceClassifier:
+    if config.task != task or type(model.module) is not SequenceClassifier:
         raise ExportError(f"export: [model] task = {config.task!r} is not supported by the ONNX exporter "
-                          "(supported: 'classifier')")
+                          f"(supported: {task!r})")
     refusals = _model_config_refusals(config)
     known_modules = (SequenceClassifier, ConvFrontEnd, LSTM, nn.Sequential, nn.Linear, nn.ReLU, nn.Dropout,
                      nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d)
@@ -101,66 +103,62 @@ def _front_end(g: GraphBuilder, front: nn.Module, x: str, lengths: str) -> tuple
     return g.op("Reshape", [y, g.ints([0, 0, -1])]), final  # (N, L', C * F')
 
 
-def _head(g: GraphBuilder, head: nn.Sequential, x: str, rank: int) -> str:
-    for layer in head:
-        if isinstance(layer, nn.Linear):
-            weight = layer.weight.detach().cpu().numpy()
-            if rank == 2:
-                x = g.op("Gemm", [x, g.const(weight, "head_weight"), g.const(layer.bias.detach().cpu().numpy(), "head_bias")],
-                         transB=1)
-            else:
-                x = g.op("Add", [g.op("MatMul", [x, g.const(weight.T, "head_weight_t")]),
-                                 g.const(layer.bias.detach().cpu().numpy(), "head_bias")])
-        elif isinstance(layer, nn.ReLU):
-            x = g.op("Relu", [x])
-        elif isinstance(layer, nn.Dropout):
-            continue  # the identity in evaluation
-        else:  # pragma: no cover - check_exportable refuses other modules
-            raise ExportError(f"export: unsupported head layer {type(layer).__name__}")
-    return x
+def sequence_outputs(g: GraphBuilder, model: LoadedModel, step: bool, input_name: str = "input"
+                     ) -> tuple[list[Any], str, list[str], list[str]]:
+    """The network of a ``SequenceClassifier`` (classifier or regressor) as nodes on raw inputs: (the graph
+    inputs ``input_name`` (N, L, F), ``lengths`` and with ``step`` ``h0``, ``c0``; its outputs before any softmax,
+    (N, C) or with ``step`` (N, L, C); each layer's final h; each layer's final c)."""
+    from onnx import TensorProto, helper
+
+    module = model.module
+    lstm = module.lstm
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", "L", module.input_size]),
+              helper.make_tensor_value_info("lengths", TensorProto.INT64, ["N"])]
+    if step:
+        inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, [lstm.num_layers, "N", lstm.hidden_size])
+                   for name in ("h0", "c0")]
+    x = standardized(g, input_name, model.standardizer)
+    return (inputs, *sequence_network(g, module, x, "lengths", ("h0", "c0") if step else None))
+
+
+def sequence_network(g: GraphBuilder, module: nn.Module, x: str, lengths: str, initial: tuple[str, str] | None
+                     ) -> tuple[str, list[str], list[str]]:
+    """A ``SequenceClassifier`` on standardised inputs ``x`` (N, L, F) with ``lengths`` int64 (N,): (its outputs
+    before any softmax, (N, C), or with ``initial`` states (h0, c0) after every step (N, L, C); each layer's
+    final h; each layer's final c)."""
+    lstm = module.lstm
+    if module.front is not None:
+        x, lengths = _front_end(g, module.front, x, lengths)
+    sequence_lens = g.op("Cast", [lengths], to=6)  # int32, as the LSTM operator wants
+    sequence = g.op("Transpose", [x], perm=[1, 0, 2])  # (L, N, F)
+    sequence, final_h, final_c = lstm_stack(g, lstm, sequence, sequence_lens, initial)
+    y_h = final_h[-1]
+    outputs_seq = g.op("Transpose", [sequence], perm=[1, 0, 2])  # (N, L, D * H)
+    if initial is not None:
+        return dense_head(g, module.head, outputs_seq, rank=3), final_h, final_c  # (N, L, C)
+    if module.readout == "last":
+        summary = g.op("Reshape", [g.op("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])  # (N, D * H)
+    else:
+        real = g.op("Unsqueeze", [g.time_mask(lengths, outputs_seq, 1), g.ints([2])])  # (N, L, 1) bool
+        if module.readout == "mean":
+            weights = g.op("Cast", [real], to=1)
+            total = g.op("ReduceSum", [g.op("Mul", [outputs_seq, weights]), g.ints([1])], keepdims=0)
+            count = g.op("Max", [g.op("ReduceSum", [weights, g.ints([1])], keepdims=0), g.const([1.0])])
+            summary = g.op("Div", [total, count])
+        else:
+            masked = g.op("Where", [real, outputs_seq, g.const([-np.inf])])
+            summary = g.op("ReduceMax", [masked], axes=[1], keepdims=0)
+    return dense_head(g, module.head, summary, rank=2), final_h, final_c  # (N, C)
 
 
 def classifier_graph(model: LoadedModel, step: bool) -> Any:
     """The classifier's predict graph, or with ``step`` its step graph (see ``lstmkit.export``)."""
     from onnx import TensorProto, helper
 
-    module = model.module
-    lstm = module.lstm
     g = GraphBuilder()
-    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", "L", module.input_size]),
-              helper.make_tensor_value_info("lengths", TensorProto.INT64, ["N"])]
-    x, lengths = "input", "lengths"
-    standardizer = model.standardizer
-    if standardizer is not None:
-        x = g.op("Div", [g.op("Sub", [x, g.const(standardizer.mean.astype(np.float32), "mean")]),
-                         g.const(standardizer.std.astype(np.float32), "std")])
-    if module.front is not None:
-        x, lengths = _front_end(g, module.front, x, lengths)
-    sequence_lens = g.op("Cast", [lengths], to=6)  # int32, as the LSTM operator wants
+    inputs, logits, final_h, final_c = sequence_outputs(g, model, step)
+    lstm = model.module.lstm
     hidden = lstm.hidden_size
-    if step:
-        inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, [lstm.num_layers, "N", hidden])
-                   for name in ("h0", "c0")]
-    sequence = g.op("Transpose", [x], perm=[1, 0, 2])  # (L, N, F)
-    sequence, final_h, final_c = lstm_stack(g, lstm, sequence, sequence_lens, ("h0", "c0") if step else None)
-    y_h = final_h[-1]
-    outputs_seq = g.op("Transpose", [sequence], perm=[1, 0, 2])  # (N, L, D * H)
-    if step:
-        logits = _head(g, module.head, outputs_seq, rank=3)  # (N, L, C)
-    else:
-        if module.readout == "last":
-            summary = g.op("Reshape", [g.op("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])  # (N, D * H)
-        else:
-            real = g.op("Unsqueeze", [g.time_mask(lengths, outputs_seq, 1), g.ints([2])])  # (N, L, 1) bool
-            if module.readout == "mean":
-                weights = g.op("Cast", [real], to=1)
-                total = g.op("ReduceSum", [g.op("Mul", [outputs_seq, weights]), g.ints([1])], keepdims=0)
-                count = g.op("Max", [g.op("ReduceSum", [weights, g.ints([1])], keepdims=0), g.const([1.0])])
-                summary = g.op("Div", [total, count])
-            else:
-                masked = g.op("Where", [real, outputs_seq, g.const([-np.inf])])
-                summary = g.op("ReduceMax", [masked], axes=[1], keepdims=0)
-        logits = _head(g, module.head, summary, rank=2)  # (N, C)
     g.op("Identity", [logits], outputs=["logits"])
     g.op("Softmax", [logits], outputs=["probabilities"], axis=-1)
     classes = len(model.label_names)

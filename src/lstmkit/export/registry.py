@@ -71,6 +71,12 @@ _EXPORTERS: dict[str, Exporter] = {}
 #: ``[model] task`` -> the module that registers its exporter, imported on first use.
 EXPORTER_MODULES: dict[str, str] = {
     "classifier": "lstmkit.export.classifier_graph",
+    "regressor": "lstmkit.export.regressor_graph",
+    "forecaster": "lstmkit.export.forecaster_graph",
+    "text-classifier": "lstmkit.export.text_graph",
+    "tagger": "lstmkit.export.text_graph",
+    "char-lm": "lstmkit.export.text_graph",
+    "next-symbols": "lstmkit.export.next_symbols_graph",
 }
 
 

@@ -11,13 +11,14 @@ import torch
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.errors import LstmkitError
 from lstmkit.export.errors import ExportError
+from lstmkit.export.parity import max_diff, ort_session
 
-__all__ = ["standardize", "verify_onnx"]
+__all__ = ["standardize", "verification_inputs", "verify_onnx"]
 
 log = logging.getLogger(__name__)
 
 
-def _verification_inputs(model: LoadedModel, samples: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+def verification_inputs(model: LoadedModel, samples: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """Raw inputs (N, L, F): ``samples``, else the dataset's first test samples, else random ones."""
     length, features = model.input_shape
     if samples is not None:
@@ -48,19 +49,6 @@ def standardize(model: LoadedModel, raw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def _ort_session(proto: Any) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
-
-
 @torch.no_grad()
 def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
                 samples: np.ndarray | None = None, seed: int = 0) -> dict[str, float]:
@@ -73,7 +61,7 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
     """
     module = model.module.eval()
     rng = np.random.default_rng(seed)
-    x = _verification_inputs(model, samples, rng)
+    x = verification_inputs(model, samples, rng)
     n, length, _ = x.shape
     min_length = module.front.min_length() if module.front is not None else 1
     if length < min_length:
@@ -86,10 +74,10 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
         return np.concatenate([torch.softmax(torch.from_numpy(logits), -1).numpy(), logits], axis=-1)
 
     checks = {}
-    session = _ort_session(predict_proto)
+    session = ort_session(predict_proto)
     full = np.full(n, length, dtype=np.int64)
     probs, logits = session.run(["probabilities", "logits"], {"input": x, "lengths": full})
-    checks["fixed_length"] = _max_diff(np.concatenate([probs, logits], -1), both(torch_logits(x)))
+    checks["fixed_length"] = max_diff(np.concatenate([probs, logits], -1), both(torch_logits(x)))
 
     # A few distinct lengths (each new shape costs PyTorch's oneDNN kernel a setup), the full one included.
     choices = np.unique([length, min_length, max(min_length, length // 2), max(min_length, length - 1)])
@@ -103,12 +91,12 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
     for steps in np.unique(lengths):  # sequences of one length together: no padding, so each as if alone
         rows = np.flatnonzero(lengths == steps)
         alone[rows] = torch_logits(x[rows, :steps])
-    checks["variable_length"] = _max_diff(np.concatenate([probs, logits], -1), both(alone))
+    checks["variable_length"] = max_diff(np.concatenate([probs, logits], -1), both(alone))
 
     if step_proto is not None:
         # Streams fed in the chunks [0, 1), [1, 3), [3, L), each ending at its own length (at least 4 steps,
         # so that every stream takes part in every chunk), with garbage past the end.
-        step = _ort_session(step_proto)
+        step = ort_session(step_proto)
         ends = np.maximum(lengths, min(4, length))
         stream = x.copy()
         for i, steps in enumerate(ends):
@@ -125,6 +113,6 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
                 "input": np.ascontiguousarray(stream[:, start:stop]), "lengths": chunk_lengths, "h0": h, "c0": c})
             got = np.concatenate([probs, logits], -1)
             for i, real in enumerate(chunk_lengths):
-                worst = max(worst, _max_diff(got[i, :real], expected[i, start:start + real]))
-        checks["step"] = max(worst, _max_diff(h, want_h.numpy()), _max_diff(c, want_c.numpy()))
+                worst = max(worst, max_diff(got[i, :real], expected[i, start:start + real]))
+        checks["step"] = max(worst, max_diff(h, want_h.numpy()), max_diff(c, want_c.numpy()))
     return checks

@@ -22,7 +22,7 @@ class Port:
 
     name: str
     dtype: str
-    """``float32``, ``int64`` or ``string``."""
+    """``float32``, ``float64``, ``int64`` or ``string``."""
     shape: tuple[int | str, ...]
     description: str
 

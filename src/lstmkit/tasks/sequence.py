@@ -202,8 +202,9 @@ class SequenceTask(Task):
             return Schema(
                 inputs=(Port("history", "float32", ("N", "L", series), f"the most recent values of each series on "
                              f"the original scale, at least the window of {forecast['window']}"),),
-                outputs=(Port("forecast", "float32", ("N", int(forecast["horizon"]), series),
-                              "the next values of each series, on the original scale"),))
+                outputs=(Port("forecast", "float64", ("N", int(forecast["horizon"]), series),
+                              "the next values of each series, on the original scale (float64: the scaling is "
+                              "undone in double precision, as levels can be large)"),))
         if "tokenizer" in meta:
             inputs: tuple[Port, ...] = (Port("texts", "string", ("N",), "one text per sample, tokenised as in "
                                              "training"),)

@@ -1,0 +1,162 @@
+"""Pieces every task's exporter shares: ports from the task's schema, the standardizer and the dense head as
+nodes, the bidirectional merge, the model proto with its metadata, the tolerance check.
+
+A graph's inputs and outputs follow the ports its task declares (``lstmkit.tasks.schema``): the same names
+and element types, the named dimensions kept symbolic and the fixed ones fixed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+import lstmkit
+from lstmkit.export.errors import ExportError
+from lstmkit.export.graph import IR_VERSION, META_KEY, OPSET, GraphBuilder
+from lstmkit.tasks.schema import Port
+
+__all__ = ["check_tolerance", "declared_schema", "dense_head", "garbage_values", "graph_meta", "merge_refusals",
+           "merged_outputs", "model_proto", "port_info", "standardized", "state_ports"]
+
+_ONNX_TYPES = {"float32": 1, "float64": 11, "int64": 7, "int32": 6}  # TensorProto.FLOAT, DOUBLE, INT64, INT32
+
+
+def port_info(port: Port, name: str | None = None) -> Any:
+    """The ``ValueInfoProto`` of a declared port (``name`` renames it, e.g. for a step graph's ``h0``)."""
+    from onnx import helper
+
+    if port.dtype not in _ONNX_TYPES:
+        raise ExportError(f"export: port {port.name!r} of type {port.dtype} has no ONNX tensor type")
+    return helper.make_tensor_value_info(name or port.name, _ONNX_TYPES[port.dtype], list(port.shape))
+
+
+def state_ports(num_layers: int, hidden: int) -> tuple[list[Port], list[Port]]:
+    """The step graph's extra inputs (``h0``, ``c0``) and outputs (``h_n``, ``c_n``), each (layers, N, H)."""
+    shape = (num_layers, "N", hidden)
+    inputs = [Port(n, "float32", shape, f"the LSTM's {n[0]} state per layer, zeros at a stream's start")
+              for n in ("h0", "c0")]
+    outputs = [Port(n, "float32", shape, f"the LSTM's {n[0]} state after each stream's last real step")
+               for n in ("h_n", "c_n")]
+    return inputs, outputs
+
+
+def standardized(g: GraphBuilder, x: str, standardizer: Any) -> str:
+    """``(x - mean) / std`` with the training statistics folded in, or ``x`` when there are none."""
+    if standardizer is None:
+        return x
+    return g.op("Div", [g.op("Sub", [x, g.const(np.asarray(standardizer.mean, np.float32), "mean")]),
+                        g.const(np.asarray(standardizer.std, np.float32), "std")])
+
+
+def dense_head(g: GraphBuilder, head: nn.Module, x: str, rank: int) -> str:
+    """``nn.Linear``/``nn.ReLU``/``nn.Dropout`` layers (one, or an ``nn.Sequential``) on ``x`` of ``rank`` 2
+    (N, F) or 3 (N, L, F)."""
+    for layer in (head if isinstance(head, nn.Sequential) else [head]):
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.detach().cpu().numpy()
+            bias = g.const(layer.bias.detach().cpu().numpy(), "head_bias")
+            if rank == 2:
+                x = g.op("Gemm", [x, g.const(weight, "head_weight"), bias], transB=1)
+            else:
+                x = g.op("Add", [g.op("MatMul", [x, g.const(weight.T, "head_weight_t")]), bias])
+        elif isinstance(layer, nn.ReLU):
+            x = g.op("Relu", [x])
+        elif isinstance(layer, nn.Dropout):
+            continue  # the identity in evaluation
+        else:
+            raise ExportError(f"export: cannot export the head layer {type(layer).__name__}")
+    return x
+
+
+def merged_outputs(g: GraphBuilder, lstm: nn.Module, sequence: str) -> str:
+    """The top layer's outputs (L, N, D * H) merged as ``merge_mode`` says: kept (``concat``), summed or averaged
+    over the two directions (L, N, H).
+
+    Only the top layer's merge is done here: a stack of several bidirectional layers with ``sum``/``mean``
+    merges between layers too, which ``lstm_stack`` does not write yet, so it is refused (``merge_refusals``).
+    """
+    merge = lstm.variants.merge_mode
+    if not lstm.bidirectional or merge == "concat":
+        return sequence
+    halves = g.op("Reshape", [sequence, g.ints([0, 0, 2, lstm.output_size])])  # (L, N, 2, H)
+    return g.op("ReduceSum" if merge == "sum" else "ReduceMean", [halves, g.ints([2])], keepdims=0)  # (L, N, H)
+
+
+def merge_refusals(lstm: nn.Module) -> tuple[list[str], set[str]]:
+    """(what cannot export, the variant keys handled here) for the bidirectional merge of ``lstm``."""
+    merge = lstm.variants.merge_mode
+    if merge == "concat":
+        return [], set()
+    if lstm.num_layers > 1:
+        return [f"[model] merge_mode = {merge!r} with num_layers = {lstm.num_layers} (merged between layers)"], \
+            {"merge_mode"}
+    return [], {"merge_mode"}
+
+
+def model_proto(graph: Any, meta: dict[str, Any]) -> Any:
+    """``graph`` as a checked ``ModelProto`` at lstmkit's opset, with ``meta`` as its ``lstmkit`` metadata."""
+    from onnx import checker, helper
+
+    proto = helper.make_model(graph, producer_name="lstmkit", producer_version=lstmkit.__version__,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    proto.ir_version = IR_VERSION
+    helper.set_model_props(proto, {META_KEY: json.dumps({"format": "lstmkit-onnx",
+                                                         "lstmkit_version": lstmkit.__version__, **meta})})
+    checker.check_model(proto, full_check=True)
+    return proto
+
+
+def check_tolerance(checks: dict[str, float], tolerance: float, target: str) -> None:
+    """Raise an ``ExportError`` when a check's max abs difference exceeds ``tolerance`` (or is NaN)."""
+    worst_check = max(checks, key=lambda k: np.inf if np.isnan(checks[k]) else checks[k])
+    worst = checks[worst_check]
+    if not worst <= tolerance:
+        raise ExportError(
+            f"export: ONNX Runtime and PyTorch disagree: max abs difference {worst:.3g} in the {worst_check} check "
+            f"exceeds the tolerance {tolerance:g} (checks: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()) + f"); {target} was not written")
+
+
+def declared_schema(model: Any) -> Any:
+    """The ``Schema`` that ``model``'s task declares for it (``Task.schema``)."""
+    from lstmkit.tasks import task_named
+
+    return task_named(model.meta.get("task")).schema(model.meta, model.config)
+
+
+def _port_dict(port: Any) -> dict[str, Any]:
+    """A ``Port`` or an ONNX ``ValueInfoProto`` as JSON: name, dtype, shape (named dimensions as names)."""
+    if isinstance(port, Port):
+        return {"name": port.name, "dtype": port.dtype, "shape": list(port.shape), "description": port.description}
+    dtypes = {code: name for name, code in _ONNX_TYPES.items()}
+    tensor = port.type.tensor_type
+    return {"name": port.name, "dtype": dtypes[tensor.elem_type],
+            "shape": [d.dim_param or d.dim_value for d in tensor.shape.dim], "description": port.doc_string}
+
+
+def graph_meta(model: Any, kind: str, inputs: list[Any], outputs: list[Any], lstm: nn.Module,
+               streaming_unsupported: str | None, **extra: Any) -> dict[str, Any]:
+    """The ``lstmkit`` metadata of one graph: the task, the graph's role, its ports as declared, the labels and
+    the LSTM's state sizes (for a server holding streams), and ``extra``."""
+    return {
+        "graph": kind,
+        "task": model.config.model.task,
+        "inputs": [_port_dict(p) for p in inputs],
+        "outputs": [_port_dict(p) for p in outputs],
+        "input_size": model.meta.get("input_size"),
+        "sequence_length": model.meta.get("sequence_length"),
+        "label_names": list(model.meta.get("label_names") or []),
+        "num_layers": lstm.num_layers,
+        "hidden_size": lstm.hidden_size,
+        "streaming_unsupported": streaming_unsupported,
+        "data_name": model.meta.get("data_name"),
+        **extra,
+    }
+
+
+def garbage_values(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Large random values for the padding of a verification batch: they must not reach any answer."""
+    return rng.normal(0.0, 1e3, size=shape).astype(np.float32)
