@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
-from lstmkit.errors import LstmkitError
 from lstmkit.serve import create_app, load_backend
 from lstmkit.tasks.text import TextModel
 from serve_helpers import OPTIONS, LiveServer
@@ -60,6 +60,13 @@ def test_sessions_are_refused_for_a_text_model(client):
     assert "a text classifier reads whole texts" in response.json()["error"]
 
 
-def test_a_text_model_is_not_exported_to_onnx_for_serving(text_model):
-    with pytest.raises(LstmkitError, match="text-classifier"):
-        load_backend(text_model, backend="onnx")
+def test_a_text_model_exported_to_onnx_in_memory_answers_as_its_folder(text_model):
+    texts = ["the film was great", "dull"]
+    onnx, torch = load_backend(text_model, backend="onnx"), load_backend(text_model, backend="torch")
+    assert (onnx.name, torch.name) == ("onnx", "torch")
+    parsed = torch.io.parse_predict({"texts": texts}, OPTIONS)
+    x = np.zeros((2, 4, 1), np.float32)
+    for i, ids in enumerate(parsed.sequences):
+        x[i, :len(ids)] = ids
+    lengths = np.array([len(ids) for ids in parsed.sequences])
+    np.testing.assert_allclose(onnx.predict(x, lengths), torch.predict(x, lengths), atol=1e-5)

@@ -144,6 +144,7 @@ def graph_meta(model: Any, kind: str, inputs: list[Any], outputs: list[Any], lst
     return {
         "graph": kind,
         "task": model.config.model.task,
+        "verb": declared_schema(model).verb,
         "inputs": [_port_dict(p) for p in inputs],
         "outputs": [_port_dict(p) for p in outputs],
         "input_size": model.meta.get("input_size"),

@@ -2,7 +2,8 @@
 
 =========================  ===================================================================================
 ``POST /v1/predict``       ``{"inputs": [[[F numbers], ...steps], ...sequences]}`` -> one prediction per sequence;
-                           a text classifier takes ``{"texts": ["...", ...]}`` instead
+                           the other tasks read and answer as ``lstmkit.serve.task_io`` says (texts for text
+                           models; ``/v1/forecast`` for a forecaster, ``/v1/generate`` for a char-lm instead)
 ``POST /v1/sessions``      open a streaming session -> ``{"id": ...}`` (201)
 ``POST /v1/sessions/{id}/step``  ``{"inputs": [[F numbers], ...steps]}`` -> the output after every step
 ``GET /v1/sessions/{id}``  steps so far and idle seconds
@@ -35,14 +36,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import lstmkit
-from lstmkit.errors import DataError
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
 from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
-from lstmkit.serve.validation import ApiError, check_token_counts, parse_predict, parse_steps, parse_texts, read_json
+from lstmkit.serve.validation import ApiError, parse_predict, parse_steps, read_json
 
 __all__ = ["create_app"]
 
@@ -197,29 +197,35 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/predict", summary="Classify a batch of variable-length sequences", response_model=PredictResponse,
-              responses=_ERRORS, openapi_extra=_body(PredictRequest))
+    # A task other than the classifier reads and answers its requests as its declared ports say
+    # (lstmkit.serve.task_io), and may add its own endpoint (/v1/forecast, /v1/generate) instead of /v1/predict.
+    task_io = getattr(backend, "io", None)
+
     async def predict(request: Request) -> JSONResponse:
         predictor = state["predictor"]
         with predictor.arrival(request.scope):
             body = await read_json(request)
-            if info.texts:
-                try:
-                    sequences = backend.encode(parse_texts(body, options))  # type: ignore[attr-defined]
-                except DataError as exc:
-                    raise ApiError(422, str(exc)) from None
-                check_token_counts(sequences, options)
-            else:
-                sequences = parse_predict(body, info, options)
+            if task_io is not None:
+                parsed = task_io.parse_predict(body, options)
+                return JSONResponse(task_io.answer(await predictor.predict(parsed.sequences), parsed))
+            sequences = parse_predict(body, info, options)
         probabilities = await predictor.predict(sequences)
         return JSONResponse({"predictions": [prediction(row) for row in probabilities]})
+
+    if task_io is None or task_io.verb == "predict":
+        app.post("/v1/predict", summary="Predict for a batch of variable-length inputs", responses=_ERRORS,
+                 response_model=PredictResponse if task_io is None else task_io.predict_response,
+                 openapi_extra=_body(PredictRequest if task_io is None else task_io.predict_request))(predict)
+    if task_io is not None:
+        task_io.register_routes(app, state, options, backend)
 
     @app.post("/v1/sessions", summary="Open a streaming session", status_code=201, response_model=SessionInfo,
               responses=_ERRORS)
     async def open_session(request: Request) -> JSONResponse:
         if info.streaming_unsupported is not None:
+            endpoint = "/v1/predict" if task_io is None else f"/v1/{task_io.verb}"
             raise ApiError(409, f"sessions are not supported for this model: {info.streaming_unsupported}; "
-                                "use /v1/predict with whole sequences")
+                                f"use {endpoint} with whole sequences")
         session = state["store"].create()
         return JSONResponse(_session_info(session), status_code=201)
 
@@ -229,17 +235,20 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
                 "ttl_seconds": options.session_ttl}
 
     @app.post("/v1/sessions/{session_id}/step", summary="Feed one or more steps; the output after each",
-              response_model=StepResponse, responses=_ERRORS,
-              openapi_extra={**_body(StepRequest), "parameters": [_SESSION_ID]})
+              response_model=StepResponse if task_io is None else task_io.step_response, responses=_ERRORS,
+              openapi_extra={**_body(StepRequest if task_io is None else task_io.step_request),
+                             "parameters": [_SESSION_ID]})
     async def step(request: Request) -> JSONResponse:
         session_id = request.path_params["session_id"]  # read here: FastAPI's parameter machinery costs
         store, stepper = state["store"], state["stepper"]
         with stepper.arrival(request.scope):
             store.get(session_id)
-            x = parse_steps(await read_json(request), info, options)
+            body = await read_json(request)
+            x = parse_steps(body, info, options) if task_io is None else task_io.parse_step(body, options)
         session = store.get(session_id)  # it may have expired while the body arrived
         probabilities, first = await stepper.step(session, x)
-        outputs = [{"step": first + t, **prediction(row)} for t, row in enumerate(probabilities)]
+        present = prediction if task_io is None else task_io.present_step
+        outputs = [{"step": first + t, **present(row)} for t, row in enumerate(probabilities)]
         return JSONResponse({"id": session.id, "steps": session.steps, "outputs": outputs})
 
     @app.get("/v1/sessions/{session_id}", summary="A session's step count and idle time", response_model=SessionInfo,

@@ -1,5 +1,5 @@
-"""What the server runs a model with: PyTorch (a model folder) or ONNX Runtime (an exported file); a text
-classifier's model folder runs in PyTorch with the tokenizer saved beside it (``TextBackend``).
+"""What the server runs a classifier with: PyTorch (a model folder) or ONNX Runtime (an exported file). The
+other tasks' backends are in ``lstmkit.serve.task_backends``; ``load_backend`` picks for every task.
 
 Both backends take raw inputs, as the data source gives them (they standardise as in training), and
 offer the same two calls, each for a whole micro-batch:
@@ -25,7 +25,7 @@ import torch
 
 from lstmkit.errors import LstmkitError
 
-__all__ = ["Backend", "ModelInfo", "TorchBackend", "TextBackend", "OnnxBackend", "load_backend"]
+__all__ = ["Backend", "ModelInfo", "TorchBackend", "OnnxBackend", "load_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -138,48 +138,6 @@ class TorchBackend:
         return probabilities.numpy(), h_t.numpy(), c_t.numpy()
 
 
-class TextBackend:
-    """Runs a text classifier's model folder in PyTorch: each text is split and encoded with the tokenizer it
-    was trained with (saved in the folder), then classified like a sequence of token ids."""
-
-    name = "torch"
-
-    def __init__(self, model: Any, source: str = "", threads: int = 1) -> None:
-        from lstmkit.tasks.text import TextModel
-
-        self.text = TextModel.from_loaded(model, source)
-        if self.text.task != "text-classifier":
-            raise LstmkitError(f"serve: expected a classifier or text-classifier model, got [model] task = "
-                               f"{self.text.task!r}; use lstmkit predict {source} --text ... for it")
-        self.threads = threads
-        self.module = model.module.eval()
-        lstm = self.module.lstm
-        self.info = ModelInfo(
-            label_names=model.label_names, input_size=1, min_length=1,
-            streaming_unsupported="a text classifier reads whole texts (its LSTM is "
-                                  f"{'bidirectional' if lstm.bidirectional else 'pooled by attention'})",
-            num_layers=lstm.num_layers, state_sizes=(lstm.output_size, lstm.hidden_size), source=source, texts=True,
-        )
-
-    def thread_init(self) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)
-
-    def encode(self, texts: list[str]) -> list[np.ndarray]:
-        """Each text as token ids, float32 (L_i, 1), the model's input; DataError for a text without tokens."""
-        encode = self.text.tokenizer.encode
-        return [np.asarray(encode(tokens), dtype=np.float32)[:, None] for tokens in self.text.tokens(texts, "texts")]
-
-    @torch.inference_mode()
-    def predict(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        logits = self.module(torch.from_numpy(x), torch.from_numpy(lengths))
-        return torch.softmax(logits, dim=-1).numpy()
-
-    def steps(self, x: np.ndarray, lengths: np.ndarray, h: np.ndarray, c: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raise AssertionError("the server refuses sessions for text models")
-
-
 class OnnxBackend:
     """Runs the files written by ``lstmkit export`` in ONNX Runtime (the step file, when present, for streams)."""
 
@@ -220,8 +178,9 @@ class OnnxBackend:
         return backend
 
     @staticmethod
-    def _graph_standardizer(predict: bytes, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-        """The ``(mean, std)`` folded into the graph's front (``Sub`` then ``Div`` on the input), if any."""
+    def _graph_standardizer(predict: bytes, meta: dict[str, Any], input_name: str = "input"
+                            ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``(mean, std)`` folded into the graph's front (``Sub`` then ``Div`` on ``input_name``), if any."""
         if not meta.get("standardizer_in_graph"):
             return None
         import onnx
@@ -230,11 +189,11 @@ class OnnxBackend:
         graph = onnx.load_from_string(predict).graph
         constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         for sub in graph.node:
-            if sub.op_type == "Sub" and sub.input[0] == "input" and sub.input[1] in constants:
+            if sub.op_type == "Sub" and sub.input[0] == input_name and sub.input[1] in constants:
                 for div in graph.node:
                     if div.op_type == "Div" and div.input[0] == sub.output[0] and div.input[1] in constants:
                         return (constants[sub.input[1]].astype(np.float32), constants[div.input[1]].astype(np.float32))
-        log.warning("serve: the ONNX graph says it standardises its input, but no Sub/Div on 'input' was found")
+        log.warning("serve: the ONNX graph says it standardises its input, but no Sub/Div on %r was found", input_name)
         return None
 
     def _open(self, predict: bytes, step: bytes | None, meta: dict[str, Any], source: str, threads: int,
@@ -275,6 +234,21 @@ class OnnxBackend:
         return probabilities, h_n, c_n
 
 
+def _meta_of(path: Path) -> dict[str, Any]:
+    """The metadata of an exported file, or a model folder's ``meta.json`` (a run folder's model's)."""
+    from lstmkit.export import read_onnx_meta
+
+    if path.is_file():
+        return read_onnx_meta(path)
+    from lstmkit.runs.folder import resolve_model_folder
+
+    meta_file = resolve_model_folder(path) / "meta.json"
+    try:
+        return json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # load_model below names what is wrong with the folder
+
+
 def _stats(standardizer: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if standardizer is None:
         return None
@@ -298,13 +272,17 @@ def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> 
     is_onnx_file = path.is_file()
     if backend == "auto":
         backend = "onnx" if is_onnx_file else "torch"
+    from lstmkit.serve.task_backends import load_task_backend, serves
+
+    meta = _meta_of(path)
+    if serves(meta):  # the tasks other than the classifier
+        if backend == "torch" and is_onnx_file:
+            raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
+        return load_task_backend(path, backend, meta, threads)
     if backend == "torch":
         if is_onnx_file:
             raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
-        loaded = load_model(path)
-        if "tokenizer" in loaded.meta:
-            return TextBackend(loaded, source=str(path), threads=threads)
-        return TorchBackend(loaded, source=str(path), threads=threads)
+        return TorchBackend(load_model(path), source=str(path), threads=threads)
     if is_onnx_file:
         return OnnxBackend(path, threads)
     return OnnxBackend.from_model(load_model(path), threads, source=str(path))

@@ -34,12 +34,15 @@ class Schema:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     labels: tuple[str, ...] = ()
+    verb: str = "predict"
+    """What a user asks of the model, and the service's endpoint for it: ``predict`` (``/v1/predict``),
+    ``forecast`` (``/v1/forecast``) or ``generate`` (``/v1/generate``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"inputs": [...], "outputs": [...], "labels": [...]}``, shapes as lists."""
+        """JSON-ready: ``{"inputs": [...], "outputs": [...], "labels": [...], "verb": ...}``, shapes as lists."""
         return {"inputs": [{**asdict(p), "shape": list(p.shape)} for p in self.inputs],
                 "outputs": [{**asdict(p), "shape": list(p.shape)} for p in self.outputs],
-                "labels": list(self.labels)}
+                "labels": list(self.labels), "verb": self.verb}
 
     def describe(self) -> str:
         """One line per port, as in the module docstring."""

@@ -204,7 +204,7 @@ class SequenceTask(Task):
                              f"the original scale, at least the window of {forecast['window']}"),),
                 outputs=(Port("forecast", "float64", ("N", int(forecast["horizon"]), series),
                               "the next values of each series, on the original scale (float64: the scaling is "
-                              "undone in double precision, as levels can be large)"),))
+                              "undone in double precision, as levels can be large)"),), verb="forecast")
         if "tokenizer" in meta:
             inputs: tuple[Port, ...] = (Port("texts", "string", ("N",), "one text per sample, tokenised as in "
                                              "training"),)
@@ -219,7 +219,8 @@ class SequenceTask(Task):
             out = Port("probabilities", "float32", (*steps, outputs), "class probabilities, in the order of labels")
         else:
             out = Port("values", "float32", (*steps, outputs), "predicted values")
-        return Schema(inputs=inputs, outputs=(out,), labels=labels)
+        verb = "generate" if config.model.task == "char-lm" else "predict"  # a language model continues text
+        return Schema(inputs=inputs, outputs=(out,), labels=labels, verb=verb)
 
 
 def _text_lines(source: str) -> list[str]:
