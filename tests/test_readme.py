@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -144,6 +145,33 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert "lstmkit serve stopped" not in out
     assert (tmp_path / "runs" / "demo" / "report.html").is_file() and (tmp_path / "inspect" / "inspect.html").is_file()
     assert (tmp_path / "cm.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_deploy_section_runs_as_written(tmp_path):
+    """The README's Deploy section, command for command (a one-epoch forecaster, a free port): curl gets the
+    forecasts on the original scale."""
+    block = _marked_block((ROOT / "README.md").read_text(encoding="utf-8"), "deploy")
+    tiny = (" --set train.epochs=1 --set model.hidden_size=8 --set train.progress=false --set train.num_threads=1"
+            " --set train.report=false --set train.tensorboard=false")
+    script = block.replace("--out runs/airline\n", "--out runs/airline" + tiny + "\n").replace("8000", str(_free_port()))
+    assert tiny in script
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    shim = tmp_path / ".venv" / "bin" / "lstmkit"
+    shim.parent.mkdir(parents=True)
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lstmkit \"$@\"\n")
+    shim.chmod(0o755)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "history float32 (N, L, 1) -> forecast float64 (N, 12, 1)" in out
+    answer = json.loads(out.strip().splitlines()[-1])
+    assert answer["series"] == ["passengers"] and answer["horizon"] == 12
+    assert len(answer["forecasts"][0]) == 12 and all(100 < step[0] < 2000 for step in answer["forecasts"][0])
+    assert "lstmkit serve stopped" not in out
 
 
 def _docs_lines_on_the_demo_run() -> list[str]:

@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from serve_helpers import OPTIONS, LiveServer
 
 from lstmkit.serve import create_app, load_backend
 from lstmkit.tasks.text import TextModel
-from serve_helpers import OPTIONS, LiveServer
+
 
 @pytest.fixture(scope="module")
 def text_model(text_classifier_model) -> Path:

@@ -37,11 +37,22 @@ def run(args: argparse.Namespace) -> int:
             raise LstmkitError(f"export --samples {args.samples}: expected a .npy array (N, L, F), got {exc}") from None
     result = export_onnx(args.model, args.out, tolerance=args.tolerance, samples=samples, step=not args.no_step)
     checks = ", ".join(f"{name} {diff:.2g}" for name, diff in result.checks.items())
-    input_size = int(read_onnx_meta(result.path)["input_size"])
-    print(f"wrote {result.path} (predict graph: input (N, L, {input_size}) and lengths (N,))")
+    meta = read_onnx_meta(result.path)
+    if "inputs" in meta:  # a graph that declares its ports (every task but the classifier, so far)
+        print(f"wrote {result.path} (predict graph: {_ports(meta['inputs'])} -> {_ports(meta['outputs'])})")
+    else:
+        print(f"wrote {result.path} (predict graph: input (N, L, {int(meta['input_size'])}) and lengths (N,))")
     if result.step_path is not None:
         print(f"wrote {result.step_path} (step graph for streaming: input, lengths, h0, c0 -> outputs per step, h_n, c_n)")
     else:
         print(f"no step graph: {result.streaming_unsupported}")
+    for name, path in result.paths.items():
+        if not str(path).endswith(".onnx"):
+            print(f"wrote {path} (the {name} the graphs need beside them)")
     print(f"verified in ONNX Runtime against PyTorch: max abs difference {result.max_abs_diff:.2g} ({checks})")
     return 0
+
+
+def _ports(ports: list[dict[str, Any]]) -> str:
+    """``name dtype (dims)`` of each port, e.g. ``history float32 (N, L, 1)``."""
+    return ", ".join(f"{p['name']} {p['dtype']} ({', '.join(str(d) for d in p['shape'])})" for p in ports)
