@@ -112,6 +112,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _run_as_written(folder: Path, script: str) -> subprocess.CompletedProcess:
+    """Run README lines with ``bash -e`` in ``folder`` (configs/ and examples/ linked in, the README's
+    .venv/bin/lstmkit on this interpreter); fail with their output unless they all succeed."""
+    for name in ("configs", "examples"):
+        (folder / name).symlink_to(ROOT / name)
+    shim = folder / ".venv" / "bin" / "lstmkit"
+    shim.parent.mkdir(parents=True)
+    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lstmkit \"$@\"\n")
+    shim.chmod(0o755)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 @pytest.mark.slow
 def test_the_quick_start_runs_as_written(tmp_path):
     """The README's round, command for command, with a one-epoch model and a free port, in a fresh folder."""
@@ -126,18 +143,8 @@ def test_the_quick_start_runs_as_written(tmp_path):
     later = _docs_lines_on_the_demo_run()
     assert len(later) >= 6
     script += "\n".join(later) + "\n"
-    for name in ("configs", "examples"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    shim = tmp_path / ".venv" / "bin" / "lstmkit"  # the README's .venv/bin/lstmkit, on this interpreter
-    shim.parent.mkdir(parents=True)
-    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lstmkit \"$@\"\n")
-    shim.chmod(0o755)
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = _run_as_written(tmp_path, script)
     out = result.stdout
-    assert result.returncode == 0, out + result.stderr
     assert re.search(r"^accuracy 0\.\d+", out, re.M)  # train and evaluate print the evaluation
     assert out.count("examples/digits_sample.csv[") == 5  # predict: the five samples
     assert "wrote runs/demo/model.onnx" in out and "verified in ONNX Runtime" in out
@@ -156,17 +163,7 @@ def test_the_deploy_section_runs_as_written(tmp_path):
             " --set train.report=false --set train.tensorboard=false")
     script = block.replace("--out runs/airline\n", "--out runs/airline" + tiny + "\n").replace("8000", str(_free_port()))
     assert tiny in script
-    (tmp_path / "configs").symlink_to(ROOT / "configs")
-    shim = tmp_path / ".venv" / "bin" / "lstmkit"
-    shim.parent.mkdir(parents=True)
-    shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m lstmkit \"$@\"\n")
-    shim.chmod(0o755)
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    out = result.stdout
-    assert result.returncode == 0, out + result.stderr
+    out = _run_as_written(tmp_path, script).stdout
     assert "history float32 (N, L, 1) -> forecast float64 (N, 12, 1)" in out
     answer = json.loads(out.strip().splitlines()[-1])
     assert answer["series"] == ["passengers"] and answer["horizon"] == 12

@@ -102,9 +102,6 @@ def test_tagging_trains_and_tags_raw_text(tmp_path, capsys):
     assert evaluated["token_f1"] == pytest.approx(metrics["test_token_f1"])
     assert main(["evaluate", str(model), "--plot", str(tmp_path / "cm.png")]) == 2
     assert "only a classifier has a confusion matrix to plot" in capsys.readouterr().err
-    assert main(["serve", str(model)]) == 2
-    assert ("serve: expected a classifier or text-classifier model, got [model] task = 'tagger'; use lstmkit "
-            f"predict {model} --text ... for it") in capsys.readouterr().err
 
 
 def test_evaluate_reads_the_text_file_the_model_was_trained_on(classifier_run, capsys):

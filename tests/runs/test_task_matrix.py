@@ -321,3 +321,55 @@ def test_frames_predict_names_what_it_expected(runs, tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith("one.npy[0]\t2 predicted frames (--json prints their pixels)")
     assert main(["predict", str(runs["frames"]), "--text", "hello"]) == 2
     assert "expected .npy files of input frames" in capsys.readouterr().err
+
+
+SERVED = ["forecaster", "text-classifier", "tagger", "char-lm", "next-symbols"]  # the regressor recipe has zoneout,
+# which the ONNX exporter refuses until the LSTM graph writes it; tests/serve/test_serve_tasks.py serves a regressor
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SERVED)
+def test_each_recipe_exports_serves_and_answers_as_load(name, runs, tmp_path):
+    """train -> export -> serve (a real server on 127.0.0.1, both backends) -> request: the answer equals the
+    loaded model's verb within 1e-4."""
+    import httpx
+
+    import lstmkit
+    from lstmkit.export import export_onnx
+    from lstmkit.serve import ServeOptions, create_app, load_backend
+
+    sys.path.insert(0, str(ROOT / "tests" / "serve"))
+    from serve_helpers import LiveServer
+
+    folder = runs[name] / "model"
+    model = lstmkit.load(folder)
+    exported = export_onnx(folder, tmp_path / f"{name}.onnx")
+    texts = ["Grace Hopper moved to Oslo .", "a fine film"]
+    for served in (folder, exported.path):
+        backend = load_backend(served)
+        with LiveServer(create_app(backend, ServeOptions())) as live, \
+                httpx.Client(base_url=live.url, timeout=60) as client:
+            if name == "forecaster":
+                expected = model.forecast()
+                answer = client.post("/v1/forecast", json={"inputs": [expected.history.tolist()]})
+                assert answer.status_code == 200, answer.text
+                np.testing.assert_allclose(answer.json()["forecasts"][0], expected.forecast, atol=1e-4)
+            elif name == "char-lm":
+                body = {"prompt": "The ", "length": 40, "temperature": 0.7, "seed": 1}
+                answer = client.post("/v1/generate", json=body)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["text"] == model.generate("The ", length=40, temperature=0.7, seed=1)
+            elif name == "next-symbols":
+                x = np.eye(7, dtype=np.float32)[[0, 1, 3, 2, 5, 6]]
+                answer = client.post("/v1/predict", json={"inputs": [x.tolist()]})
+                assert answer.status_code == 200, answer.text
+                np.testing.assert_allclose(answer.json()["predictions"][0]["values"], model.predict(x[None])[0],
+                                           atol=1e-4)
+            else:
+                answer = client.post("/v1/predict", json={"texts": texts})
+                assert answer.status_code == 200, answer.text
+                for got, want in zip(answer.json()["predictions"], model.predict(texts)):
+                    if name == "tagger":
+                        assert (got["tokens"], got["labels"]) == (want["tokens"], want["labels"])
+                    else:
+                        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.errors import LstmkitError
 from lstmkit.export.errors import ExportError
-from lstmkit.export.parity import max_diff, ort_session
+from lstmkit.export.parity import Probe, stream_check, whole_checks
 
 __all__ = ["standardize", "verification_inputs", "verify_onnx"]
 
@@ -62,57 +63,25 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
     module = model.module.eval()
     rng = np.random.default_rng(seed)
     x = verification_inputs(model, samples, rng)
-    n, length, _ = x.shape
+    length = x.shape[1]
     min_length = module.front.min_length() if module.front is not None else 1
     if length < min_length:
         raise ExportError(f"export: verification inputs have {length} steps; this model needs at least {min_length}")
 
-    def torch_logits(raw: np.ndarray) -> np.ndarray:
-        return module(standardize(model, raw)).numpy()
+    def answers(logits: torch.Tensor) -> np.ndarray:
+        return torch.cat([torch.softmax(logits, -1), logits], -1).numpy()  # what the graph gives: probabilities, logits
 
-    def both(logits: np.ndarray) -> np.ndarray:
-        return np.concatenate([torch.softmax(torch.from_numpy(logits), -1).numpy(), logits], axis=-1)
-
-    checks = {}
-    session = ort_session(predict_proto)
-    full = np.full(n, length, dtype=np.int64)
-    probs, logits = session.run(["probabilities", "logits"], {"input": x, "lengths": full})
-    checks["fixed_length"] = max_diff(np.concatenate([probs, logits], -1), both(torch_logits(x)))
-
-    # A few distinct lengths (each new shape costs PyTorch's oneDNN kernel a setup), the full one included.
-    choices = np.unique([length, min_length, max(min_length, length // 2), max(min_length, length - 1)])
-    lengths = rng.choice(choices, size=n)
-    lengths[0] = length
-    padded = x.copy()
-    for i, steps in enumerate(lengths):
-        padded[i, steps:] = rng.normal(0.0, 1e3, size=padded[i, steps:].shape)  # garbage that must not leak
-    probs, logits = session.run(["probabilities", "logits"], {"input": padded, "lengths": lengths.astype(np.int64)})
-    alone = np.zeros_like(logits)
-    for steps in np.unique(lengths):  # sequences of one length together: no padding, so each as if alone
-        rows = np.flatnonzero(lengths == steps)
-        alone[rows] = torch_logits(x[rows, :steps])
-    checks["variable_length"] = max_diff(np.concatenate([probs, logits], -1), both(alone))
-
+    probe = Probe(x=x, feeds=lambda raw, lengths: {"input": raw, "lengths": lengths.astype(np.int64)},
+                  outputs=["probabilities", "logits"], expected=lambda raw: answers(module(standardize(model, raw))),
+                  garbage=lambda shape, r: r.normal(0.0, 1e3, size=shape).astype(np.float32), min_length=min_length)
+    checks = whole_checks(predict_proto, probe, rng)
     if step_proto is not None:
-        # Streams fed in the chunks [0, 1), [1, 3), [3, L), each ending at its own length (at least 4 steps,
-        # so that every stream takes part in every chunk), with garbage past the end.
-        step = ort_session(step_proto)
-        ends = np.maximum(lengths, min(4, length))
-        stream = x.copy()
-        for i, steps in enumerate(ends):
-            stream[i, steps:] = rng.normal(0.0, 1e3, size=stream[i, steps:].shape)
-        inputs = standardize(model, x)
-        expected = both(module.forward_steps(inputs).numpy())  # (N, L, 2C): causal, so prefix outputs
-        _, (want_h, want_c) = module.lstm(inputs, lengths=torch.from_numpy(ends))
-        h, c = (np.zeros((module.lstm.num_layers, n, module.lstm.hidden_size), np.float32) for _ in range(2))
-        worst = 0.0
-        bounds = sorted({0, min(1, length), min(3, length), length})
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            chunk_lengths = np.minimum(ends - start, stop - start).astype(np.int64)
-            probs, logits, h, c = step.run(["probabilities", "logits", "h_n", "c_n"], {
-                "input": np.ascontiguousarray(stream[:, start:stop]), "lengths": chunk_lengths, "h0": h, "c0": c})
-            got = np.concatenate([probs, logits], -1)
-            for i, real in enumerate(chunk_lengths):
-                worst = max(worst, max_diff(got[i, :real], expected[i, start:start + real]))
-        checks["step"] = max(worst, max_diff(h, want_h.numpy()), max_diff(c, want_c.numpy()))
+        def final_state(raw: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            _, (h, c) = module.lstm(standardize(model, raw), lengths=torch.from_numpy(ends))
+            return h.numpy(), c.numpy()
+
+        steps = dataclasses.replace(probe, per_step=True,
+                                    expected=lambda raw: answers(module.forward_steps(standardize(model, raw))))
+        checks["step"] = stream_check(step_proto, steps, (module.lstm.num_layers, module.lstm.hidden_size),
+                                      final_state, rng)
     return checks
