@@ -12,7 +12,7 @@ from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.errors import LstmkitError
 from lstmkit.export.errors import ExportError
 
-__all__ = ["standardize", "verify_onnx"]
+__all__ = ["ort_session", "standardize", "verify_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def standardize(model: LoadedModel, raw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def _ort_session(proto: Any) -> Any:
+def ort_session(proto: Any) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -86,7 +86,7 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
         return np.concatenate([torch.softmax(torch.from_numpy(logits), -1).numpy(), logits], axis=-1)
 
     checks = {}
-    session = _ort_session(predict_proto)
+    session = ort_session(predict_proto)
     full = np.full(n, length, dtype=np.int64)
     probs, logits = session.run(["probabilities", "logits"], {"input": x, "lengths": full})
     checks["fixed_length"] = _max_diff(np.concatenate([probs, logits], -1), both(torch_logits(x)))
@@ -108,7 +108,7 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
     if step_proto is not None:
         # Streams fed in the chunks [0, 1), [1, 3), [3, L), each ending at its own length (at least 4 steps,
         # so that every stream takes part in every chunk), with garbage past the end.
-        step = _ort_session(step_proto)
+        step = ort_session(step_proto)
         ends = np.maximum(lengths, min(4, length))
         stream = x.copy()
         for i, steps in enumerate(ends):
