@@ -116,7 +116,8 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
         inputs = standardize(model, x)
         expected = both(module.forward_steps(inputs).numpy())  # (N, L, 2C): causal, so prefix outputs
         _, (want_h, want_c) = module.lstm(inputs, lengths=torch.from_numpy(ends))
-        h, c = (np.zeros((module.lstm.num_layers, n, module.lstm.hidden_size), np.float32) for _ in range(2))
+        h = np.zeros((module.lstm.num_layers, n, module.lstm.output_size), np.float32)  # proj_size wide, if set
+        c = np.zeros((module.lstm.num_layers, n, module.lstm.hidden_size), np.float32)
         worst = 0.0
         bounds = sorted({0, min(1, length), min(3, length), length})
         for start, stop in zip(bounds[:-1], bounds[1:]):
