@@ -11,11 +11,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx.reference import ReferenceEvaluator
 
 from lstmkit.artifacts.model_folder import load_model, save_model
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
-from lstmkit.export import TOLERANCE, build_verified_graphs
+from lstmkit.export import TOLERANCE, build_verified_graphs, standardize
 from lstmkit.export.lstm_graph import lstm_node_is_exact
 from lstmkit.models import InputSpec, build_model
 
@@ -40,7 +41,7 @@ VARIANTS = {
     "forget_bias": {"forget_bias": 2.5},
     "chrono_init": {"chrono_init": 9},
     "merge_sum": {"merge_mode": "sum"},
-    "merge_mean": {"merge_mode": "mean"},
+    "merge_mean": {"merge_mode": "mean", "readout": "max"},  # the max readout masks the merged outputs
     # Two combinations: every option the LSTM node writes, and every option that needs the Scan loop.
     "node_combination": {"peephole": True, "coupled_gates": True, "recurrent_dropout": 0.2, "weight_drop": 0.2,
                          "residual": True, "gate_activation": "hard_sigmoid"},
@@ -110,3 +111,35 @@ def test_every_variant_exports_verified(tmp_path, variant, layout):
             assert (op_count(proto, "LSTM"), op_count(proto, "Scan")) == (0, layers * directions)
     node = {"layer_norm", "proj_size", "cell_clip", "zoneout"}.isdisjoint(variant)
     assert lstm_node_is_exact(lstm.options) == node
+
+
+def pytorch_logits_alone(model, x, lengths):
+    """Each sequence's logits as PyTorch gives them for its real steps alone."""
+    logits = np.zeros((len(x), SPEC.num_outputs), np.float32)
+    with torch.no_grad():
+        for steps in np.unique(lengths):
+            rows = np.flatnonzero(lengths == steps)
+            logits[rows] = model.module(standardize(model, x[rows, :steps])).numpy()
+    return logits
+
+
+@pytest.mark.parametrize(("name", "layout", "padded"), [
+    ("scan_combination", "bidirectional", True),
+    ("layer_norm", "two_layers", True),
+    ("proj_size", "unidirectional", True),
+    ("peephole", "bidirectional", False),
+])
+def test_onnx_reference_evaluator_agrees_on_matrix_cases(tmp_path, name, layout, padded):
+    """``onnx.reference`` (onnx's own Python evaluator, independent of ONNX Runtime) runs a few matrix
+    graphs. Its ``LSTM`` ignores ``sequence_lens`` (onnx 1.23), so a graph with LSTM nodes runs on a full
+    batch only: that still checks the peephole order ``[p_i, p_o, p_f]`` as onnx reads it."""
+    model = variant_model(tmp_path, **VARIANTS[name], **LAYOUTS[layout])
+    predict, _, _ = build_verified_graphs(model, samples=raw_inputs(8), step=False)
+    rng = np.random.default_rng(5)
+    x = raw_inputs(6, seed=7)
+    lengths = rng.integers(1, 10, size=6) if padded else np.full(6, 9)
+    lengths[0] = 9
+    for n, steps in enumerate(lengths):
+        x[n, steps:] = rng.normal(0.0, 1e3, size=x[n, steps:].shape)  # garbage that must not leak
+    (logits,) = ReferenceEvaluator(predict).run(["logits"], {"input": x, "lengths": lengths.astype(np.int64)})
+    np.testing.assert_allclose(logits, pytorch_logits_alone(model, x, lengths), atol=TOLERANCE, rtol=0)
