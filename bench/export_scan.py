@@ -26,7 +26,7 @@ from common import machine_info, markdown_table, summarize
 
 from lstmkit.export.graph import IR_VERSION, OPSET, GraphBuilder
 from lstmkit.export.lstm_graph import lstm_stack
-from lstmkit.export.verify import _ort_session
+from lstmkit.export.verify import ort_session
 from lstmkit.nn import LSTM
 
 FEATURES, HIDDEN = 28, 128
@@ -47,7 +47,7 @@ def stack_session(lstm: LSTM, scan: bool):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["L", "N", HIDDEN])], g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
-    return _ort_session(proto)
+    return ort_session(proto)
 
 
 def main() -> None:

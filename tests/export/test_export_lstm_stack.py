@@ -14,7 +14,7 @@ from onnx.reference import ReferenceEvaluator
 
 from lstmkit.export.graph import IR_VERSION, OPSET, GraphBuilder
 from lstmkit.export.lstm_graph import lstm_node_is_exact, lstm_refusals, lstm_stack
-from lstmkit.export.verify import _ort_session
+from lstmkit.export.verify import ort_session
 from lstmkit.nn import LSTM
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -105,7 +105,7 @@ def test_lstm_stack_matches_the_module_with_lengths_and_initial_states(options, 
     assert ("LSTM" in ops) == (not scan and lstm_node_is_exact(lstm.options))
     f = feeds(lstm)
     want = expected(lstm, f)
-    got = _ort_session(proto).run(["y", "h_n", "c_n"], f)
+    got = ort_session(proto).run(["y", "h_n", "c_n"], f)
     assert_matches(got, want)
     past_end = np.arange(LENGTH)[:, None] >= f["lengths"][None, :]  # (L, N)
     assert np.all(got[0][past_end] == 0)  # exactly zero, as the module gives
@@ -115,8 +115,8 @@ def test_the_scan_path_equals_the_lstm_node_where_both_apply():
     lstm = make_lstm(peephole=True, coupled_gates=True, bidirectional=True, num_layers=2,
                      gate_activation="hard_sigmoid", cell_activation="elu", hidden_activation="softsign")
     f = feeds(lstm, seed=3)
-    node = _ort_session(stack_model(lstm)).run(["y", "h_n", "c_n"], f)
-    scan = _ort_session(stack_model(lstm, scan=True)).run(["y", "h_n", "c_n"], f)
+    node = ort_session(stack_model(lstm)).run(["y", "h_n", "c_n"], f)
+    scan = ort_session(stack_model(lstm, scan=True)).run(["y", "h_n", "c_n"], f)
     assert_matches(scan, node)
     assert_matches(scan, expected(lstm, f))
 
