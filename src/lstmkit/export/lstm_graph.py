@@ -162,16 +162,17 @@ def _scan_layer(g: GraphBuilder, options: LSTMOptions, directions: tuple[LayerWe
         outputs.append(reverse_in_time(g, y, lengths) if d == 1 else y)
         h_n.append(g.op("Unsqueeze", [h, g.ints([0])]))
         c_n.append(g.op("Unsqueeze", [c, g.ints([0])]))
-    concat = (lambda names: names[0]) if len(directions) == 1 else (lambda names: g.op("Concat", names, axis=0))
-    return outputs, concat(h_n), concat(c_n)
+    if len(directions) == 1:
+        return outputs, h_n[0], c_n[0]
+    return outputs, g.op("Concat", h_n, axis=0), g.op("Concat", c_n, axis=0)
 
 
 def _zero_states(g: GraphBuilder, sequence: str, rows: int, width: int) -> str:
     """Zeros (rows, N, width), N being ``sequence``'s size along axis 1."""
-    batch = g.op("Shape", [sequence], start=1, end=2)
-    shape = g.op("Concat", [g.ints([rows]), batch, g.ints([width])], axis=0)
     from onnx import helper
 
+    batch = g.op("Shape", [sequence], start=1, end=2)
+    shape = g.op("Concat", [g.ints([rows]), batch, g.ints([width])], axis=0)
     return g.op("ConstantOfShape", [shape], value=helper.make_tensor("zero", 1, [1], [0.0]))
 
 
