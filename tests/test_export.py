@@ -130,13 +130,6 @@ def test_no_step_option_and_metadata(tmp_path):
     assert meta["step_file"] is None
 
 
-def test_proj_size_is_refused(tmp_path):
-    folder = make_folder(tmp_path / "model", proj_size=3)
-    with pytest.raises(ExportError, match=r"unsupported \[model\] proj_size = 3 \(the ONNX LSTM operator has no projection\)"):
-        export_onnx(folder, tmp_path / "p.onnx")
-    assert list(tmp_path.glob("*.onnx")) == []
-
-
 def test_an_option_the_exporter_does_not_know_is_refused(tmp_path):
     @dataclasses.dataclass
     class FutureModelConfig(ModelConfig):
@@ -152,31 +145,6 @@ def test_an_unknown_module_is_refused(tmp_path):
     model = load_model(make_folder(tmp_path / "model"))
     model.module.head = nn.Sequential(nn.GELU(), model.module.head[0])
     with pytest.raises(ExportError, match=r"module head\.0 of type GELU"):
-        export_onnx(model, tmp_path / "x.onnx")
-
-
-@pytest.mark.parametrize(
-    ("option", "value", "named"),
-    [("peephole", True, "peephole = True"), ("layer_norm", True, "layer_norm = True"),
-     ("zoneout", 0.1, "zoneout = 0.1"), ("cell_clip", 3.0, "cell_clip = 3.0")],
-)
-def test_lstm_variants_are_refused(tmp_path, option, value, named):
-    folder = make_folder(tmp_path / "model", **{option: value})
-    with pytest.raises(ExportError, match=rf"cannot export to ONNX: unsupported \[model\] {named}"):
-        export_onnx(folder, tmp_path / "x.onnx")
-    assert not (tmp_path / "x.onnx").exists()
-
-
-def test_an_lstm_variant_not_in_the_config_is_refused_with_its_parameters(tmp_path):
-    """A module whose LSTM has a variant its [model] table does not show is refused by what the LSTM's
-    structure says: the variant and each of its parameters, by name."""
-    from lstmkit.nn import LSTM
-
-    model = load_model(make_folder(tmp_path / "model"))
-    lstm = model.module.lstm
-    model.module.lstm = LSTM.from_options(dataclasses.replace(
-        lstm.options, variants=dataclasses.replace(lstm.options.variants, peephole=True)))
-    with pytest.raises(ExportError, match=r"LSTM variant peephole=True; LSTM parameter weight_peephole_l0"):
         export_onnx(model, tmp_path / "x.onnx")
 
 
@@ -207,8 +175,6 @@ def test_cli_export(tmp_path, capsys):
     assert "verified in ONNX Runtime against PyTorch: max abs difference" in out
     assert main(["export", str(tmp_path / "nosuch"), "--out", str(tmp_path / "n.onnx")]) == 2
     assert "lstmkit: error: model folder" in capsys.readouterr().err
-    assert main(["export", str(make_folder(tmp_path / "proj", proj_size=2)), "--out", str(tmp_path / "p.onnx")]) == 2
-    assert "proj_size = 2" in capsys.readouterr().err
 
 
 def test_cli_export_refuses_a_tampered_folder_naming_the_file(tmp_path, capsys):

@@ -144,8 +144,29 @@ def test_next_symbols_answers_per_step_as_load_predict(tmp_path):
         np.testing.assert_allclose(values[i, :n], expected[i, :n], atol=TOLERANCE)
 
 
-def test_a_text_classifier_merging_between_layers_is_refused_by_name(tmp_path):
-    folder = text_folder(tmp_path / "model", "text-classifier", bidirectional=True, merge_mode="mean", num_layers=2)
-    with pytest.raises(ExportError, match=r"unsupported \[model\] merge_mode = 'mean' with num_layers = 2"):
+def test_token_models_with_lstm_variants_export(tmp_path):
+    """Two bidirectional layers merged by their mean, with layer norm (a Scan loop); a projected tagger streams."""
+    folder = text_folder(tmp_path / "tc", "text-classifier", bidirectional=True, merge_mode="mean", num_layers=2,
+                         layer_norm=True)
+    result = export_onnx(folder, tmp_path / "tc.onnx")
+    ids, lengths = pad_ids([tokenizer_beside(result).encode(t) for t in TEXTS])
+    probabilities, = session(result.path).run(["probabilities"], {"ids": ids[..., 0].astype(np.int64),
+                                                                  "lengths": lengths.astype(np.int64)})
+    for row, want in zip(probabilities, lstmkit.load(folder).classify(TEXTS)):
+        assert dict(zip(["low", "high"], row.tolist())) == pytest.approx(want["probabilities"], abs=TOLERANCE)
+    tagger = export_onnx(text_folder(tmp_path / "tag", "tagger", proj_size=4), tmp_path / "tag.onnx")
+    assert "step" in tagger.paths and max(tagger.checks.values()) <= TOLERANCE
+    assert read_onnx_meta(tagger.paths["step"])["output_size"] == 4  # h0 is proj_size wide
+
+
+def test_a_token_model_without_its_tokenizer_is_refused(tmp_path):
+    from lstmkit.artifacts.model_folder import load_model, save_model
+
+    model = load_model(text_folder(tmp_path / "with", "tagger"))
+    meta = {k: v for k, v in model.meta.items() if k == "targets"}
+    spec = lstmkit.models.InputSpec(input_size=1, num_outputs=len(model.label_names))
+    folder = save_model(tmp_path / "without", model.module, model.config, spec, model.label_names, None,
+                        extra_meta=meta)
+    with pytest.raises(ExportError, match="a tagger model folder without its tokenizer .* cannot export"):
         export_onnx(folder, tmp_path / "x.onnx")
     assert not list(tmp_path.glob("x*"))

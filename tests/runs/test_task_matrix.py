@@ -323,8 +323,7 @@ def test_frames_predict_names_what_it_expected(runs, tmp_path, capsys):
     assert "expected .npy files of input frames" in capsys.readouterr().err
 
 
-SERVED = ["forecaster", "text-classifier", "tagger", "char-lm", "next-symbols"]  # the regressor recipe has zoneout,
-# which the ONNX exporter refuses until the LSTM graph writes it; tests/serve/test_serve_tasks.py serves a regressor
+SERVED = ["regressor", "forecaster", "text-classifier", "tagger", "char-lm", "next-symbols"]
 
 
 @pytest.mark.slow
@@ -359,6 +358,12 @@ def test_each_recipe_exports_serves_and_answers_as_load(name, runs, tmp_path):
                 answer = client.post("/v1/generate", json=body)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["text"] == model.generate("The ", length=40, temperature=0.7, seed=1)
+            elif name == "regressor":  # the adding problem: 20 steps of (value, marker)
+                x = np.random.default_rng(0).uniform(0, 1, size=(3, 20, 2)).astype(np.float32)
+                answer = client.post("/v1/predict", json={"inputs": x.tolist()})
+                assert answer.status_code == 200, answer.text
+                got = [p["values"] for p in answer.json()["predictions"]]
+                np.testing.assert_allclose(np.asarray(got).reshape(3), model.predict(x).reshape(3), atol=1e-4)
             elif name == "next-symbols":
                 x = np.eye(7, dtype=np.float32)[[0, 1, 3, 2, 5, 6]]
                 answer = client.post("/v1/predict", json={"inputs": [x.tolist()]})

@@ -21,6 +21,10 @@ def register(subparsers: Any) -> None:
                         help="a .npy file of raw inputs (N, L, F) to verify on (default: the model's dataset, "
                              "else random); not the test-split indices of report --samples")
     export.add_argument("--no-step", action="store_true", help="do not write the step graph for streaming")
+    export.add_argument("--quantize", choices=["int8"],
+                        help="write int8 weights (ONNX Runtime dynamic quantization), judged on the model's test split")
+    export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
+                        help="with --quantize: refuse to write when test accuracy drops by more (default 1 point)")
     export.set_defaults(func=run)
 
 
@@ -35,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
             samples = np.load(args.samples, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise LstmkitError(f"export --samples {args.samples}: expected a .npy array (N, L, F), got {exc}") from None
-    result = export_onnx(args.model, args.out, tolerance=args.tolerance, samples=samples, step=not args.no_step)
+    result = export_onnx(args.model, args.out, tolerance=args.tolerance, samples=samples, step=not args.no_step,
+                         quantize=args.quantize, max_accuracy_drop=args.max_accuracy_drop)
     checks = ", ".join(f"{name} {diff:.2g}" for name, diff in result.checks.items())
     meta = read_onnx_meta(result.path)
     if "inputs" in meta:  # a graph that declares its ports (every task but the classifier, so far)
@@ -50,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         if not str(path).endswith(".onnx"):
             print(f"wrote {path} (the {name} the graphs need beside them)")
     print(f"verified in ONNX Runtime against PyTorch: max abs difference {result.max_abs_diff:.2g} ({checks})")
+    if result.quantization is not None:
+        print(f"quantized to int8: {result.quantization.describe()}")
     return 0
 
 

@@ -6,26 +6,31 @@
     inputs ``input`` float32 (N, L, F) of raw values, as the data source gives them, and ``lengths``
     int64 (N,), each in 1..L; outputs ``probabilities`` and ``logits``, float32 (N, C). N and L are
     dynamic. Steps past a sequence's length are ignored, whatever they hold: the LSTM operator gets the
-    lengths as its ``sequence_lens``, the conv front end zeroes them before every convolution, and the
-    ``mean``/``max`` readouts mask them.
+    lengths as its ``sequence_lens`` (a ``Scan`` loop holds the state there and outputs zeros), the conv
+    front end zeroes them before every convolution, and the ``mean``/``max`` readouts mask them.
 
 ``out_path`` with the suffix ``.step.onnx`` (the *step graph*, only for models that can stream)
-    inputs ``input`` (N, L, F), ``lengths`` (N,), ``h0`` (num_layers, N, H) and ``c0`` (num_layers, N, H);
-    outputs ``probabilities`` and ``logits`` (N, L, C) after every step (the top layer's h_t through
-    the head; steps past a length hold nothing useful), and the states ``h_n``, ``c_n`` after each
-    sequence's last real step. Feeding ``h_n``, ``c_n`` back as the next call's ``h0``, ``c0`` continues
-    the streams: this is what ``lstmkit serve`` runs for streaming sessions.
+    inputs ``input`` (N, L, F), ``lengths`` (N,), ``h0`` (num_layers, N, H_out) and ``c0`` (num_layers, N, H),
+    H_out being ``proj_size`` when the LSTM projects, else H; outputs ``probabilities`` and ``logits``
+    (N, L, C) after every step (the top layer's h_t through the head; steps past a length hold nothing
+    useful), and the states ``h_n``, ``c_n`` after each sequence's last real step. Feeding ``h_n``, ``c_n``
+    back as the next call's ``h0``, ``c0`` continues the streams: this is what ``lstmkit serve`` runs for
+    streaming sessions (the metadata's ``output_size`` is H_out).
 
 The model folder's standardizer is folded into both graphs (``(x - mean) / std`` in front), so they take
 the same raw inputs as ``LoadedModel.predict_proba``. Each file carries ``lstmkit`` metadata (label names,
 input size, the standardizer's presence, the step file's name) in its ``metadata_props``.
 
-The graphs are written with ``onnx.helper``, not traced: each LSTM layer is one standard ONNX ``LSTM``
-node (weights reordered from PyTorch's gate order i, f, g, o to ONNX's i, o, f, c), and its activations
-are the node's ``activations`` attribute, so every activation of ``lstmkit.nn.ACTIVATIONS`` exports.
-Anything the exporter does not know (a task other than ``classifier``, a ``[model]`` key it was not written
-for, a variant, ``proj_size``, which the ONNX operator lacks) is refused with an ``ExportError`` that
-names it.
+The graphs are written with ``onnx.helper``, not traced, and every LSTM variant exports (``lstm_graph``):
+where the standard ONNX ``LSTM`` node is exact, each layer is one such node (weights reordered from PyTorch's
+gate order i, f, g, o to ONNX's i, o, f, c; the six activations of ``lstmkit.nn.ACTIVATIONS`` as its
+``activations``; peepholes as ``P`` in ONNX's order p_i, p_o, p_f; coupled gates as ``input_forget``); an LSTM
+with layer norm, ``proj_size``, ``cell_clip`` or zoneout runs each layer and direction as a ``Scan`` over the
+cell written in standard ops (``scan_lstm``); residual stacking and the merge modes are ops between layers;
+recurrent dropout and weight drop are the identity in evaluation, and the initialisations (``forget_bias``,
+``chrono_init``) are in the weights. What cannot be written is refused with an ``ExportError`` that names it:
+a task other than ``classifier``, a ``[model]`` key or a module the exporter was not written for, an
+activation a user registered (ONNX has no op for it), a variant or parameter kind added to the engine later.
 
 Before anything is written, ONNX Runtime runs the graphs against PyTorch on real inputs (samples of the
 model's dataset when it loads without a download, else random inputs with the training statistics):
@@ -38,10 +43,12 @@ Example::
     result = export_onnx("runs/digits/model", "digits.onnx")
     result.max_abs_diff      # e.g. 4.8e-07
 
-Modules: ``graph`` (the node builder), ``lstm_graph`` (the LSTM stack), ``classifier_graph`` (the
-classifier's graphs and what can export), ``verify`` (ONNX Runtime against PyTorch), ``writer`` (build,
-verify, write; read the metadata back), ``registry`` (which exporter writes which ``[model] task``; the
-files of a set), ``errors``.
+Modules: ``graph`` (the node builder), ``lstm_graph`` (the LSTM stack, for every task's graphs:
+``lstm_stack(g, lstm, sequence (L, N, F), sequence_lens, initial=None)`` -> (outputs (L, N, D * H_out), each
+layer's final h, each layer's final c)), ``scan_lstm`` (one layer direction as a ``Scan``), ``classifier_graph``
+(the classifier's graphs and what can export), ``verify`` (ONNX Runtime against PyTorch), ``writer`` (build,
+verify, write; read the metadata back), ``registry`` (which exporter writes which ``[model] task``; the files
+of a set), ``errors``.
 """
 
 from lstmkit.export.classifier_graph import TOLERANCE, build_onnx_graphs, build_verified_graphs, check_exportable

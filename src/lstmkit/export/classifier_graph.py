@@ -35,6 +35,9 @@ _KNOWN_MODEL_KEYS = {
     "task", "hidden_size", "num_layers", "bidirectional", "dropout", "proj_size", "gate_activation",
     "cell_activation", "hidden_activation", "forget_bias", "init", "chrono_init", "conv", "conv_channels", "conv_kernel",
     "pool", "readout", "head_hidden", "head_dropout", "loss", "label_smoothing",
+    # the LSTM variants (lstm_graph writes each; lstm_refusals names what it cannot)
+    "peephole", "coupled_gates", "layer_norm", "recurrent_dropout", "zoneout", "weight_drop", "cell_clip", "residual",
+    "merge_mode",
 }
 
 
@@ -114,9 +117,9 @@ def sequence_outputs(g: GraphBuilder, model: LoadedModel, step: bool, input_name
     lstm = module.lstm
     inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", "L", module.input_size]),
               helper.make_tensor_value_info("lengths", TensorProto.INT64, ["N"])]
-    if step:
-        inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, [lstm.num_layers, "N", lstm.hidden_size])
-                   for name in ("h0", "c0")]
+    if step:  # h is proj_size wide with a projection
+        inputs += [helper.make_tensor_value_info(f"{state}0", TensorProto.FLOAT, [lstm.num_layers, "N", width])
+                   for state, width in (("h", lstm.output_size), ("c", lstm.hidden_size))]
     x = standardized(g, input_name, model.standardizer)
     return (inputs, *sequence_network(g, module, x, "lengths", ("h0", "c0") if step else None))
 
@@ -137,7 +140,7 @@ def sequence_network(g: GraphBuilder, module: nn.Module, x: str, lengths: str, i
     if initial is not None:
         return dense_head(g, module.head, outputs_seq, rank=3), final_h, final_c  # (N, L, C)
     if module.readout == "last":
-        summary = g.op("Reshape", [g.op("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])  # (N, D * H)
+        summary = _merge_final_states(g, y_h, lstm.variants.merge_mode)  # (N, D * H_out) or (N, H_out)
     else:
         real = g.op("Unsqueeze", [g.time_mask(lengths, outputs_seq, 1), g.ints([2])])  # (N, L, 1) bool
         if module.readout == "mean":
@@ -151,6 +154,15 @@ def sequence_network(g: GraphBuilder, module: nn.Module, x: str, lengths: str, i
     return dense_head(g, module.head, summary, rank=2), final_h, final_c  # (N, C)
 
 
+def _merge_final_states(g: GraphBuilder, y_h: str, merge_mode: str) -> str:
+    """The top layer's final h (D, N, H_out) as the classifier's ``last`` readout: the directions merged
+    as the LSTM merges its outputs (``SequenceClassifier._merge_final_states``)."""
+    if merge_mode == "concat":  # also the one direction of a unidirectional LSTM
+        return g.op("Reshape", [g.op("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])])  # (N, D * H_out)
+    total = g.op("ReduceSum", [y_h, g.ints([0])], keepdims=0)  # (N, H_out)
+    return total if merge_mode == "sum" else g.op("Div", [total, g.const(2.0)])
+
+
 def classifier_graph(model: LoadedModel, step: bool) -> Any:
     """The classifier's predict graph, or with ``step`` its step graph (see ``lstmkit.export``)."""
     from onnx import TensorProto, helper
@@ -158,7 +170,7 @@ def classifier_graph(model: LoadedModel, step: bool) -> Any:
     g = GraphBuilder()
     inputs, logits, final_h, final_c = sequence_outputs(g, model, step)
     lstm = model.module.lstm
-    hidden = lstm.hidden_size
+    state_widths = {"h": lstm.output_size, "c": lstm.hidden_size}  # h is proj_size wide with a projection
     g.op("Identity", [logits], outputs=["logits"])
     g.op("Softmax", [logits], outputs=["probabilities"], axis=-1)
     classes = len(model.label_names)
@@ -168,8 +180,8 @@ def classifier_graph(model: LoadedModel, step: bool) -> Any:
     if step:
         g.op("Concat", final_h, outputs=["h_n"], axis=0)
         g.op("Concat", final_c, outputs=["c_n"], axis=0)
-        outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, [lstm.num_layers, "N", hidden])
-                    for name in ("h_n", "c_n")]
+        outputs += [helper.make_tensor_value_info(f"{state}_n", TensorProto.FLOAT, [lstm.num_layers, "N", width])
+                    for state, width in state_widths.items()]
     return helper.make_graph(g.nodes, "lstmkit_step" if step else "lstmkit_predict", inputs, outputs, g.initializers)
 
 
@@ -187,6 +199,7 @@ def _onnx_meta(model: LoadedModel, kind: str, step_file: str | None) -> dict[str
         "label_names": model.label_names,
         "num_layers": lstm.num_layers,
         "hidden_size": lstm.hidden_size,
+        "output_size": lstm.output_size,  # the width of h0/h_n in the step graph (proj_size, if set)
         "standardizer_in_graph": model.standardizer is not None,
         "streaming_unsupported": module.streaming_unsupported_reason(),
         "step_file": step_file,

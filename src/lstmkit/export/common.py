@@ -18,8 +18,8 @@ from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import IR_VERSION, META_KEY, OPSET, GraphBuilder
 from lstmkit.tasks.schema import Port
 
-__all__ = ["check_tolerance", "declared_schema", "dense_head", "garbage_values", "graph_meta", "merge_refusals",
-           "merged_outputs", "model_proto", "port_info", "standardized", "state_ports"]
+__all__ = ["check_tolerance", "declared_schema", "dense_head", "garbage_values", "graph_meta", "model_proto",
+           "port_info", "standardized", "state_ports"]
 
 _ONNX_TYPES = {"float32": 1, "float64": 11, "int64": 7, "int32": 6}  # TensorProto.FLOAT, DOUBLE, INT64, INT32
 
@@ -33,13 +33,14 @@ def port_info(port: Port, name: str | None = None) -> Any:
     return helper.make_tensor_value_info(name or port.name, _ONNX_TYPES[port.dtype], list(port.shape))
 
 
-def state_ports(num_layers: int, hidden: int) -> tuple[list[Port], list[Port]]:
-    """The step graph's extra inputs (``h0``, ``c0``) and outputs (``h_n``, ``c_n``), each (layers, N, H)."""
-    shape = (num_layers, "N", hidden)
-    inputs = [Port(n, "float32", shape, f"the LSTM's {n[0]} state per layer, zeros at a stream's start")
-              for n in ("h0", "c0")]
-    outputs = [Port(n, "float32", shape, f"the LSTM's {n[0]} state after each stream's last real step")
-               for n in ("h_n", "c_n")]
+def state_ports(lstm: nn.Module) -> tuple[list[Port], list[Port]]:
+    """The step graph's extra inputs (``h0``, ``c0``) and outputs (``h_n``, ``c_n``): (layers, N, H_out) for h
+    (``proj_size`` wide when the LSTM projects), (layers, N, H) for c."""
+    widths = {"h": lstm.output_size, "c": lstm.hidden_size}
+    inputs = [Port(f"{s}0", "float32", (lstm.num_layers, "N", w), f"the LSTM's {s} state per layer, zeros at a "
+                   "stream's start") for s, w in widths.items()]
+    outputs = [Port(f"{s}_n", "float32", (lstm.num_layers, "N", w), f"the LSTM's {s} state after each stream's "
+                    "last real step") for s, w in widths.items()]
     return inputs, outputs
 
 
@@ -69,31 +70,6 @@ def dense_head(g: GraphBuilder, head: nn.Module, x: str, rank: int) -> str:
         else:
             raise ExportError(f"export: cannot export the head layer {type(layer).__name__}")
     return x
-
-
-def merged_outputs(g: GraphBuilder, lstm: nn.Module, sequence: str) -> str:
-    """The top layer's outputs (L, N, D * H) merged as ``merge_mode`` says: kept (``concat``), summed or averaged
-    over the two directions (L, N, H).
-
-    Only the top layer's merge is done here: a stack of several bidirectional layers with ``sum``/``mean``
-    merges between layers too, which ``lstm_stack`` does not write yet, so it is refused (``merge_refusals``).
-    """
-    merge = lstm.variants.merge_mode
-    if not lstm.bidirectional or merge == "concat":
-        return sequence
-    halves = g.op("Reshape", [sequence, g.ints([0, 0, 2, lstm.output_size])])  # (L, N, 2, H)
-    return g.op("ReduceSum" if merge == "sum" else "ReduceMean", [halves, g.ints([2])], keepdims=0)  # (L, N, H)
-
-
-def merge_refusals(lstm: nn.Module) -> tuple[list[str], set[str]]:
-    """(what cannot export, the variant keys handled here) for the bidirectional merge of ``lstm``."""
-    merge = lstm.variants.merge_mode
-    if merge == "concat":
-        return [], set()
-    if lstm.num_layers > 1:
-        return [f"[model] merge_mode = {merge!r} with num_layers = {lstm.num_layers} (merged between layers)"], \
-            {"merge_mode"}
-    return [], {"merge_mode"}
 
 
 def model_proto(graph: Any, meta: dict[str, Any]) -> Any:
@@ -152,6 +128,7 @@ def graph_meta(model: Any, kind: str, inputs: list[Any], outputs: list[Any], lst
         "label_names": list(model.meta.get("label_names") or []),
         "num_layers": lstm.num_layers,
         "hidden_size": lstm.hidden_size,
+        "output_size": lstm.output_size,  # the width of h0/h_n in a step graph (proj_size, if set)
         "streaming_unsupported": streaming_unsupported,
         "data_name": model.meta.get("data_name"),
         **extra,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lstmkit.errors import LstmkitError
 
@@ -27,6 +28,8 @@ class ExportResult:
     """Why no step graph was written (None when one was)."""
     paths: dict[str, Path] = field(default_factory=dict)
     """Every file written: each graph by role (``predict``, ``step``, ...) and each side file by name."""
+    quantization: Any = None
+    """With ``quantize="int8"``, the ``lstmkit.export.quantize.QuantizationReport`` (test accuracy, both ways)."""
 
 
 def step_path_for(path: str | Path) -> Path:

@@ -29,7 +29,13 @@ from lstmkit.export.common import (
 from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import GraphBuilder
 from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
-from lstmkit.export.parity import Probe, reference_check, stream_check, whole_checks
+from lstmkit.export.parity import (
+    Probe,
+    reference_check,
+    state_shape,
+    stream_check,
+    whole_checks,
+)
 from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.export.verify import standardize, verification_inputs
 from lstmkit.tasks.schema import Port
@@ -62,7 +68,7 @@ def next_symbols_graph(model: LoadedModel, step: bool) -> Any:
     inputs = [sequences, Port("lengths", "int64", ("N",), "the real steps of each zero-padded sequence")]
     outputs = [schema.outputs[0]]
     if step:
-        state_in, state_out = state_ports(lstm.num_layers, lstm.hidden_size)
+        state_in, state_out = state_ports(lstm)
         inputs, outputs = inputs + state_in, outputs + state_out
     g = GraphBuilder()
     x = g.op("Transpose", [standardized(g, "sequences", model.standardizer)], perm=[1, 0, 2])  # (L, N, K)
@@ -111,7 +117,7 @@ def export_next_symbols(request: ExportRequest) -> GraphSet:
             _, (h, c) = module.lstm(standardize(model, raw), lengths=torch.from_numpy(ends))
             return h.numpy(), c.numpy()
 
-        checks["step"] = stream_check(graphs["step"], probe, (module.lstm.num_layers, module.lstm.hidden_size),
+        checks["step"] = stream_check(graphs["step"], probe, state_shape(module.lstm),
                                       final_state, rng)
     check_tolerance(checks, request.tolerance, request.target)
     return GraphSet(graphs, checks, streaming_unsupported=None if request.step else "not asked for")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Probe", "max_diff", "ort_session", "reference_check", "stream_check", "whole_checks"]
+__all__ = ["Probe", "max_diff", "ort_session", "reference_check", "state_shape", "stream_check", "whole_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,19 @@ def whole_checks(proto: Any, probe: Probe, rng: np.random.Generator) -> dict[str
     return checks
 
 
-def stream_check(proto: Any, probe: Probe, state_shape: tuple[int, int],
+def state_shape(lstm: Any) -> tuple[int, int, int]:
+    """(layers, width of h, width of c) of an ``lstmkit.nn.LSTM``'s stream state: h is ``proj_size`` wide when it
+    projects."""
+    return lstm.num_layers, lstm.output_size, lstm.hidden_size
+
+
+def stream_check(proto: Any, probe: Probe, state_shape: tuple[int, int, int],
                  final_state: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
                  rng: np.random.Generator) -> float:
     """Streams fed to a step graph in the chunks [0, 1), [1, 3), [3, L), each stream ending at its own length
     (at least 4 steps) with garbage past it, carrying ``h_n``/``c_n`` into the next chunk's ``h0``/``c0``;
     against PyTorch's per-step answers (``probe.expected``, causal) and its final states
-    (``final_state(x, ends)``). ``state_shape``: (layers, H)."""
+    (``final_state(x, ends)``). ``state_shape``: (layers, H_out, H), as ``state_shape(lstm)`` gives it."""
     session = ort_session(proto)
     x = probe.x
     n, length = x.shape[:2]
@@ -102,8 +108,8 @@ def stream_check(proto: Any, probe: Probe, state_shape: tuple[int, int],
         stream[i, steps:] = probe.garbage(stream[i, steps:].shape, rng)
     expected = probe.expected(x)  # (N, L, K): causal, so every prefix's answers
     want_h, want_c = final_state(x, ends)
-    layers, hidden = state_shape
-    h, c = (np.zeros((layers, n, hidden), np.float32) for _ in range(2))
+    layers, h_width, c_width = state_shape
+    h, c = np.zeros((layers, n, h_width), np.float32), np.zeros((layers, n, c_width), np.float32)
     worst = 0.0
     bounds = sorted({0, min(1, length), min(3, length), length})
     for start, stop in zip(bounds[:-1], bounds[1:]):

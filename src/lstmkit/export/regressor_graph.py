@@ -28,7 +28,13 @@ from lstmkit.export.common import (
     state_ports,
 )
 from lstmkit.export.graph import GraphBuilder
-from lstmkit.export.parity import Probe, reference_check, stream_check, whole_checks
+from lstmkit.export.parity import (
+    Probe,
+    reference_check,
+    state_shape,
+    stream_check,
+    whole_checks,
+)
 from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.export.verify import standardize, verification_inputs
 from lstmkit.tasks.schema import Port
@@ -51,7 +57,7 @@ def regressor_graph(model: LoadedModel, step: bool) -> Any:
         values = Port("values", "float32", ("N", "L", values.shape[-1]), "predicted values after every step")
     ports = [values]
     if step:
-        _, state_out = state_ports(lstm.num_layers, lstm.hidden_size)
+        _, state_out = state_ports(lstm)
         g.op("Concat", final_h, outputs=["h_n"], axis=0)
         g.op("Concat", final_c, outputs=["c_n"], axis=0)
         ports += state_out
@@ -102,6 +108,6 @@ def export_regressor(request: ExportRequest) -> GraphSet:
             return h.numpy(), c.numpy()
 
         checks["step"] = stream_check(graphs["step"], _probe(model, x, per_step=True),
-                                      (module.lstm.num_layers, module.lstm.hidden_size), final_state, rng)
+                                      state_shape(module.lstm), final_state, rng)
     check_tolerance(checks, request.tolerance, request.target)
     return GraphSet(graphs, checks, streaming_unsupported=reason or (None if request.step else "not asked for"))

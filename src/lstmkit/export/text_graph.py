@@ -34,8 +34,6 @@ from lstmkit.export.common import (
     declared_schema,
     dense_head,
     graph_meta,
-    merge_refusals,
-    merged_outputs,
     model_proto,
     port_info,
     state_ports,
@@ -43,7 +41,13 @@ from lstmkit.export.common import (
 from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import GraphBuilder
 from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
-from lstmkit.export.parity import Probe, reference_check, stream_check, whole_checks
+from lstmkit.export.parity import (
+    Probe,
+    reference_check,
+    state_shape,
+    stream_check,
+    whole_checks,
+)
 from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.tasks.schema import Port
 
@@ -70,8 +74,7 @@ def _check_exportable(model: LoadedModel) -> None:
              nn.Linear)
     refusals = [f"module {name or 'model'} of type {type(sub).__name__}"
                 for name, sub in module.named_modules() if type(sub) not in known]
-    merge, handled = merge_refusals(module.lstm)
-    refusals += merge + lstm_refusals(module.lstm, handled)
+    refusals += lstm_refusals(module.lstm)
     if refusals:
         raise ExportError("export: cannot export to ONNX: unsupported " + "; ".join(refusals))
 
@@ -103,7 +106,7 @@ def _ports(model: LoadedModel, step: bool) -> tuple[list[Port], list[Port]]:
     outputs = [Port("probabilities", "float32", (*steps, classes), declared.description),
                Port("logits", "float32", (*steps, classes), "the scores before the softmax")]
     if step:
-        state_in, state_out = state_ports(module.lstm.num_layers, module.lstm.hidden_size)
+        state_in, state_out = state_ports(module.lstm)
         inputs, outputs = inputs + state_in, outputs + state_out
     return inputs, outputs
 
@@ -121,7 +124,7 @@ def text_graph(model: LoadedModel, step: bool) -> Any:
     sequence = g.op("Transpose", [embedded], perm=[1, 0, 2])  # (L, N, E)
     sequence_lens = g.op("Cast", ["lengths"], to=6)
     sequence, final_h, final_c = lstm_stack(g, lstm, sequence, sequence_lens, ("h0", "c0") if step else None)
-    h = g.op("Transpose", [merged_outputs(g, lstm, sequence)], perm=[1, 0, 2])  # (N, L, H')
+    h = g.op("Transpose", [sequence], perm=[1, 0, 2])  # (N, L, D * H_out), or (N, L, H_out) merged
     if model.config.model.task == "text-classifier":
         logits = dense_head(g, module.head, g.op("Tanh", [_attention_pooling(g, module.attention, h, "lengths")]),
                             rank=2)  # (N, C)
@@ -197,7 +200,7 @@ def export_text_model(request: ExportRequest) -> GraphSet:
             return h.numpy(), c.numpy()
 
         checks["step"] = stream_check(graphs["step"], _probe(model, x, per_step=True),
-                                      (module.lstm.num_layers, module.lstm.hidden_size), final_state, rng)
+                                      state_shape(module.lstm), final_state, rng)
     check_tolerance(checks, request.tolerance, request.target)
     tokenizer = json.dumps(model.meta["tokenizer"], ensure_ascii=False, indent=1).encode()
     return GraphSet(graphs, checks, side_files={TOKENIZER_FILE: tokenizer},

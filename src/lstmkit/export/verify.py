@@ -12,9 +12,15 @@ import torch
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.errors import LstmkitError
 from lstmkit.export.errors import ExportError
-from lstmkit.export.parity import Probe, stream_check, whole_checks
+from lstmkit.export.parity import (
+    Probe,
+    ort_session,
+    state_shape,
+    stream_check,
+    whole_checks,
+)
 
-__all__ = ["standardize", "verification_inputs", "verify_onnx"]
+__all__ = ["ort_session", "standardize", "verification_inputs", "verify_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,5 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
 
         steps = dataclasses.replace(probe, per_step=True,
                                     expected=lambda raw: answers(module.forward_steps(standardize(model, raw))))
-        checks["step"] = stream_check(step_proto, steps, (module.lstm.num_layers, module.lstm.hidden_size),
-                                      final_state, rng)
+        checks["step"] = stream_check(step_proto, steps, state_shape(module.lstm), final_state, rng)
     return checks

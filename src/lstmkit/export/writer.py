@@ -70,6 +70,8 @@ def export_onnx(
     tolerance: float = 1e-4,
     samples: np.ndarray | None = None,
     step: bool = True,
+    quantize: str | None = None,
+    max_accuracy_drop: float = 1.0,
 ) -> ExportResult:
     """Export a model folder (or the run folder holding one) to ONNX: verify in ONNX Runtime, then write.
 
@@ -80,12 +82,18 @@ def export_onnx(
         tolerance: the largest absolute difference from PyTorch allowed in verification.
         samples: raw inputs to verify on; default: the model's dataset, else random inputs.
         step: also write the step graph (for streaming) when the model can stream.
+        quantize: ``"int8"`` writes the set with int8 weights (``lstmkit.export.quantize``), once the float
+            set is verified, judged by its accuracy on the model's own test split.
+        max_accuracy_drop: with ``quantize``, the most test accuracy (in points) the int8 set may lose.
 
     Raises:
         ExportError: an option cannot export (naming it), or ONNX Runtime disagrees with PyTorch by more
-            than ``tolerance`` (giving the difference); nothing is written then.
+            than ``tolerance`` (giving the difference), or int8 loses more than ``max_accuracy_drop``;
+            nothing is written then.
     """
     out_path = Path(out_path)
+    if quantize not in (None, "int8"):
+        raise ExportError(f"export --quantize: expected 'int8', got {quantize!r}")
     if not out_path.parent.is_dir():
         raise ExportError(f"export: output folder {out_path.parent}: not found")
     if isinstance(model_dir, LoadedModel):
@@ -103,6 +111,11 @@ def export_onnx(
     if not worst <= tolerance:  # every exporter refuses already; this keeps a new one honest (and refuses NaN)
         raise ExportError(f"export: ONNX Runtime and PyTorch disagree by {worst:.3g} (tolerance {tolerance:g}); "
                           f"{out_path} was not written")
+    report = None
+    if quantize == "int8":
+        from lstmkit.export.quantize import quantize_graph_set
+
+        graph_set, report = quantize_graph_set(request, graph_set, max_accuracy_drop)
     paths = set_file_names(out_path, graph_set)
     pending = []
     for role, proto in graph_set.graphs.items():
@@ -113,4 +126,4 @@ def export_onnx(
         os.replace(tmp, final)
     log.debug("export: wrote %s (max abs difference %.3g)", ", ".join(str(p) for p in paths.values()), worst)
     return ExportResult(out_path, paths.get("step"), worst, graph_set.checks, graph_set.streaming_unsupported,
-                        paths)
+                        paths, report)

@@ -214,7 +214,7 @@ class OnnxBackend:
             min_length=int(meta.get("min_length", 1)),
             streaming_unsupported=meta.get("streaming_unsupported") or missing_step,
             num_layers=int(meta["num_layers"]),
-            state_sizes=(hidden, hidden),
+            state_sizes=(int(meta.get("output_size", hidden)), hidden),  # h is proj_size wide with a projection
             source=source,
             standardizer=self._graph_standardizer(predict, meta),
         )

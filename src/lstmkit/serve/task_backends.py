@@ -181,7 +181,7 @@ class OnnxTaskBackend:
         hidden = int(meta["hidden_size"])
         tokenizer = side_files.get(meta.get("tokenizer_file") or "")
         io_meta = {**meta, "tokenizer": None if tokenizer is None else json.loads(tokenizer)}
-        self.info = _info(io_meta, int(meta["num_layers"]), hidden, hidden, reason, source,
+        self.info = _info(io_meta, int(meta["num_layers"]), hidden, int(meta.get("output_size", hidden)), reason, source,
                           OnnxBackend._graph_standardizer(graphs["predict"], meta, self.input_name))
         self.io = task_io(io_meta, self.info)
 
