@@ -358,8 +358,9 @@ def test_each_recipe_exports_serves_and_answers_as_load(name, runs, tmp_path):
                 answer = client.post("/v1/generate", json=body)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["text"] == model.generate("The ", length=40, temperature=0.7, seed=1)
-            elif name == "regressor":  # the adding problem: 20 steps of (value, marker)
-                x = np.random.default_rng(0).uniform(0, 1, size=(3, 20, 2)).astype(np.float32)
+            elif name == "regressor":  # the adding problem: steps of (value, marker)
+                shape = (3, model.spec.sequence_length, model.spec.input_size)
+                x = np.random.default_rng(0).uniform(0, 1, size=shape).astype(np.float32)
                 answer = client.post("/v1/predict", json={"inputs": x.tolist()})
                 assert answer.status_code == 200, answer.text
                 got = [p["values"] for p in answer.json()["predictions"]]
