@@ -138,3 +138,43 @@ def graph_meta(model: Any, kind: str, inputs: list[Any], outputs: list[Any], lst
 def garbage_values(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Large random values for the padding of a verification batch: they must not reach any answer."""
     return rng.normal(0.0, 1e3, size=shape).astype(np.float32)
+
+
+def verified_set(request: Any, build: Any, probe: Any, lstm: nn.Module, features: Any, rng: np.random.Generator,
+                 streaming_unsupported: str | None, side_files: dict[str, bytes] | None = None) -> Any:
+    """A task's ``GraphSet``, verified: ``build(step)`` writes the predict graph (``step=False``) and, where the
+    model streams (``streaming_unsupported`` is None) and ``request.step``, the step graph; ``probe(per_step)``
+    says how to feed them (``lstmkit.export.parity``). Checks: the full and garbage-padded batches,
+    ``onnx.reference`` where it runs, the chunked streams against the LSTM's final states on ``features(raw)``.
+
+    Raises:
+        ExportError: a check exceeds ``request.tolerance``.
+    """
+    import torch
+
+    from lstmkit.export.parity import (
+        reference_check,
+        state_shape,
+        stream_check,
+        whole_checks,
+    )
+    from lstmkit.export.registry import GraphSet
+
+    predict = build(False)
+    checks = whole_checks(predict, probe(False), rng)
+    reference = reference_check(predict, probe(False))
+    if reference is not None:
+        checks["reference"] = reference
+    graphs = {"predict": predict}
+    if request.step and streaming_unsupported is None:
+        graphs["step"] = build(True)
+
+        @torch.no_grad()
+        def final_state(raw: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            _, (h, c) = lstm(features(raw), lengths=torch.from_numpy(ends))
+            return h.numpy(), c.numpy()
+
+        checks["step"] = stream_check(graphs["step"], probe(True), state_shape(lstm), final_state, rng)
+    check_tolerance(checks, request.tolerance, request.target)
+    return GraphSet(graphs, checks, side_files=side_files or {},
+                    streaming_unsupported=streaming_unsupported or (None if request.step else "not asked for"))

@@ -16,7 +16,6 @@ from torch import nn
 
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.export.common import (
-    check_tolerance,
     declared_schema,
     dense_head,
     garbage_values,
@@ -25,17 +24,12 @@ from lstmkit.export.common import (
     port_info,
     standardized,
     state_ports,
+    verified_set,
 )
 from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import GraphBuilder
 from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
-from lstmkit.export.parity import (
-    Probe,
-    reference_check,
-    state_shape,
-    stream_check,
-    whole_checks,
-)
+from lstmkit.export.parity import Probe
 from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.export.verify import standardize, verification_inputs
 from lstmkit.tasks.schema import Port
@@ -103,21 +97,5 @@ def export_next_symbols(request: ExportRequest) -> GraphSet:
 
     probe = Probe(x=x, feeds=lambda seq, lengths: {"sequences": seq, "lengths": lengths.astype(np.int64)},
                   outputs=["values"], expected=expected, garbage=garbage_values, per_step=True)
-    predict = next_symbols_graph(model, step=False)
-    checks = whole_checks(predict, probe, rng)
-    reference = reference_check(predict, probe)
-    if reference is not None:
-        checks["reference"] = reference
-    graphs = {"predict": predict}
-    if request.step:
-        graphs["step"] = next_symbols_graph(model, step=True)
-
-        @torch.no_grad()
-        def final_state(raw: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            _, (h, c) = module.lstm(standardize(model, raw), lengths=torch.from_numpy(ends))
-            return h.numpy(), c.numpy()
-
-        checks["step"] = stream_check(graphs["step"], probe, state_shape(module.lstm),
-                                      final_state, rng)
-    check_tolerance(checks, request.tolerance, request.target)
-    return GraphSet(graphs, checks, streaming_unsupported=None if request.step else "not asked for")
+    return verified_set(request, lambda step: next_symbols_graph(model, step), lambda per_step: probe, module.lstm,
+                        lambda raw: standardize(model, raw), rng, None)

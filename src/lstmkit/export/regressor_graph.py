@@ -19,22 +19,16 @@ import torch
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.export.classifier_graph import check_exportable, sequence_outputs
 from lstmkit.export.common import (
-    check_tolerance,
     declared_schema,
     garbage_values,
     graph_meta,
     model_proto,
     port_info,
     state_ports,
+    verified_set,
 )
 from lstmkit.export.graph import GraphBuilder
-from lstmkit.export.parity import (
-    Probe,
-    reference_check,
-    state_shape,
-    stream_check,
-    whole_checks,
-)
+from lstmkit.export.parity import Probe
 from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.export.verify import standardize, verification_inputs
 from lstmkit.tasks.schema import Port
@@ -92,22 +86,5 @@ def export_regressor(request: ExportRequest) -> GraphSet:
     module = model.module.eval()
     rng = np.random.default_rng(0)
     x = verification_inputs(model, request.samples, rng)
-    predict = regressor_graph(model, step=False)
-    checks = whole_checks(predict, _probe(model, x, per_step=False), rng)
-    reference = reference_check(predict, _probe(model, x, per_step=False))
-    if reference is not None:
-        checks["reference"] = reference
-    graphs = {"predict": predict}
-    reason = module.streaming_unsupported_reason()
-    if request.step and reason is None:
-        graphs["step"] = regressor_graph(model, step=True)
-
-        @torch.no_grad()
-        def final_state(raw: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            _, (h, c) = module.lstm(standardize(model, raw), lengths=torch.from_numpy(ends))
-            return h.numpy(), c.numpy()
-
-        checks["step"] = stream_check(graphs["step"], _probe(model, x, per_step=True),
-                                      state_shape(module.lstm), final_state, rng)
-    check_tolerance(checks, request.tolerance, request.target)
-    return GraphSet(graphs, checks, streaming_unsupported=reason or (None if request.step else "not asked for"))
+    return verified_set(request, lambda step: regressor_graph(model, step), lambda per_step: _probe(model, x, per_step),
+                        module.lstm, lambda raw: standardize(model, raw), rng, module.streaming_unsupported_reason())

@@ -30,24 +30,18 @@ from torch import nn
 
 from lstmkit.artifacts.model_folder import LoadedModel
 from lstmkit.export.common import (
-    check_tolerance,
     declared_schema,
     dense_head,
     graph_meta,
     model_proto,
     port_info,
     state_ports,
+    verified_set,
 )
 from lstmkit.export.errors import ExportError
 from lstmkit.export.graph import GraphBuilder
 from lstmkit.export.lstm_graph import lstm_refusals, lstm_stack
-from lstmkit.export.parity import (
-    Probe,
-    reference_check,
-    state_shape,
-    stream_check,
-    whole_checks,
-)
+from lstmkit.export.parity import Probe
 from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.tasks.schema import Port
 
@@ -183,25 +177,8 @@ def export_text_model(request: ExportRequest) -> GraphSet:
     per_step = model.config.model.task != "text-classifier"
     rng = np.random.default_rng(0)
     x = _token_ids(model, rng) if request.samples is None else np.asarray(request.samples, dtype=np.int64)
-    predict = text_graph(model, step=False)
-    checks = whole_checks(predict, _probe(model, x, per_step), rng)
-    reference = reference_check(predict, _probe(model, x, per_step))
-    if reference is not None:
-        checks["reference"] = reference
-    graphs = {"predict": predict}
-    reason = _streaming_unsupported(model)
-    if request.step and reason is None:
-        graphs["step"] = text_graph(model, step=True)
-
-        @torch.no_grad()
-        def final_state(ids: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            embedded = module.embedding(torch.from_numpy(ids))
-            _, (h, c) = module.lstm(embedded, lengths=torch.from_numpy(ends))
-            return h.numpy(), c.numpy()
-
-        checks["step"] = stream_check(graphs["step"], _probe(model, x, per_step=True),
-                                      state_shape(module.lstm), final_state, rng)
-    check_tolerance(checks, request.tolerance, request.target)
     tokenizer = json.dumps(model.meta["tokenizer"], ensure_ascii=False, indent=1).encode()
-    return GraphSet(graphs, checks, side_files={TOKENIZER_FILE: tokenizer},
-                    streaming_unsupported=reason or (None if request.step else "not asked for"))
+    return verified_set(request, lambda step: text_graph(model, step),
+                        lambda steps: _probe(model, x, per_step or steps), module.lstm,
+                        lambda ids: module.embedding(torch.from_numpy(ids)), rng, _streaming_unsupported(model),
+                        side_files={TOKENIZER_FILE: tokenizer})
