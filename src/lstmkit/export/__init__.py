@@ -46,9 +46,12 @@ Example::
 Modules: ``graph`` (the node builder), ``lstm_graph`` (the LSTM stack, for every task's graphs:
 ``lstm_stack(g, lstm, sequence (L, N, F), sequence_lens, initial=None)`` -> (outputs (L, N, D * H_out), each
 layer's final h, each layer's final c)), ``scan_lstm`` (one layer direction as a ``Scan``), ``classifier_graph``
-(the classifier's graphs and what can export), ``verify`` (ONNX Runtime against PyTorch), ``writer`` (build,
-verify, write; read the metadata back), ``registry`` (which exporter writes which ``[model] task``; the files
-of a set), ``errors``.
+(the classifier's graphs and what can export), ``regressor_graph``, ``forecaster_graph``, ``text_graph``
+(text classifier, tagger, char-lm: token ids in, the tokenizer beside) and ``next_symbols_graph`` (the other
+tasks' graphs, their ports as ``Task.schema`` declares them), ``common`` (what they share: ports, head,
+standardizer, metadata, ``verified_set``), ``parity`` (the task-independent checks against PyTorch), ``verify``
+(the classifier's checks), ``writer`` (build, verify, write; read the metadata back), ``registry`` (which
+exporter writes which ``[model] task``; the files of a set), ``errors``.
 """
 
 from lstmkit.export.classifier_graph import TOLERANCE, build_onnx_graphs, build_verified_graphs, check_exportable
