@@ -1,6 +1,7 @@
 """``lstmkit.export``: ONNX export of a model folder, verified in ONNX Runtime before the file is written.
 
-``export_onnx(model_dir, out_path)`` writes one or two ONNX files:
+``export_onnx(model_dir, out_path)`` writes the graphs of the model's task, its ``predict`` graph at ``out_path``
+and any other beside it (the step graph, a text model's ``NAME.tokenizer.json``). For a classifier:
 
 ``out_path`` (the *predict graph*)
     inputs ``input`` float32 (N, L, F) of raw values, as the data source gives them, and ``lengths``
@@ -29,8 +30,9 @@ with layer norm, ``proj_size``, ``cell_clip`` or zoneout runs each layer and dir
 cell written in standard ops (``scan_lstm``); residual stacking and the merge modes are ops between layers;
 recurrent dropout and weight drop are the identity in evaluation, and the initialisations (``forget_bias``,
 ``chrono_init``) are in the weights. What cannot be written is refused with an ``ExportError`` that names it:
-a task other than ``classifier``, a ``[model]`` key or a module the exporter was not written for, an
-activation a user registered (ONNX has no op for it), a variant or parameter kind added to the engine later.
+a task without an exporter (``registry.EXPORTER_MODULES``), a ``[model]`` key or a module the exporter was
+not written for, an activation a user registered (ONNX has no op for it), a variant or parameter kind added to
+the engine later.
 
 Before anything is written, ONNX Runtime runs the graphs against PyTorch on real inputs (samples of the
 model's dataset when it loads without a download, else random inputs with the training statistics):
