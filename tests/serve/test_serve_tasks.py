@@ -95,6 +95,13 @@ def test_forecaster_forecasts_raw_values_as_load_forecast(servers, folders, back
     assert answer["horizon"] == 12 and answer["series"] == ["passengers"]
     for forecast in answer["forecasts"]:  # older values than the 37 make no difference
         np.testing.assert_allclose(forecast, expected.forecast, atol=TOLERANCE)
+    longer = lstmkit.load(folders["forecaster"]).forecast(horizon=30)  # fed back past the model's 12
+    answer = ok(client.post("/v1/forecast", json={"inputs": [history.tolist()], "horizon": 30}))
+    assert answer["horizon"] == 30
+    np.testing.assert_allclose(answer["forecasts"][0], longer.forecast, rtol=1e-6)  # fed back in float32
+    bad = client.post("/v1/forecast", json={"inputs": [history.tolist()], "horizon": 0})
+    assert bad.status_code == 422
+    assert bad.json() == {"error": "horizon: expected an integer in 1..40 (--max-sequence-length), got 0"}
     short = client.post("/v1/forecast", json={"inputs": [history[:5].tolist()]})
     assert short.status_code == 422
     assert short.json() == {"error": "inputs[0]: expected at least 37 steps (the window plus the differencing "

@@ -10,8 +10,9 @@ texts -> classes   ``POST /v1/predict``         ``{"texts": [...]}`` -> ``{"pred
                                                 "probabilities"}]}``
 texts -> tags      ``POST /v1/predict``         ``{"texts": [...]}`` -> ``{"predictions": [{"tokens", "labels",
                                                 "probabilities"}]}`` (the chosen label's probability per token)
-forecast           ``POST /v1/forecast``        ``{"inputs": [history, ...]}``, each at least window + lag steps of S
-                                                raw values -> ``{"forecasts": [H steps of S values], "series", "horizon"}``
+forecast           ``POST /v1/forecast``        ``{"inputs": [history, ...], "horizon": H'}``, each history at least
+                                                window + lag steps of S raw values -> ``{"forecasts": [H' steps of S
+                                                values], "series", "horizon"}`` (H' defaults to the model's H)
 generate           ``POST /v1/generate``        ``{"prompt", "length", "temperature", "seed"}`` -> ``{"text"}``, as
                                                 ``lstmkit.load(...).generate`` samples it
 =================  ===========================  ======================================================================
@@ -93,10 +94,13 @@ class ForecastRequest(BaseModel):
     inputs: list[list[list[float]]] = Field(
         description="Histories, each a list of steps of S raw values (one per series), oldest first; at least the "
                     "window plus the differencing lag, of which the latest are read")
+    horizon: int | None = Field(default=None, description="Steps to forecast (default the model's H); beyond H "
+                                                          "the forecasts are fed back as history")
 
 
 class ForecastResponse(BaseModel):
-    forecasts: list[list[list[float]]] = Field(description="Per history, H steps of S values on the raw scale")
+    forecasts: list[list[list[float]]] = Field(description="Per history, the horizon's steps of S values on the "
+                                                           "raw scale")
     series: list[str]
     horizon: int
 
@@ -143,6 +147,8 @@ class Parsed:
 
     sequences: list[np.ndarray]
     tokens: list[list[str]] | None = None
+    horizon: int = 0
+    """A forecast request's steps ahead."""
 
 
 class TaskIO:
@@ -335,6 +341,14 @@ class ForecastIO(TaskIO):
             self.series, self.horizon = list(meta.get("series") or []), int(meta["horizon"])
 
     def parse_predict(self, body: Any, options: ServeOptions) -> Parsed:
+        horizon = self.horizon
+        if isinstance(body, dict) and "horizon" in body:
+            body = dict(body)
+            horizon = body.pop("horizon")
+            limit = options.max_sequence_length
+            if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= limit:
+                raise ApiError(422, f"horizon: expected an integer in 1..{limit} (--max-sequence-length), "
+                                    f"got {horizon!r}")
         histories = parse_predict(body, self.info, options)
         for i, history in enumerate(histories):
             if len(history) < self.needed:
@@ -344,10 +358,21 @@ class ForecastIO(TaskIO):
                 t, s = (int(k) for k in np.argwhere(history <= 0)[0])
                 raise ApiError(422, f"inputs[{i}][{t}][{s}]: expected a positive value (the model forecasts log "
                                     f"values), got {history[t, s]:g}")
-        return Parsed([h[-self.needed:] for h in histories])
+        return Parsed([h[-self.needed:] for h in histories], horizon=horizon)
 
     def answer(self, outputs: np.ndarray, parsed: Parsed) -> dict[str, Any]:
-        return {"forecasts": outputs.tolist(), "series": self.series, "horizon": self.horizon}
+        return {"forecasts": outputs.tolist(), "series": self.series, "horizon": parsed.horizon}
+
+    async def forecast(self, predictor: Any, parsed: Parsed) -> np.ndarray:
+        """``parsed.horizon`` steps (n, horizon, S): the model's H at a time (one micro-batched call each), each
+        chunk appended to the histories for the next, as ``lstmkit.tasks.forecasting.forecast_path`` does."""
+        histories, chunks, made = parsed.sequences, [], 0
+        while made < parsed.horizon:
+            ahead = await predictor.predict(histories)  # (n, H, S)
+            chunks.append(ahead)
+            made += ahead.shape[1]
+            histories = [np.concatenate([h, a.astype(np.float32)])[-self.needed:] for h, a in zip(histories, ahead)]
+        return np.concatenate(chunks, axis=1)[:, :parsed.horizon]
 
     def register_routes(self, app: Any, state: dict[str, Any], options: ServeOptions, backend: Any) -> None:
         @app.post("/v1/forecast", summary="Forecast the next values of a batch of raw histories",
@@ -356,7 +381,7 @@ class ForecastIO(TaskIO):
             predictor = state["predictor"]
             with predictor.arrival(request.scope):
                 parsed = self.parse_predict(await read_json(request), options)
-            return JSONResponse(self.answer(await predictor.predict(parsed.sequences), parsed))
+            return JSONResponse(self.answer(await self.forecast(predictor, parsed), parsed))
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
