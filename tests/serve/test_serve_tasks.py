@@ -188,3 +188,13 @@ def test_each_task_documents_its_own_schema(servers):
     assert request_schema(documents["tagger"], "/v1/predict") == "TextsRequest"
     assert request_schema(documents["tagger"], "/v1/sessions/{session_id}/step") == "TextStepRequest"
     assert request_schema(documents["char-lm"], "/v1/generate") == "GenerateRequest"
+
+
+def test_an_exported_text_model_without_its_tokenizer_is_refused_by_name(folders, tmp_path):
+    from lstmkit.errors import LstmkitError
+
+    result = export_onnx(folders["tagger"], tmp_path / "tags.onnx")
+    result.paths["tokenizer.json"].unlink()
+    with pytest.raises(LstmkitError, match=r"tags.onnx: expected its tokenizer.json beside it as "
+                                           r"tags.tokenizer.json; export it again"):
+        load_backend(result.path)
