@@ -160,3 +160,33 @@ def test_importing_lstmkit_does_not_import_triton() -> None:
     code = "import sys, lstmkit, lstmkit.nn; assert 'triton' not in sys.modules, 'triton imported'"
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def _replay_by_calling(fn):
+    """A stand-in for a CUDA graph on the CPU: fixed output memory, refilled by running ``fn`` again."""
+    outputs = fn()
+
+    def replay():
+        for static, fresh in zip(outputs.values(), fn().values()):
+            static.copy_(fresh)
+
+    return replay, outputs
+
+
+def test_captured_loops_copy_each_call_in_and_out(monkeypatch) -> None:
+    """With the loops captured (forward and backward), the four directions of a bidirectional 2-layer LSTM
+    share one captured loop each way, and still compute what the reference computes: each call copies its
+    tensors into the loop and the results out of it."""
+    from lstmkit.nn.gpu import graphs
+
+    monkeypatch.setattr(graphs, "enabled", lambda tensor: True)
+    monkeypatch.setattr(graphs, "capture_cuda_graph", _replay_by_calling)
+    monkeypatch.setattr(graphs, "_cache", graphs.OrderedDict())
+    lstm = make_lstm(0, torch.float64, input_size=6, hidden_size=6, num_layers=2, bidirectional=True, peephole=True)
+    x = torch.randn(5, 3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    lengths = torch.tensor([5, 3, 1], device=DEVICE)
+    expected = run(reference_lstm, lstm, x, lengths)
+    actual = run(gpu_lstm, lstm, x, lengths)
+    assert len(graphs._cache) == 2  # forward and backward: one shape for every layer and direction
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, atol=1e-12, rtol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
