@@ -190,3 +190,41 @@ def test_captured_loops_copy_each_call_in_and_out(monkeypatch) -> None:
     assert len(graphs._cache) == 2  # forward and backward: one shape for every layer and direction
     for name, value in expected.items():
         torch.testing.assert_close(actual[name], value, atol=1e-12, rtol=1e-12, msg=lambda m, name=name: f"{name}: {m}")
+
+
+COMPILE_FOR_SM90 = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from lstmkit.nn.gpu import kernels
+
+def compile_for_sm90(fn, dtype, constexprs):
+    ints = ("t", "N", "H")
+    signature = {name: "constexpr" if name in constexprs else "i32" if name in ints else "*" + dtype
+                 for name in fn.arg_names}
+    compiled = triton.compile(ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", 90, 32),
+                              options={"enable_fp_fusion": False})
+    assert compiled.asm["cubin"], fn.__name__
+
+off = dict(PEEP=False, LN_HH=False, LN_C=False, CLIP=False, ZH=False, ZH_MASK=False, ZC=False, ZC_MASK=False,
+           VALID=False, PROJ=False)
+on = dict(PEEP=True, LN_HH=True, LN_C=True, CLIP=True, ZH=True, ZH_MASK=True, ZC=True, ZC_MASK=True, VALID=True,
+          PROJ=False)
+for dtype, flags, gates, codes, block in (("fp32", off, 4, (0, 2, 2), 128), ("fp64", on, 4, (1, 3, 4), 256),
+                                          ("fp32", {**on, "PROJ": True, "ZH_MASK": False}, 3, (0, 5, 2), 64)):
+    common = dict(flags, G=gates, ACT_GATE=codes[0], ACT_CELL=codes[1], ACT_HIDDEN=codes[2], BLOCK_H=block)
+    compile_for_sm90(kernels.forward_step, dtype, {**common, "RMASK": True, "SAVE": True})
+    compile_for_sm90(kernels.backward_step, dtype, {**common, "HAS_D_OUT": True})
+print("compiled")
+"""
+
+
+def test_the_kernels_compile_for_an_h100_class_gpu_without_one(tmp_path) -> None:
+    """The interpreter runs Python, not the GPU compiler: compile both kernels to sm_90 machine code (Triton
+    bundles the compiler; no GPU is needed to compile), with every variant flag on and off, float32 and
+    float64, in a process without ``TRITON_INTERPRET``."""
+    env = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path), "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("TRITON_INTERPRET", None)
+    result = subprocess.run([sys.executable, "-c", COMPILE_FOR_SM90], check=False, capture_output=True, text=True,
+                            timeout=300, env=env)  # fmt: skip
+    assert result.returncode == 0 and "compiled" in result.stdout, result.stderr[-3000:]

@@ -80,7 +80,7 @@ def _derivative(y, CODE: tl.constexpr):
     return d
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["t"])  # one compiled kernel for every step
 def forward_step(
     xw, rec, h_prev, c_prev,  # (L, N, G*H), (L, N, G*H), (N, P), (N, H)
     h_out, c_out, hin_out, hh_out,  # (L, N, P), (L, N, H), (L, N, P), (L, N, H)
@@ -99,7 +99,7 @@ def forward_step(
     clip = tl.load(scalars + 2)
     cols = tl.arange(0, BLOCK_H)
     m = cols < H
-    row = t * N + n  # this step's row in the (L, N, ...) buffers
+    row = (t * N + n).to(tl.int64)  # this step's row in the (L, N, ...) buffers; int64: no overflow
     gate_row = row * G * H
     # Gate blocks: i, f, g, o; or i, g, o with coupled gates (G == 3).
     OFF_G: tl.constexpr = 2 if G == 4 else 1
@@ -204,7 +204,7 @@ def forward_step(
         tl.store(cpre_save + row * H + cols, c_pre, mask=m)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["t"])
 def backward_step(
     dh, d_out, dc, c_prev,  # (N, P) or with PROJ (N, H): the gradient of h~_t; (L, N, P); (N, H); (N, H)
     act_save, cpre_save, c_mean, c_rstd, rec, r_mean, r_rstd,  # as forward_step saved them
@@ -222,7 +222,7 @@ def backward_step(
     clip = tl.load(scalars + 2)
     cols = tl.arange(0, BLOCK_H)
     m = cols < H
-    row = t * N + n
+    row = (t * N + n).to(tl.int64)
     gate_row = row * G * H
     OFF_G: tl.constexpr = 2 if G == 4 else 1
     OFF_O: tl.constexpr = G - 1

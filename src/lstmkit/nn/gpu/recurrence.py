@@ -53,6 +53,7 @@ class _Config:
             G=self.gates, ACT_GATE=self.codes[0], ACT_CELL=self.codes[1], ACT_HIDDEN=self.codes[2],
             CLIP=self.clip is not None, ZH=self.zh_mask or self.zh != 0, ZH_MASK=self.zh_mask,
             ZC=self.zc_mask or self.zc != 0, ZC_MASK=self.zc_mask, BLOCK_H=_block(H),
+            enable_fp_fusion=False,  # no fused multiply-adds: rounded as PyTorch's element-wise operations are
         )  # fmt: skip
 
 
