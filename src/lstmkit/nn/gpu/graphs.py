@@ -25,7 +25,7 @@ from torch import Tensor
 __all__ = ["GraphedLoop", "capture_cuda_graph", "enabled", "run"]
 
 #: How many captured loops are kept (each holds its inputs' and outputs' memory); least recently used go first.
-CACHE_SIZE = 16
+CACHE_SIZE = 64
 
 Tensors = dict[str, Tensor]
 
