@@ -228,3 +228,22 @@ def test_the_kernels_compile_for_an_h100_class_gpu_without_one(tmp_path) -> None
     result = subprocess.run([sys.executable, "-c", COMPILE_FOR_SM90], check=False, capture_output=True, text=True,
                             timeout=300, env=env)  # fmt: skip
     assert result.returncode == 0 and "compiled" in result.stdout, result.stderr[-3000:]
+
+
+def test_a_loop_that_cannot_be_captured_warns_once_and_runs_launch_by_launch(monkeypatch) -> None:
+    from lstmkit.nn.gpu import graphs
+
+    def refuse(fn):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(graphs, "enabled", lambda tensor: True)
+    monkeypatch.setattr(graphs, "capture_cuda_graph", refuse)
+    monkeypatch.setattr(graphs, "_cache", graphs.OrderedDict())
+    lstm = make_lstm(0, torch.float64, input_size=3, hidden_size=4, zoneout=0.2)
+    x = torch.randn(4, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    expected = run(reference_lstm, lstm, x, None)
+    with pytest.warns(UserWarning, match=r"could not capture its loop in a CUDA graph \(operation not permitted"):
+        actual = run(gpu_lstm, lstm, x, None)
+    assert list(graphs._cache.values()) == [None, None]  # forward and backward: not tried again
+    for name, value in expected.items():
+        torch.testing.assert_close(actual[name], value, atol=1e-12, rtol=1e-12, msg=lambda m, name=name: f"{name}: {m}")

@@ -180,6 +180,19 @@ def _backward(config: _Config, needs: tuple[bool, ...], d_out, d_hn, d_cn, h0, c
     return grads
 
 
+_SCALARS: dict[tuple, Tensor] = {}
+
+
+def _scalars(config: _Config, like: Tensor) -> Tensor:
+    """``(zh, zc, clip)`` as a tensor of ``like``'s dtype on its device, made once: a copy from the host at
+    every call would make the host wait for the GPU."""
+    key = (config.zh, config.zc, config.clip, like.dtype, like.device)
+    scalars = _SCALARS.get(key)
+    if scalars is None:
+        scalars = _SCALARS[key] = like.new_tensor([config.zh, config.zc, config.clip or 0.0])
+    return scalars
+
+
 _SAVED = ("out", "cstate", "rec", "act", "cpre", "c_mean", "c_rstd", "r_mean", "r_rstd", "hh")
 
 
@@ -190,7 +203,7 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, config, xw, h0, c0, w_hh, w_hr, peep, ln_hh, ln_c_w, ln_c_b, rmask, zh_mask, zc_mask, valid):
         save = any(ctx.needs_input_grad)
-        scalars = xw.new_tensor([config.zh, config.zc, config.clip or 0.0])  # in xw's dtype, on its device
+        scalars = _scalars(config, xw)
         inputs = (xw, h0, c0, w_hh, w_hr, peep, ln_hh, ln_c_w, ln_c_b, rmask, zh_mask, zc_mask, valid, scalars)
         loop = functools.partial(_forward, config, save)
         if graphs.enabled(xw):
