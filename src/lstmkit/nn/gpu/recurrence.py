@@ -19,6 +19,7 @@ so both paths compute one function and draw the same masks from one seed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -206,10 +207,11 @@ class _Recurrence(torch.autograd.Function):
         scalars = _scalars(config, xw)
         inputs = (xw, h0, c0, w_hh, w_hr, peep, ln_hh, ln_c_w, ln_c_b, rmask, zh_mask, zc_mask, valid, scalars)
         loop = functools.partial(_forward, config, save)
-        if graphs.enabled(xw):
-            buffers = graphs.run(("forward", config.key(), save), loop, *inputs)
-        else:
-            buffers = loop(*inputs)
+        with _device(xw):
+            if graphs.enabled(xw):
+                buffers = graphs.run(("forward", config.key(), save), loop, *inputs)
+            else:
+                buffers = loop(*inputs)
         out, cstate = buffers["out"], buffers["cstate"]
         if save:
             ctx.config = config
@@ -223,12 +225,18 @@ class _Recurrence(torch.autograd.Function):
         config, needs = ctx.config, ctx.needs_input_grad
         inputs = (*(None if g is None else g.contiguous() for g in (d_out, d_hn, d_cn)), *ctx.saved_tensors)
         loop = functools.partial(_backward, config, needs)
-        if graphs.enabled(inputs[3]):
-            grads = graphs.run(("backward", config.key(), needs), loop, *inputs)
-        else:
-            grads = loop(*inputs)
+        with _device(inputs[3]):
+            if graphs.enabled(inputs[3]):
+                grads = graphs.run(("backward", config.key(), needs), loop, *inputs)
+            else:
+                grads = loop(*inputs)
         return (None, *(grads.get(name) for name in ("xw", "h0", "c0", "w_hh", "w_hr", "peep", "ln_hh", "ln_c_w",
                                                       "ln_c_b")), None, None, None, None)  # fmt: skip
+
+
+def _device(tensor: Tensor):
+    """Make ``tensor``'s GPU the current one: Triton launches on the current device, graphs capture there."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def _or(tensor: Tensor | None, dummy: Tensor) -> Tensor:
