@@ -77,6 +77,8 @@ CASES = {  # name: (LSTM arguments, training, with lengths)
                                    hidden_activation="softsign"), True, False),
     "zoneout (training), lengths": (dict(zoneout=(0.3, 0.2)), True, True),
     "zoneout (evaluation)": (dict(zoneout=(0.3, 0.2)), False, False),
+    "everything (evaluation), lengths": (dict(layer_norm=True, peephole=True, cell_clip=0.5, zoneout=0.2,
+                                              recurrent_dropout=0.3, proj_size=4), False, True),
     "recurrent_dropout+weight_drop": (dict(recurrent_dropout=0.3, weight_drop=0.3), True, False),
     "proj_size+zoneout+recurrent_dropout, lengths": (dict(proj_size=3, zoneout=0.3, recurrent_dropout=0.3), True, True),
     "bidirectional, 2 layers, lengths": (dict(bidirectional=True, num_layers=2, peephole=True, layer_norm=True,
@@ -104,6 +106,20 @@ def test_the_kernels_compute_what_the_reference_computes(case: str, dtype: torch
         torch.testing.assert_close(actual[name], value, atol=tol, rtol=tol, msg=lambda m, name=name: f"{name}: {m}")
     if case == "cell_clip":  # the clip must have acted, or its gradient was not tested
         assert (expected["c_n"].abs() == 0.3).any()
+    if not training:  # without autograd the kernels save nothing for a backward: the same outputs
+        with torch.no_grad():
+            inference = run_without_grad(lstm, x, lengths)
+        torch.testing.assert_close(inference, expected["output"], atol=tol, rtol=tol)
+
+
+def run_without_grad(lstm: LSTM, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    structure = lstm.structure
+    states = (2 if lstm.bidirectional else 1) * lstm.num_layers
+    gen = torch.Generator().manual_seed(1)
+    h0 = torch.randn(states, x.size(1), lstm.output_size, generator=gen, dtype=x.dtype).to(DEVICE)
+    c0 = torch.randn(states, x.size(1), lstm.hidden_size, generator=gen, dtype=x.dtype).to(DEVICE)
+    out, _ = gpu_lstm(x, h0, c0, structure.layers, structure.activations, 0.0, False, lengths, lstm.variants)
+    return out
 
 
 def test_a_float64_gradient_check_of_one_direction() -> None:

@@ -44,7 +44,7 @@ def capture_cuda_graph(fn: Callable[[], Tensors]) -> tuple[Callable[[], None], T
         fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other threads may use the GPU meanwhile
         outputs = fn()
     return graph.replay, outputs
 
