@@ -86,14 +86,14 @@ CASES = {  # name: (LSTM arguments, training, with lengths)
 }
 
 
-FLOAT32_CASES = ("layer_norm, lengths", "proj_size+zoneout+recurrent_dropout, lengths", "bidirectional, 2 layers, lengths")
+FLOAT32_CASES = ("layer_norm, lengths", "proj_size+zoneout+recurrent_dropout, lengths")
 
 
 @pytest.mark.parametrize(
     ("case", "dtype"),
     [*((case, torch.float64) for case in CASES), *((case, torch.float32) for case in FLOAT32_CASES)],
     ids=[*(f"{case}-float64" for case in CASES), *(f"{case}-float32" for case in FLOAT32_CASES)],
-)  # float32: three cases cover its rounding (the interpreter is slow)
+)  # float32: two cases cover its rounding (the interpreter is slow)
 def test_the_kernels_compute_what_the_reference_computes(case: str, dtype: torch.dtype) -> None:
     config, training, with_lengths = CASES[case]
     lstm = make_lstm(0, dtype, input_size=5, hidden_size=6, **config).train(training)
