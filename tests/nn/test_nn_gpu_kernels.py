@@ -160,7 +160,8 @@ def test_a_cuda_call_takes_the_triton_kernels_for_variants_and_cudnn_for_the_van
     assert choose_backend(variant, _cuda_like()) == (
         "triton", "a variant or activation cuDNN does not compute, on a CUDA tensor: the Triton kernels"
     )
-    assert choose_backend(LSTMOptions.create(3, 8, impl="fast", zoneout=0.1), _cuda_like(torch.float64)).name == "triton"
+    fast = LSTMOptions.create(3, 8, impl="fast", zoneout=0.1)
+    assert choose_backend(fast, _cuda_like(torch.float64)).name == "triton"
     assert choose_backend(vanilla, _cuda_like()).name == "fused"
     assert choose_backend(vanilla, _cuda_like(), lengths=True).name == "fused"  # cuDNN takes lengths
     assert choose_backend(LSTMOptions.create(3, 8, impl="reference", peephole=True), _cuda_like()).name == "reference"

@@ -8,7 +8,7 @@ backend      what it is                                                       ru
 fused        PyTorch's LSTM kernel (oneDNN on CPU, cuDNN on GPU)              the vanilla LSTM only
 fast         the C++ kernel of :mod:`lstmkit.nn.fast`, built on first use     every variant and activation
                                                                               it has code for; float32/64 CPU
-triton       the Triton kernels of :mod:`lstmkit.nn.gpu` (Triton installed)    the same, on float32/64 CUDA
+triton       the Triton kernels of :mod:`lstmkit.nn.gpu` (Triton installed)   the same, on float32/64 CUDA
 reference    the loop over :func:`lstmkit.nn.lstm_cell`                       everything; the truth
 ============ ================================================================ ================================
 
@@ -40,8 +40,8 @@ __all__ = ["Backend", "choose_backend", "takes_fused"]
 
 
 class Backend(NamedTuple):
-    """The implementation that runs a call: ``name`` is ``"fused"``, ``"fast"``, ``"triton"`` or ``"reference"``, and
-    ``reason`` says why, in words (for logs, errors and benchmarks)."""
+    """The implementation that runs a call: ``name`` is ``"fused"``, ``"fast"``, ``"triton"`` or
+    ``"reference"``, and ``reason`` says why, in words (for logs, errors and benchmarks)."""
 
     name: str
     reason: str

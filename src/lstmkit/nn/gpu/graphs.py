@@ -86,7 +86,7 @@ def run(key: tuple, fn: Callable[..., Tensors], *inputs: Tensor | None) -> Tenso
         if loop is False:
             try:
                 loop = GraphedLoop(fn, inputs, capture_cuda_graph)
-            except Exception as exc:  # noqa: BLE001  # e.g. an operation that cannot be captured: run it launch by launch
+            except Exception as exc:  # noqa: BLE001  # e.g. an operation a graph cannot hold: launch by launch
                 warnings.warn(f"lstmkit: the GPU path could not capture its loop in a CUDA graph ({exc}); "
                               "running it launch by launch", stacklevel=3)  # fmt: skip
                 loop = None
