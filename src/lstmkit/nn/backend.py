@@ -8,6 +8,7 @@ backend      what it is                                                       ru
 fused        PyTorch's LSTM kernel (oneDNN on CPU, cuDNN on GPU)              the vanilla LSTM only
 fast         the C++ kernel of :mod:`lstmkit.nn.fast`, built on first use     every variant and activation
                                                                               it has code for; float32/64 CPU
+triton       the Triton kernels of :mod:`lstmkit.nn.gpu` (Triton installed)   the same, on float32/64 CUDA
 reference    the loop over :func:`lstmkit.nn.lstm_cell`                       everything; the truth
 ============ ================================================================ ================================
 
@@ -32,14 +33,15 @@ from typing import NamedTuple
 from torch import Tensor
 
 from . import fast as _fast
+from . import gpu as _gpu
 from .options import LSTMOptions
 
 __all__ = ["Backend", "choose_backend", "takes_fused"]
 
 
 class Backend(NamedTuple):
-    """The implementation that runs a call: ``name`` is ``"fused"``, ``"fast"`` or ``"reference"``, and
-    ``reason`` says why, in words (for logs, errors and benchmarks)."""
+    """The implementation that runs a call: ``name`` is ``"fused"``, ``"fast"``, ``"triton"`` or
+    ``"reference"``, and ``reason`` says why, in words (for logs, errors and benchmarks)."""
 
     name: str
     reason: str
@@ -96,6 +98,11 @@ def choose_backend(
         return Backend("reference", "impl='reference'")
     if options.impl == "auto" and not _fast.covers(options.activation_tuple):
         return Backend("reference", f"an activation has no code in the fast kernel: {_activations(options)}")
+    if tensor.device.type == "cuda":  # impl "auto" or "fast": the fast path of the GPU
+        unusable = _gpu.unusable_reason(tensor)
+        if unusable is not None:
+            return Backend("reference", unusable)
+        return Backend("triton", "a variant or activation cuDNN does not compute, on a CUDA tensor: the Triton kernels")
     unusable = _fast.unusable_reason(tensor)
     if unusable is not None:
         return Backend("reference", unusable)

@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..errors import ShapeError
 from . import fast as _fast
 from . import fused as _fused
+from . import gpu as _gpu
 from . import layer as _layer
 from . import record as _record
 from .activations import get_activation
@@ -124,7 +125,8 @@ class LSTM(nn.Module):
     PyTorch loop over :func:`lstmkit.nn.lstm_cell`; the fused path, PyTorch's own LSTM kernel (the one
     ``torch.nn.LSTM`` runs, oneDNN on CPU), for the vanilla LSTM only; and the fast path
     (:mod:`lstmkit.nn.fast`), a C++ kernel with a hand-written backward for every variant and activation,
-    float32 and float64 on the CPU, compiled on first use (a few seconds, once per machine). ``impl="auto"``
+    float32 and float64 on the CPU, compiled on first use (a few seconds, once per machine); on a CUDA GPU,
+    the fast path is :mod:`lstmkit.nn.gpu`, cuBLAS and Triton kernels (Triton installed). ``impl="auto"``
     takes the fused path whenever the activations are the default ones and no variant is on, else the fast
     path, else (other devices or dtypes, or no C++ compiler: one warning) the reference; :attr:`backend`
     tells which path this module runs, :attr:`fused` whether it is PyTorch's kernel, and
@@ -438,8 +440,8 @@ class LSTM(nn.Module):
     @property
     def backend(self) -> str:
         """The path ``forward`` runs for this module's parameters: ``"fused"`` (PyTorch's kernel),
-        ``"fast"`` (:mod:`lstmkit.nn.fast`, built on first use, so the first read may take seconds) or
-        ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`); :meth:`choose_backend` says why."""
+        ``"fast"`` (:mod:`lstmkit.nn.fast`, built on first use, so the first read may take seconds),
+        ``"triton"`` (:mod:`lstmkit.nn.gpu`, the variants on a CUDA GPU) or ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`); :meth:`choose_backend` says why."""
         return self.choose_backend(self.weight_ih_l0).name
 
     def choose_backend(self, input: Tensor, lengths: bool = False) -> Backend:
@@ -702,7 +704,7 @@ class LSTM(nn.Module):
         tap = _record.tap(self)
         if tap is not None:
             return tap.run(self, x, h0, c0, lengths)
-        run = _fast.fast_lstm if backend.name == "fast" else _layer.reference_lstm
+        run = {"fast": _fast.fast_lstm, "triton": _gpu.gpu_lstm}.get(backend.name, _layer.reference_lstm)
         return run(
             x, h0, c0, self._layer_weights(), self._cell_activations, self.dropout, self.training, lengths,
             self.variants,
