@@ -1,0 +1,97 @@
+"""``LSTM.step()`` against ``LSTM.stream().step``: what the general streaming API costs over the stream, per call.
+
+Both run one evaluation-mode step at batch 1 in one C call of the same kernel; ``stream().step`` keeps the
+state and output in buffers of its own, while ``step()`` takes the state as an argument, returns new
+tensors and leaves the given state untouched (the pattern ``h_t, state = lstm.step(x_t, state)``). The
+difference is Python and allocation around the kernel.
+
+For each cell (vanilla, layer norm, peephole) at input and hidden size H, under ``torch.no_grad()`` on one
+thread, the two calls are timed interleaved: each round times a block of calls of one, then of the other,
+and keeps the best of ``--repeat`` blocks; the table gives the median over rounds and the ratio of the
+medians. ``--profile`` adds what the parts of a ``step()`` call cost on their own (same rounds).
+
+    OMP_NUM_THREADS=1 python bench/step_overhead.py --rounds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import timeit
+
+import torch
+
+from lstmkit.nn import LSTM, fast
+
+CELLS = {"vanilla": {}, "layer_norm": {"layer_norm": True}, "peephole": {"peephole": True}}
+
+
+def best_per_call(call, number: int, repeat: int) -> float:
+    """The best of ``repeat`` blocks of ``number`` calls, in microseconds per call."""
+    return min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
+
+
+def calls(lstm: LSTM, batch: int, hidden: int, profile: bool) -> dict:
+    """The calls to time for one module: ``step()`` and ``stream().step`` (and the parts of ``step()``)."""
+    x_t = torch.randn(batch, lstm.input_size)
+    stream = lstm.stream(batch_size=batch)
+    _, state = lstm.step(x_t)  # plans the fast path; later calls take it
+    _, state = lstm.step(x_t, state)
+    timed = {"step()": lambda: lstm.step(x_t, state), "stream().step": lambda: stream.step(x_t)}
+    if profile:
+        h, c = state
+        h_t = torch.empty(batch, lstm.output_size)
+        h_out, c_out = torch.empty_like(h), torch.empty_like(c)
+
+        def kernel_into() -> None:  # the kernel from a state into new buffers, without the checks
+            stream._plan.step_into(x_t, (h, c), h_out, c_out, h_t)
+
+        timed["kernel in place (stream's C call)"] = lambda: stream._plan.run(x_t)
+        timed["kernel into buffers (step's C call)"] = kernel_into
+        timed["3 x torch.empty_like"] = lambda: (torch.empty_like(h), torch.empty_like(c), torch.empty_like(h_t))
+    return timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--number", type=int, default=500, help="calls per timed block")
+    parser.add_argument("--repeat", type=int, default=3, help="blocks per round and call; the best is kept")
+    parser.add_argument("--hidden", type=int, default=128, help="input and hidden size H")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="also time the parts of a step() call")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if not fast.available():
+        raise SystemExit("the fast kernel cannot be built here: nothing to compare")
+    torch.manual_seed(0)
+    times: dict[tuple[str, str], list[float]] = {}
+    with torch.no_grad():
+        timed = {
+            name: calls(LSTM(args.hidden, args.hidden, **kwargs).eval(), args.batch, args.hidden, args.profile)
+            for name, kwargs in CELLS.items()
+        }
+        for _ in range(args.rounds):
+            for name, named_calls in timed.items():
+                for call_name, call in named_calls.items():
+                    micros = best_per_call(call, args.number, args.repeat)
+                    times.setdefault((name, call_name), []).append(micros)
+    print(f"B={args.batch}, H={args.hidden}, float32, 1 thread (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
+          f"{args.rounds} rounds, torch {torch.__version__}")
+    print("| cell | step() | stream().step | ratio |")
+    print("|---|---|---|---|")
+    for name in CELLS:
+        step, stream = (times[(name, call)] for call in ("step()", "stream().step"))
+        print(f"| {name} | {statistics.median(step):.2f} us (min {min(step):.2f}) | {statistics.median(stream):.2f} us "
+              f"(min {min(stream):.2f}) | {statistics.median(step) / statistics.median(stream):.2f}x |")
+    if args.profile:
+        print()
+        print("| cell | part of a call | median |")
+        print("|---|---|---|")
+        for (name, call_name), values in times.items():
+            print(f"| {name} | {call_name} | {statistics.median(values):.2f} us |")
+
+
+if __name__ == "__main__":
+    main()
