@@ -5,7 +5,9 @@ same variants."""
 
 from __future__ import annotations
 
+import runpy
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -296,3 +298,14 @@ def test_stream_covers_every_variant_the_step_kernel_does(variant: str) -> None:
     assert stream.backend == "fast", stream.backend_reason
     for t in range(4):
         torch.testing.assert_close(stream.step(x[t]), output[t], atol=TOL64, rtol=TOL64)
+
+
+def test_the_streaming_example_of_the_docs_runs_and_its_no_grad_step_takes_the_kernel(tmp_path) -> None:
+    page = (Path(__file__).parent.parent.parent / "docs" / "variants.md").read_text(encoding="utf-8")
+    section = page[page.index("## Streaming and the other modules"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    (tmp_path / "example.py").write_text(code, encoding="utf-8")
+    namespace = runpy.run_path(str(tmp_path / "example.py"))
+    assert namespace["h_t"].shape == (1, 64) and namespace["y"].shape == (64,)
+    assert namespace["h_t"].grad_fn is None and namespace["state"][1].shape == (1, 1, 64)
+    assert lstmkit.nn.lstm._FAST_STEPS.get(namespace["lstm"]) is not None

@@ -527,10 +527,13 @@ class LSTM(nn.Module):
 
         ``h_t, state = lstm.step(x[t], state)`` for t = 0, 1, ... gives, in evaluation mode, ``forward(x)``'s
         output at each step and its final ``(h_n, c_n)`` (within float rounding), for every variant and
-        activation. In evaluation mode with autograd off (``torch.no_grad()``), every layer's step is one
-        call into the fast kernel (for a vanilla LSTM, once the kernel is loaded: the step never waits for
-        a build); otherwise each layer runs one step of the reference cell, differentiably. For the lowest
-        latency per step, use :meth:`stream`, which also keeps the state and output buffers.
+        activation. The outputs are new tensors; the state passed in is never modified. In evaluation mode
+        with autograd off (``torch.no_grad()``), all layers' step is one call into the fast kernel (for a
+        vanilla LSTM, once the kernel is built: the step loads a built one but never waits for a build),
+        with the arguments checked and the call planned once per module and input shape
+        (:mod:`lstmkit.nn.fast_step`; parameters updated in place or replaced are seen by the next call);
+        otherwise each layer runs one step of the reference cell, differentiably. For the lowest latency
+        per step, use :meth:`stream`, which also keeps the state and output buffers.
 
         In training mode every call draws fresh masks: zoneout and inter-layer ``dropout`` then behave as
         in ``forward`` (they draw per step there too), but ``recurrent_dropout`` and ``weight_drop``, which
