@@ -8,7 +8,10 @@ difference is Python and allocation around the kernel.
 For each cell (vanilla, layer norm, peephole) at input and hidden size H, under ``torch.no_grad()`` on one
 thread, the two calls are timed interleaved: each round times a block of calls of one, then of the other,
 and keeps the best of ``--repeat`` blocks; the table gives the median over rounds and the ratio of the
-medians. ``--profile`` adds what the parts of a ``step()`` call cost on their own (same rounds).
+medians. ``--profile`` adds what the parts of a ``step()`` call cost on their own, in the same rounds: the C
+call of each (the stream's updates its state in place, step()'s writes into other buffers), allocating the
+three new tensors, the two together (the floor for a step() that returns new tensors), and step() with its
+C call replaced by nothing (the Python around it).
 
     OMP_NUM_THREADS=1 python bench/step_overhead.py --rounds 15
 """
@@ -16,6 +19,7 @@ medians. ``--profile`` adds what the parts of a ``step()`` call cost on their ow
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import timeit
@@ -23,6 +27,7 @@ import timeit
 import torch
 
 from lstmkit.nn import LSTM, fast
+from lstmkit.nn.lstm import _FAST_STEPS
 
 CELLS = {"vanilla": {}, "layer_norm": {"layer_norm": True}, "peephole": {"peephole": True}}
 
@@ -32,24 +37,41 @@ def best_per_call(call, number: int, repeat: int) -> float:
     return min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
 
 
-def calls(lstm: LSTM, batch: int, hidden: int, profile: bool) -> dict:
+def calls(lstm: LSTM, batch: int, profile: bool) -> dict:
     """The calls to time for one module: ``step()`` and ``stream().step`` (and the parts of ``step()``)."""
     x_t = torch.randn(batch, lstm.input_size)
     stream = lstm.stream(batch_size=batch)
     _, state = lstm.step(x_t)  # plans the fast path; later calls take it
     _, state = lstm.step(x_t, state)
     timed = {"step()": lambda: lstm.step(x_t, state), "stream().step": lambda: stream.step(x_t)}
-    if profile:
-        h, c = state
-        h_t = torch.empty(batch, lstm.output_size)
-        h_out, c_out = torch.empty_like(h), torch.empty_like(c)
+    if not profile:
+        return timed
+    fast_step = _FAST_STEPS[lstm]
+    h, c = state
+    h_t, h_n, c_n = torch.empty(batch, lstm.output_size), torch.empty_like(h), torch.empty_like(c)
+    plan, pack = stream._plan, fast.STEP_INTO.pack
 
-        def kernel_into() -> None:  # the kernel from a state into new buffers, without the checks
-            stream._plan.step_into(x_t, (h, c), h_out, c_out, h_t)
+    def kernel_into(h_t=h_t, h_n=h_n, c_n=c_n) -> None:  # step()'s C call, on buffers made once
+        plan.into_function(pack(plan.address, batch, x_t.data_ptr(), h_t.data_ptr(), h.data_ptr(), c.data_ptr(),
+                                h_n.data_ptr(), c_n.data_ptr()))  # fmt: skip
 
-        timed["kernel in place (stream's C call)"] = lambda: stream._plan.run(x_t)
-        timed["kernel into buffers (step's C call)"] = kernel_into
-        timed["3 x torch.empty_like"] = lambda: (torch.empty_like(h), torch.empty_like(c), torch.empty_like(h_t))
+    def new_tensors() -> tuple:
+        return torch.empty_like(h), torch.empty_like(c), torch.empty_like(h_t)
+
+    def floor() -> None:  # the least a step() that returns new tensors can do: allocate them, one C call
+        kernel_into(*new_tensors())
+
+    no_kernel = copy.deepcopy(lstm)  # its planned step with the C call replaced by nothing: the Python around it
+    no_kernel.step(x_t, state)
+    _FAST_STEPS[no_kernel]._call = lambda packed: None
+    timed.update({
+        "C call, state in place (stream)": lambda: plan.run(x_t),
+        "C call, state into buffers (step)": kernel_into,
+        "3 new tensors (torch.empty_like)": new_tensors,
+        "floor: 3 new tensors + C call": floor,
+        "step() without the C call": lambda: no_kernel.step(x_t, state),
+    })  # fmt: skip
+    assert _FAST_STEPS[lstm] is fast_step, "the fast path was planned again between calls"
     return timed
 
 
@@ -69,7 +91,7 @@ def main() -> None:
     times: dict[tuple[str, str], list[float]] = {}
     with torch.no_grad():
         timed = {
-            name: calls(LSTM(args.hidden, args.hidden, **kwargs).eval(), args.batch, args.hidden, args.profile)
+            name: calls(LSTM(args.hidden, args.hidden, **kwargs).eval(), args.batch, args.profile)
             for name, kwargs in CELLS.items()
         }
         for _ in range(args.rounds):

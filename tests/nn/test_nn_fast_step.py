@@ -189,6 +189,18 @@ def test_the_next_step_sees_changed_parameters(change: str) -> None:
         assert not torch.allclose(after, before, atol=1e-3), "the step did not see the change"
 
 
+def test_a_module_moved_off_the_kernel_lets_go_of_its_plan() -> None:
+    reference, lstm = make_pair(14, dtype=torch.float32)
+    x = torch.randn(2, 4)
+    for _ in range(2):
+        stepped(lstm, x, None)
+    lstm.bfloat16()  # a dtype the kernel does not compute: the reference step, and the plan is dropped
+    h_t, _ = stepped(lstm, x.bfloat16(), None)
+    assert h_t.dtype == torch.bfloat16 and lstmkit.nn.lstm._FAST_STEPS.get(lstm) is None
+    expected = stepped(reference, x, None)[0]
+    torch.testing.assert_close(h_t.float(), expected, atol=0.05, rtol=0.05)
+
+
 def test_a_non_contiguous_parameter_is_read_fresh_at_every_step() -> None:
     reference, lstm = make_pair(9, dtype=torch.float32)
     lstm.weight_hh_l0.data = lstm.weight_hh_l0.data.t().contiguous().t()  # same values, column-major

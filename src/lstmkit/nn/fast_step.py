@@ -9,7 +9,8 @@ declines (``None``) anything else, which then takes ``LSTM.step``'s full path, w
 * the module: the same parameter tensors at the same memory (``load_state_dict``, an optimiser or any other
   in-place update keeps them; ``.to()``, assigning a new parameter or ``torch.func.functional_call`` does
   not, and the next full call plans again), no CPU autocast;
-* the input: a ``Tensor`` of the parameters' dtype on the CPU, of a shape seen before (N, H_in) or (H_in,);
+* the input: a ``Tensor`` of the parameters' dtype on the CPU, (N, H_in) or (H_in,) (each shape is planned
+  at its first call);
 * the state: ``None`` (zeros), or a tuple of two tensors of that dtype on the CPU, shaped for that input.
 
 The answer is the kernel's :math:`(h_t, (h, c))` for the step (:class:`lstmkit.nn.fast.StepPlan.step_into`):

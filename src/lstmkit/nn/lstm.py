@@ -606,6 +606,9 @@ class LSTM(nn.Module):
         if backend.name == "fast":
             h_t, (h_n, c_n) = self._fast_step(x, h0, c0)
         else:
+            stale = _FAST_STEPS.get(self)
+            if stale is not None and not stale.current():  # e.g. after .half(): let go of the old parameters
+                _FAST_STEPS.pop(self, None)
             h_t, (h_n, c_n) = _layer.step_lstm(
                 x, h0, c0, self._layer_weights(), self._cell_activations, self.dropout, self.training, self.variants
             )
