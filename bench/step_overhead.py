@@ -8,7 +8,9 @@ difference is Python and allocation around the kernel.
 For each cell (vanilla, layer norm, peephole) at input and hidden size H, under ``torch.no_grad()`` on one
 thread, the two calls are timed interleaved: each round times a block of calls of one, then of the other,
 and keeps the best of ``--repeat`` blocks; the table gives the median over rounds and the ratio of the
-medians. ``--profile`` adds what the parts of a ``step()`` call cost on their own, in the same rounds: the C
+medians, for the calls alone and followed by a ``Linear(H, 10)`` head on the output, as an application
+would (on a busy machine the kernel slows down when anything runs between two of its calls, so the bare
+back-to-back loop favours the stream, which does nothing else). ``--profile`` adds what the parts of a ``step()`` call cost on their own, in the same rounds: the C
 call of each (the stream's updates its state in place, step()'s writes into other buffers), allocating the
 three new tensors, the two together (the floor for a step() that returns new tensors), and step() with its
 C call replaced by nothing (the Python around it).
@@ -43,7 +45,13 @@ def calls(lstm: LSTM, batch: int, profile: bool) -> dict:
     stream = lstm.stream(batch_size=batch)
     _, state = lstm.step(x_t)  # plans the fast path; later calls take it
     _, state = lstm.step(x_t, state)
-    timed = {"step()": lambda: lstm.step(x_t, state), "stream().step": lambda: stream.step(x_t)}
+    head = torch.nn.Linear(lstm.output_size, 10)  # what an application does between two steps
+    timed = {
+        "step()": lambda: lstm.step(x_t, state),
+        "stream().step": lambda: stream.step(x_t),
+        "step() + head": lambda: head(lstm.step(x_t, state)[0]),
+        "stream().step + head": lambda: head(stream.step(x_t)),
+    }
     if not profile:
         return timed
     fast_step = _FAST_STEPS[lstm]
@@ -101,12 +109,16 @@ def main() -> None:
                     times.setdefault((name, call_name), []).append(micros)
     print(f"B={args.batch}, H={args.hidden}, float32, 1 thread (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
           f"{args.rounds} rounds, torch {torch.__version__}")
-    print("| cell | step() | stream().step | ratio |")
-    print("|---|---|---|---|")
+    print("| cell | step() | stream().step | ratio | step() + head | stream().step + head | ratio |")
+    print("|---|---|---|---|---|---|---|")
     for name in CELLS:
-        step, stream = (times[(name, call)] for call in ("step()", "stream().step"))
-        print(f"| {name} | {statistics.median(step):.2f} us (min {min(step):.2f}) | {statistics.median(stream):.2f} us "
-              f"(min {min(stream):.2f}) | {statistics.median(step) / statistics.median(stream):.2f}x |")
+        cells = []
+        for suffix in ("", " + head"):
+            step, stream = (times[(name, call + suffix)] for call in ("step()", "stream().step"))
+            cells += [f"{statistics.median(step):.2f} us (min {min(step):.2f})",
+                      f"{statistics.median(stream):.2f} us (min {min(stream):.2f})",
+                      f"{statistics.median(step) / statistics.median(stream):.2f}x"]  # fmt: skip
+        print(f"| {name} | {' | '.join(cells)} |")
     if args.profile:
         print()
         print("| cell | part of a call | median |")
