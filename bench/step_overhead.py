@@ -8,12 +8,13 @@ difference is Python and allocation around the kernel.
 For each cell (vanilla, layer norm, peephole) at input and hidden size H, under ``torch.no_grad()`` on one
 thread, the two calls are timed interleaved: each round times a block of calls of one, then of the other,
 and keeps the best of ``--repeat`` blocks; the table gives the median over rounds and the ratio of the
-medians (in brackets, of the minima: the least disturbed blocks), for the calls alone and followed by a ``Linear(H, 10)`` head on the output, as an application
-would (on a busy machine the kernel slows down when anything runs between two of its calls, so the bare
-back-to-back loop favours the stream, which does nothing else). ``--profile`` adds what the parts of a ``step()`` call cost on their own, in the same rounds: the C
-call of each (the stream's updates its state in place, step()'s writes into other buffers), allocating the
-three new tensors, the two together (the floor for a step() that returns new tensors), and step() with its
-C call replaced by nothing (the Python around it).
+medians (in brackets, of the minima: the least disturbed blocks), for the calls alone and followed by a
+``Linear(H, 10)`` head on the output, as an application would run them (on a busy machine the kernel slows
+down when anything runs between two of its calls, so the bare back-to-back loop favours the stream, which
+does nothing else). ``--profile`` adds what the parts of a ``step()`` call cost on their own, in the same
+rounds: the C call of each (the stream's updates its state in place, step()'s writes into other buffers),
+allocating the three new tensors, the two together (the floor for a step() that returns new tensors), and
+step() with its C call replaced by nothing (the Python around it).
 
     OMP_NUM_THREADS=1 python bench/step_overhead.py --rounds 15
 """
@@ -115,9 +116,10 @@ def main() -> None:
         cells = []
         for suffix in ("", " + head"):
             step, stream = (times[(name, call + suffix)] for call in ("step()", "stream().step"))
+            ratio, ratio_of_minima = statistics.median(step) / statistics.median(stream), min(step) / min(stream)
             cells += [f"{statistics.median(step):.2f} us (min {min(step):.2f})",
                       f"{statistics.median(stream):.2f} us (min {min(stream):.2f})",
-                      f"{statistics.median(step) / statistics.median(stream):.2f}x ({min(step) / min(stream):.2f}x)"]  # fmt: skip
+                      f"{ratio:.2f}x ({ratio_of_minima:.2f}x)"]  # fmt: skip
         print(f"| {name} | {' | '.join(cells)} |")
     if args.profile:
         print()
