@@ -14,7 +14,10 @@ down when anything runs between two of its calls, so the bare back-to-back loop 
 does nothing else). ``--profile`` adds what the parts of a ``step()`` call cost on their own, in the same
 rounds: the C call of each (the stream's updates its state in place, step()'s writes into other buffers),
 allocating the three new tensors, the two together (the floor for a step() that returns new tensors), and
-step() with its C call replaced by nothing (the Python around it).
+step() with its C call replaced by nothing (the Python around it). ``--gap`` times ``stream().step`` at
+several H back to back and with about 2 us of pure Python between calls: what the kernel loses when its
+weights have to come back into the cache (on a loaded 2-vCPU machine, at H = 128, whose 512 KiB of
+weights only just fit the 1 MiB L2).
 
     OMP_NUM_THREADS=1 python bench/step_overhead.py --rounds 15
 """
@@ -84,6 +87,27 @@ def calls(lstm: LSTM, batch: int, profile: bool) -> dict:
     return timed
 
 
+def gap_penalty(rounds: int, number: int, repeat: int) -> None:
+    """``stream().step`` back to back and with pure-Python work between calls, at several H."""
+    print("| H | weights | stream().step | + 2 us of Python between calls | the Python alone | lost per call |")
+    print("|---|---|---|---|---|---|")
+    for hidden in (32, 64, 128, 256):
+        stream, x_t = LSTM(hidden, hidden).eval().stream(batch_size=1), torch.randn(1, hidden)
+        timed = {
+            "back to back": lambda stream=stream, x_t=x_t: stream.step(x_t),
+            "with a gap": lambda stream=stream, x_t=x_t: (stream.step(x_t), sum(range(400))),
+            "gap": lambda: sum(range(400)),
+        }  # fmt: skip
+        times: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for name, call in timed.items():
+                times.setdefault(name, []).append(best_per_call(call, number, repeat))
+        alone, with_gap, gap = (statistics.median(times[name]) for name in timed)
+        kib = 2 * 4 * hidden * hidden * 4 // 1024  # W_ih and W_hh, float32
+        print(f"| {hidden} | {kib} KiB | {alone:.2f} us | {with_gap:.2f} us | {gap:.2f} us | "
+              f"{with_gap - alone - gap:.2f} us |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15)
@@ -92,10 +116,15 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128, help="input and hidden size H")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="also time the parts of a step() call")
+    parser.add_argument("--gap", action="store_true", help="only time the stream with and without a gap")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not fast.available():
         raise SystemExit("the fast kernel cannot be built here: nothing to compare")
+    if args.gap:
+        with torch.no_grad():
+            gap_penalty(args.rounds, args.number, args.repeat)
+        return
     torch.manual_seed(0)
     times: dict[tuple[str, str], list[float]] = {}
     with torch.no_grad():
