@@ -62,10 +62,10 @@ class FastStep:
     def __init__(self, lstm: LSTM) -> None:
         structure = lstm.structure
         self._parameters = lstm._parameters  # the module's own table: what it reads its parameters from
-        self._pointers = tuple(map(_data_ptr, self._parameters.values()))
+        self._pointers = tuple(0 if p is None else p.data_ptr() for p in self._parameters.values())
         #: Whether the plan reads the parameters' own memory. A non-contiguous parameter is copied into the
         #: plan, which then would not see in-place updates: such a plan serves one call and is not kept.
-        self.reusable = all(p.is_contiguous() for p in self._parameters.values())
+        self.reusable = all(p is not None and p.is_contiguous() for p in self._parameters.values())
         self._plan = _fast.StepPlan(structure.layers, structure.activations, structure.options.variants, 1)
         self.dtype = lstm.weight_ih_l0.dtype
         self._input_size = lstm.input_size
