@@ -78,7 +78,8 @@ def choose_backend(
             otherwise ``"reference"``; there is no fused step.
         training, grad: for a step: whether the module is in training mode, whether autograd is on.
         build: for a step: whether a vanilla module may build the fast kernel now (``LSTMStream`` may; an
-            ``LSTM.step`` call never waits for a build, and takes the reference step until it is loaded).
+            ``LSTM.step`` call never waits for a build: it loads the kernel if it is built already, else takes
+            the reference step until it is loaded).
 
     Side effect: may build the fast kernel (a few seconds, once per machine) to know whether it is usable,
     as :func:`lstmkit.nn.fast.usable` does.
@@ -118,7 +119,7 @@ def _choose_step(options: LSTMOptions, tensor: Tensor, training: bool, grad: boo
         return Backend("reference", "autograd is on: the reference step is differentiable")
     if options.impl == "reference":
         return Backend("reference", "impl='reference'")
-    if not build and takes_fused(options) and not _fast.loaded():
+    if not build and takes_fused(options) and not _fast.load_built():
         return Backend("reference", "the vanilla LSTM's step does not wait for the fast kernel to be built")
     if options.bidirectional:
         return Backend("reference", "bidirectional: the reverse direction cannot stream")
