@@ -71,6 +71,7 @@ _EXPORTERS: dict[str, Exporter] = {}
 #: ``[model] task`` -> the module that registers its exporter, imported on first use.
 EXPORTER_MODULES: dict[str, str] = {
     "classifier": "lstmkit.export.classifier_graph",
+    "seq2seq": "lstmkit.export.seq2seq_graph",
 }
 
 
