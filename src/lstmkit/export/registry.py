@@ -72,6 +72,7 @@ _EXPORTERS: dict[str, Exporter] = {}
 EXPORTER_MODULES: dict[str, str] = {
     "classifier": "lstmkit.export.classifier_graph",
     "seq2seq": "lstmkit.export.seq2seq_graph",
+    "frames": "lstmkit.export.frames_graph",
 }
 
 
