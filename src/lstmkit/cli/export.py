@@ -42,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
     result = export_onnx(args.model, args.out, tolerance=args.tolerance, samples=samples, step=not args.no_step,
                          quantize=args.quantize, max_accuracy_drop=args.max_accuracy_drop)
     checks = ", ".join(f"{name} {diff:.2g}" for name, diff in result.checks.items())
-    input_size = int(read_onnx_meta(result.path)["input_size"])
-    print(f"wrote {result.path} (predict graph: input (N, L, {input_size}) and lengths (N,))")
+    meta = read_onnx_meta(result.path)
+    if "input_size" in meta:
+        print(f"wrote {result.path} (predict graph: input (N, L, {int(meta['input_size'])}) and lengths (N,))")
+    else:  # a task whose graphs are not the classifier's: each file with its role
+        print("\n".join(f"wrote {path} ({role})" for role, path in result.paths.items()))
     if result.step_path is not None:
         print(f"wrote {result.step_path} (step graph for streaming: input, lengths, h0, c0 -> outputs per step, h_n, c_n)")
     else:
