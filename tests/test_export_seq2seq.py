@@ -11,8 +11,7 @@ import torch
 
 from lstmkit.cli import main
 from lstmkit.data.tokenizer import EOS, Vocabulary
-from lstmkit.export import ExportError, export_onnx, read_onnx_meta
-from lstmkit.export import seq2seq_graph
+from lstmkit.export import ExportError, export_onnx, read_onnx_meta, seq2seq_graph
 from lstmkit.export.seq2seq_decode import OnnxTranslator
 from lstmkit.tasks.seq2seq import Translator, build_model, load_config, save_model
 
@@ -54,7 +53,7 @@ def exported(request, tmp_path_factory):
 
 
 def test_export_writes_encoder_decoder_step_and_vocabularies(exported):
-    folder, result = exported
+    _, result = exported
     assert set(result.paths) == {"predict", "decoder_step", "vocab.json"}
     assert result.paths["decoder_step"].name == "s2s.decoder_step.onnx" and result.step_path is None
     assert set(result.checks) == {"fixed_length", "variable_length", "decoder_step", "reference"}
