@@ -93,3 +93,10 @@ def test_bad_verification_samples_are_named(tmp_path):
     with pytest.raises(ExportError, match=r"frames verification samples: expected frames \(N, L, 1, 16, 16\), "
                                           r"got \(2, 3, 1, 8, 8\)"):
         export_onnx(folder, tmp_path / "frames.onnx", samples=np.zeros((2, 3, 1, 8, 8)))
+
+
+def test_an_option_the_exporter_does_not_know_is_refused(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "model", CASES["pixels_two_layers"])
+    monkeypatch.setattr(frames_graph, "_KNOWN_MODEL_KEYS", frames_graph._KNOWN_MODEL_KEYS - {"kernel_size"})
+    with pytest.raises(ExportError, match=r"export: cannot export to ONNX: unsupported \[model\] kernel_size = 5 "):
+        export_onnx(folder, tmp_path / "frames.onnx")

@@ -154,3 +154,11 @@ def test_export_cli_lists_the_files_of_a_seq2seq_set(tmp_path, capsys):
     assert f"wrote {tmp_path / 's2s.decoder_step.onnx'} (decoder_step)" in out
     assert f"wrote {tmp_path / 's2s.vocab.json'} (vocab.json)" in out
     assert "decoder_step" in out.splitlines()[-1]  # the checks
+
+
+def test_an_option_the_exporter_does_not_know_is_refused(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "model", attention="dot")
+    monkeypatch.setattr(seq2seq_graph, "_KNOWN_MODEL_KEYS", seq2seq_graph._KNOWN_MODEL_KEYS - {"attention"})
+    with pytest.raises(ExportError, match=r"export: cannot export to ONNX: unsupported \[model\] attention = 'dot' "
+                                          r"\(an option the ONNX exporter does not know\)"):
+        export_onnx(folder, tmp_path / "s2s.onnx")

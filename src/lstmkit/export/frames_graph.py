@@ -40,7 +40,8 @@ from lstmkit.export.runtime import refuse_disagreement
 
 __all__ = ["export_frames", "frames_graph", "frames_meta"]
 
-# The [model] keys this exporter was written for: a key added later refuses to export until it is known here.
+# The [model] keys this exporter was written for: a key added later, set to anything but its default, refuses
+# to export until it is known here.
 _KNOWN_MODEL_KEYS = {"task", "hidden_channels", "kernel_size", "patch", "head", "warp_kernel", "loss"}
 
 
@@ -62,6 +63,10 @@ def _array(tensor: Any) -> np.ndarray:
     return tensor.detach().cpu().numpy().astype(np.float32)
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def _check_exportable(forecaster: Any) -> None:
     from torch import nn
 
@@ -70,8 +75,9 @@ def _check_exportable(forecaster: Any) -> None:
     from lstmkit.nn.convlstm import ConvLSTMCell
 
     config = forecaster.config.model
-    refusals = [f"[model] {f.name} (an option the ONNX exporter does not know)"
-                for f in dataclasses.fields(config) if f.name not in _KNOWN_MODEL_KEYS]
+    refusals = [f"[model] {f.name} = {getattr(config, f.name)!r} (an option the ONNX exporter does not know)"
+                for f in dataclasses.fields(config)
+                if f.name not in _KNOWN_MODEL_KEYS and getattr(config, f.name) != _default(f)]
     known = (ConvLSTMForecaster, ConvLSTM, ConvLSTMCell, nn.ModuleList, nn.Conv2d)
     refusals += [f"module {name or 'model'} of type {type(sub).__name__}"
                  for name, sub in forecaster.model.named_modules() if type(sub) not in known]

@@ -50,7 +50,8 @@ __all__ = ["VOCAB_SIDE_FILE", "decoder_step_graph", "encoder_graph", "export_seq
 
 VOCAB_SIDE_FILE = "vocab.json"
 
-# The [model] keys this exporter was written for: a key added later refuses to export until it is known here.
+# The [model] keys this exporter was written for: a key added later, set to anything but its default, refuses
+# to export until it is known here.
 _KNOWN_MODEL_KEYS = {"task", "embedding_size", "hidden_size", "num_layers", "bidirectional", "attention", "dropout",
                      "teacher_forcing", "max_output_length"}
 
@@ -65,6 +66,10 @@ def _linear(g: GraphBuilder, x: str, layer: Any, name: str) -> str:
     return g.op("Add", [y, g.const(_array(layer.bias), f"{name}_bias")]) if layer.bias is not None else y
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 def _check_exportable(translator: Any) -> None:
     from torch import nn
 
@@ -72,8 +77,9 @@ def _check_exportable(translator: Any) -> None:
     from lstmkit.nn import LSTM, SequenceAttention
 
     config = translator.config.model
-    refusals = [f"[model] {f.name} (an option the ONNX exporter does not know)"
-                for f in dataclasses.fields(config) if f.name not in _KNOWN_MODEL_KEYS]
+    refusals = [f"[model] {f.name} = {getattr(config, f.name)!r} (an option the ONNX exporter does not know)"
+                for f in dataclasses.fields(config)
+                if f.name not in _KNOWN_MODEL_KEYS and getattr(config, f.name) != _default(f)]
     known = (Seq2Seq, LSTM, SequenceAttention, nn.Embedding, nn.Linear, nn.Identity, nn.Dropout)
     refusals += [f"module {name or 'model'} of type {type(sub).__name__}"
                  for name, sub in translator.model.named_modules() if type(sub) not in known]
