@@ -76,6 +76,9 @@ def test_translate_answers_what_lstmkit_load_translates(servers, trained, beam):
         np.testing.assert_allclose(answer["attention"], want.attention, atol=1e-4)
     plain = post(servers["seq2seq"], "/v1/translate", {"texts": TEXTS[:1]}).json()
     assert plain == {"translations": [{"text": translator.translate(TEXTS[0]).text}]}
+    with httpx.Client(base_url=servers["seq2seq"]) as client:
+        assert 'lstmkit_requests_total{endpoint="/v1/translate",method="POST",status="200"}' in client.get(
+            "/metrics").text
 
 
 def test_frames_answers_what_lstmkit_load_predicts(servers, trained):
