@@ -22,19 +22,19 @@ RNG = np.random.default_rng(0)
 TEXTS = ["".join(map(str, RNG.integers(0, 10, RNG.integers(1, 9)))) for _ in range(10)] + ["7x"]  # x: <unk>
 
 
-def make_folder(path, eos_bias=0.5, **model):
+def make_folder(path, eos_bias=0.5, vocab=DIGITS, **model):
     """A seq2seq model folder with random weights, scaled so that greedy outputs end at varied lengths (some
     at <eos>, some cut at the maximum) and beam search differs from greedy."""
     sets = [f"model.{key}={json.dumps(value)}" for key, value in {"hidden_size": 8, "embedding_size": 4, **model}.items()]
     config = load_config(None, ["data.name=\"reverse\"", "data.samples=64", "data.val_samples=8",
-                                "data.test_samples=8", *sets])
+                                "data.test_samples=8", f"data.tokens=\"{vocab.tokens}\"", *sets])
     torch.manual_seed(0)
-    module = build_model(config.model, len(DIGITS), len(DIGITS))
+    module = build_model(config.model, len(vocab), len(vocab))
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.mul_(3)
         module.output.bias[EOS] += eos_bias
-    save_model(path, module, config, DIGITS, DIGITS, 12)
+    save_model(path, module, config, vocab, vocab, 12)
     return path
 
 
@@ -162,3 +162,13 @@ def test_an_option_the_exporter_does_not_know_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r"export: cannot export to ONNX: unsupported \[model\] attention = 'dot' "
                                           r"\(an option the ONNX exporter does not know\)"):
         export_onnx(folder, tmp_path / "s2s.onnx")
+
+
+def test_word_tokens_split_and_join_as_translator_does(tmp_path):
+    words = Vocabulary(["<pad>", "<bos>", "<eos>", "<unk>", "one", "two", "three", "four", "five"], tokens="word")
+    folder = make_folder(tmp_path / "model", vocab=words, eos_bias=1.0)
+    translator, onnx_translator = Translator.load(folder), OnnxTranslator(export_onnx(folder, tmp_path / "w.onnx").path)
+    for text in ["one two", "five  four three one", "six"]:
+        want, got = translator.translate(text, beam=2), onnx_translator.translate(text, beam=2)
+        assert (got.text, got.source_tokens) == (want.text, want.source_tokens)
+        assert " " in got.text or len(got.output_ids) <= 2
