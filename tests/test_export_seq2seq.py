@@ -172,3 +172,21 @@ def test_word_tokens_split_and_join_as_translator_does(tmp_path):
         want, got = translator.translate(text, beam=2), onnx_translator.translate(text, beam=2)
         assert (got.text, got.source_tokens) == (want.text, want.source_tokens)
         assert " " in got.text or len(got.output_ids) <= 2
+
+
+def test_the_onnx_decoder_runs_without_lstmkit(tmp_path):
+    """seq2seq_decode.py copied alone, lstmkit unimportable, decodes the export (numpy and onnxruntime only)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import lstmkit.export.seq2seq_decode as decode_module
+
+    folder = make_folder(tmp_path / "model")
+    result = export_onnx(folder, tmp_path / "s2s.onnx")
+    (tmp_path / "decode.py").write_bytes(Path(decode_module.__file__).read_bytes())
+    script = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); sys.modules['lstmkit'] = None; "
+              f"from decode import OnnxTranslator; "
+              f"print(OnnxTranslator({str(result.path)!r}).translate({TEXTS[3]!r}, beam=3).text)")
+    out = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == Translator.load(folder).translate(TEXTS[3], beam=3).text
