@@ -1,6 +1,6 @@
-"""Running a graph in memory for verification: in ONNX Runtime (one thread, CPU) and in ``onnx.reference``
-(the ONNX specification's own Python evaluator, an independent second opinion); shared by the seq2seq and
-frames exporters."""
+"""What the seq2seq and frames verifications share beside ``verify.ort_session``: running a graph in
+``onnx.reference`` (the ONNX specification's own Python evaluator, an independent second opinion), the max abs
+difference of two arrays, and refusing an export whose checks disagree."""
 
 from __future__ import annotations
 
@@ -8,17 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["max_diff", "ort_session", "reference_run", "refuse_disagreement"]
-
-
-def ort_session(proto: Any) -> Any:
-    """An ONNX Runtime session of ``proto`` on one CPU thread."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+__all__ = ["max_diff", "reference_run", "refuse_disagreement"]
 
 
 def reference_run(proto: Any, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

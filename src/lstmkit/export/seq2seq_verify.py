@@ -27,7 +27,8 @@ import torch
 from lstmkit.data.tokenizer import BOS, PAD
 from lstmkit.errors import LstmkitError
 from lstmkit.export.errors import ExportError
-from lstmkit.export.runtime import max_diff, ort_session, reference_run
+from lstmkit.export.runtime import max_diff, reference_run
+from lstmkit.export.verify import ort_session
 
 __all__ = ["verification_sources", "verify_seq2seq"]
 
