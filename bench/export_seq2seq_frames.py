@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine_info  # noqa: E402
+from common import machine_info
 
 ROOT = Path(__file__).parent.parent
 
@@ -40,7 +40,13 @@ def seq2seq(folder: Path, repeats: int) -> None:
     from lstmkit.data.tokenizer import Vocabulary
     from lstmkit.export import export_onnx
     from lstmkit.export.seq2seq_decode import OnnxTranslator
-    from lstmkit.tasks.seq2seq import Translator, build_model, load_config, make_pairs, save_model
+    from lstmkit.tasks.seq2seq import (
+        Translator,
+        build_model,
+        load_config,
+        make_pairs,
+        save_model,
+    )
 
     config = load_config(ROOT / "configs" / "dates.toml")
     train, _, test = make_pairs(config.data, config.train.seed)
@@ -57,15 +63,20 @@ def seq2seq(folder: Path, repeats: int) -> None:
     text = test[0][0]
     for beam in (1, 4):
         same = translator.translate(text, beam).text == onnx_translator.translate(text, beam).text
-        print(f"  translate {text!r} beam {beam}: torch {median_ms(lambda: translator.translate(text, beam), repeats):.2f} ms, "
-              f"onnx {median_ms(lambda: onnx_translator.translate(text, beam), repeats):.2f} ms (same text: {same})")
+        print(f"  translate {text!r} beam {beam}: torch {median_ms(lambda beam=beam: translator.translate(text, beam), repeats):.2f} ms, "
+              f"onnx {median_ms(lambda beam=beam: onnx_translator.translate(text, beam), repeats):.2f} ms (same text: {same})")
 
 
 def frames(folder: Path, repeats: int) -> None:
     import onnxruntime as ort
 
     from lstmkit.export import export_onnx
-    from lstmkit.tasks.frames import FrameForecaster, _save_model, build_model, load_config
+    from lstmkit.tasks.frames import (
+        FrameForecaster,
+        _save_model,
+        build_model,
+        load_config,
+    )
 
     config = load_config(ROOT / "configs" / "moving_digits.toml")
     torch.manual_seed(0)
@@ -83,8 +94,8 @@ def frames(folder: Path, repeats: int) -> None:
     for n in (1, 8):
         x = np.random.default_rng(0).random((n, d.input_frames, 1, d.frame_size, d.frame_size), dtype=np.float32)
         lengths = np.full(n, d.input_frames, dtype=np.int64)
-        print(f"  predict batch {n}: torch {median_ms(lambda: forecaster.predict(x), repeats):.1f} ms, onnx "
-              f"{median_ms(lambda: session.run(['predicted'], {'frames': x, 'lengths': lengths}), repeats):.1f} ms")
+        print(f"  predict batch {n}: torch {median_ms(lambda x=x: forecaster.predict(x), repeats):.1f} ms, onnx "
+              f"{median_ms(lambda x=x, lengths=lengths: session.run(['predicted'], {'frames': x, 'lengths': lengths}), repeats):.1f} ms")
 
 
 def main() -> None:
