@@ -131,11 +131,22 @@ def test_openapi_documents_one_schema_per_task_and_healthz_names_the_endpoint(se
 
 
 def test_backends_refuse_what_they_cannot_serve(trained):
-    folder, onnx_file = trained["seq2seq"]
-    with pytest.raises(LstmkitError, match="--backend onnx for a seq2seq model folder: export it first"):
-        load_backend(folder, "onnx")
+    _, onnx_file = trained["seq2seq"]
     with pytest.raises(LstmkitError, match="--backend torch needs a model folder"):
         load_backend(onnx_file, "torch")
     step_file = onnx_file.with_name("seq2seq.decoder_step.onnx")
     with pytest.raises(LstmkitError, match="expected the encoder file of an exported seq2seq model"):
         load_backend(step_file)
+
+
+def test_backend_onnx_with_a_model_folder_exports_in_memory(trained):
+    folder, _ = trained["seq2seq"]
+    backend = load_backend(folder, "onnx")
+    assert backend.name == "onnx" and backend.info.source.endswith("(exported to ONNX in memory)")
+    translator = lstmkit.load(folder)
+    assert [t.text for t in backend.translate(TEXTS, 2)] == [translator.translate(text, 2).text for text in TEXTS]
+    folder, _ = trained["frames"]
+    backend = load_backend(folder, "onnx")
+    sequence = np.random.default_rng(3).random((4, 1, 16, 16), dtype=np.float32)
+    np.testing.assert_allclose(backend.forecast([sequence])[0], lstmkit.load(folder).predict(sequence[None])[0],
+                               atol=1e-4)

@@ -36,6 +36,25 @@ __all__ = ["OnnxTranslation", "OnnxTranslator"]
 _STEP_OUTPUTS = ["log_probabilities", "attention", "next_feed", "next_h", "next_c"]
 
 
+def _session(model: str | bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session of a file name or a serialized model."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _meta(encoder: Any, where: str) -> dict[str, Any]:
+    """The ``lstmkit`` metadata of an encoder session, checked to be a seq2seq encoder's."""
+    meta = json.loads(encoder.get_modelmeta().custom_metadata_map.get("lstmkit", "{}"))
+    if meta.get("task") != "seq2seq" or meta.get("graph") != "encoder":
+        raise ValueError(f"{where}: expected the encoder file of an exported seq2seq model, got "
+                         f"task {meta.get('task')!r}, graph {meta.get('graph')!r}")
+    return meta
+
+
 @dataclass
 class OnnxTranslation:
     """One decoded source: the output text, its token ids (with ``<eos>`` unless cut at the maximum length),
@@ -59,21 +78,22 @@ class OnnxTranslator:
     """
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         path = Path(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        session = lambda file: ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-        self.encoder = session(path)
-        meta = json.loads(self.encoder.get_modelmeta().custom_metadata_map.get("lstmkit", "{}"))
-        if meta.get("task") != "seq2seq" or meta.get("graph") != "encoder":
-            raise ValueError(f"{path}: expected the encoder file of an exported seq2seq model, got "
-                             f"task {meta.get('task')!r}, graph {meta.get('graph')!r}")
-        self.meta = meta
-        self.step = session(path.with_name(meta["files"]["decoder_step"]))
+        encoder = _session(str(path), threads)
+        meta = _meta(encoder, str(path))
         vocab = json.loads(path.with_name(meta["side_files"]["vocab.json"]).read_text(encoding="utf-8"))
+        self._start(encoder, _session(str(path.with_name(meta["files"]["decoder_step"])), threads), meta, vocab)
+
+    @classmethod
+    def from_bytes(cls, encoder: bytes, decoder_step: bytes, vocab: dict[str, Any], threads: int = 1) -> OnnxTranslator:
+        """The translator of graphs held in memory (serialized ``ModelProto``s) and the vocabularies' JSON object."""
+        translator = cls.__new__(cls)
+        session = _session(encoder, threads)
+        translator._start(session, _session(decoder_step, threads), _meta(session, "the encoder graph"), vocab)
+        return translator
+
+    def _start(self, encoder: Any, step: Any, meta: dict[str, Any], vocab: dict[str, Any]) -> None:
+        self.encoder, self.step, self.meta = encoder, step, meta
         self.tokens = vocab["source"]["tokens"]
         self.source_stoi = {token: index for index, token in enumerate(vocab["source"]["itos"])}
         self.target_itos = list(vocab["target"]["itos"])

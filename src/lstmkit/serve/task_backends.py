@@ -17,6 +17,7 @@ app that ``lstmkit.serve.task_app`` builds. None is thread-safe; the server call
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = ["FramesOnnxBackend", "FramesTorchBackend", "Seq2SeqOnnxBackend", "Seq
            "Translated", "load_task_backend"]
 
 TASKS = ("seq2seq", "frames")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,28 @@ class Seq2SeqOnnxBackend(_Seq2SeqRoutes):
 
     name = "onnx"
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, translator: Any, source: str) -> None:
+        self.translator = translator
+        self.info = TaskInfo("seq2seq", source, {"tokens": self.translator.tokens})
+
+    @classmethod
+    def from_file(cls, path: Path, threads: int = 1) -> Seq2SeqOnnxBackend:
         from lstmkit.export.seq2seq_decode import OnnxTranslator
 
         try:
-            self.translator = OnnxTranslator(path, threads)
+            return cls(OnnxTranslator(path, threads), str(path))
         except (OSError, KeyError, ValueError) as exc:
             raise LstmkitError(f"serve: {path}: cannot open the exported seq2seq model ({exc}); export it again") \
                 from None
-        self.info = TaskInfo("seq2seq", str(path), {"tokens": self.translator.tokens})
+
+    @classmethod
+    def from_graphs(cls, graph_set: Any, source: str, threads: int = 1) -> Seq2SeqOnnxBackend:
+        from lstmkit.export.seq2seq_decode import OnnxTranslator
+
+        vocab = json.loads(graph_set.side_files["vocab.json"].decode("utf-8"))
+        translator = OnnxTranslator.from_bytes(graph_set.graphs["predict"].SerializeToString(),
+                                               graph_set.graphs["decoder_step"].SerializeToString(), vocab, threads)
+        return cls(translator, source)
 
     def thread_init(self) -> None:
         pass  # ONNX Runtime's threads are set per session
@@ -155,19 +171,19 @@ class FramesOnnxBackend(_FramesRoutes):
 
     name = "onnx"
 
-    def __init__(self, path: Path, meta: dict[str, Any], threads: int = 1) -> None:
+    def __init__(self, model: str | bytes, meta: dict[str, Any], source: str, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         try:
             details = {key: int(meta[key]) for key in ("channels", "frame_size", "output_frames")}
         except (KeyError, TypeError, ValueError) as exc:
-            raise LstmkitError(f"serve: {path}: its lstmkit metadata lacks {exc}; export it again") from None
-        self.info = TaskInfo("frames", str(path), details)
+            raise LstmkitError(f"serve: {source}: its lstmkit metadata lacks {exc}; export it again") from None
+        self.info = TaskInfo("frames", source, details)
 
     def thread_init(self) -> None:
         pass
@@ -189,13 +205,31 @@ def _folder_task(path: Path) -> str | None:
     return meta.get("task") if isinstance(meta, dict) else None
 
 
+def _export_in_memory(folder: Path, task: str, source: str, threads: int) -> Any:
+    """``--backend onnx`` with a model folder: the task's graphs built and verified in memory, as ``lstmkit export``
+    would write them, then served."""
+    from lstmkit.artifacts.model_folder import read_model_folder
+    from lstmkit.export import META_KEY, ExportRequest, exporter_for
+
+    request = ExportRequest(folder, read_model_folder(folder).meta, target="the in-memory ONNX graph")
+    graph_set = exporter_for(task)(request)
+    log.info("serve: exported %s to ONNX in memory (max abs difference %.2g)", source, max(graph_set.checks.values()))
+    source = f"{source} (exported to ONNX in memory)"
+    if task == "seq2seq":
+        return Seq2SeqOnnxBackend.from_graphs(graph_set, source, threads)
+    proto = graph_set.graphs["predict"]
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
+    return FramesOnnxBackend(proto.SerializeToString(), meta, source, threads)
+
+
 def load_task_backend(path: Path, backend: str, threads: int) -> Any | None:
     """The backend of a seq2seq or frames model at ``path`` (a model or run folder, or an exported ``.onnx``
-    file), or None for the other tasks. ``backend``: ``auto``, ``torch`` or ``onnx``, as ``load_backend``.
+    file), or None for the other tasks. ``backend``: ``auto``, ``torch`` or ``onnx``, as ``load_backend`` (``onnx``
+    with a folder builds and verifies the graphs in memory, as ``lstmkit export`` does, and serves them).
 
     Raises:
-        LstmkitError: ``--backend torch`` with an ONNX file; ``--backend onnx`` with a folder (export it first);
-            the exported file is not the set's main (encoder / predict) file.
+        LstmkitError: ``--backend torch`` with an ONNX file; the exported file is not the set's main (encoder /
+            predict) file; an ``ExportError`` of the in-memory export.
     """
     from lstmkit.runs.folder import resolve_model_folder
 
@@ -212,16 +246,15 @@ def load_task_backend(path: Path, backend: str, threads: int) -> Any | None:
         if backend == "torch":
             raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
         if task == "seq2seq":
-            return Seq2SeqOnnxBackend(path, threads)
+            return Seq2SeqOnnxBackend.from_file(path, threads)
         if meta.get("graph") != "predict":
             raise LstmkitError(f"serve: {path} is a {meta.get('graph')} graph; give the predict graph (the file "
                                "`lstmkit export --out` names)")
-        return FramesOnnxBackend(path, meta, threads)
+        return FramesOnnxBackend(str(path), meta, str(path), threads)
     folder = resolve_model_folder(path)
     task = _folder_task(folder)
     if task not in TASKS:
         return None
     if backend == "onnx":
-        raise LstmkitError(f"serve: --backend onnx for a {task} model folder: export it first (lstmkit export "
-                           f"{path} --out model.onnx) and serve the .onnx file")
+        return _export_in_memory(folder, task, str(path), threads)
     return (Seq2SeqTorchBackend if task == "seq2seq" else FramesTorchBackend)(folder, str(path), threads)
