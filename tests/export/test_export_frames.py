@@ -46,6 +46,9 @@ def test_export_writes_one_verified_graph_of_scans(exported):
     assert max(result.checks.values()) <= 1e-4
     meta = read_onnx_meta(result.path)
     assert (meta["task"], meta["frame_size"], meta["output_frames"], meta["channels"]) == ("frames", 16, 2, 1)
+    assert meta["inputs"] == [{"name": "frames", "dtype": "float32", "shape": ["N", "L", 1, 16, 16]},
+                              {"name": "lengths", "dtype": "int64", "shape": ["N"]}]
+    assert meta["outputs"] == [{"name": "predicted", "dtype": "float32", "shape": ["N", 2, 1, 16, 16]}]
     assert [n.op_type for n in onnx.load(str(result.path)).graph.node].count("Scan") == 2
 
 
