@@ -63,8 +63,9 @@ def seq2seq(folder: Path, repeats: int) -> None:
     text = test[0][0]
     for beam in (1, 4):
         same = translator.translate(text, beam).text == onnx_translator.translate(text, beam).text
-        print(f"  translate {text!r} beam {beam}: torch {median_ms(lambda beam=beam: translator.translate(text, beam), repeats):.2f} ms, "
-              f"onnx {median_ms(lambda beam=beam: onnx_translator.translate(text, beam), repeats):.2f} ms (same text: {same})")
+        torch_ms = median_ms(lambda beam=beam: translator.translate(text, beam), repeats)
+        onnx_ms = median_ms(lambda beam=beam: onnx_translator.translate(text, beam), repeats)
+        print(f"  translate {text!r} beam {beam}: torch {torch_ms:.2f} ms, onnx {onnx_ms:.2f} ms (same text: {same})")
 
 
 def frames(folder: Path, repeats: int) -> None:
@@ -94,8 +95,10 @@ def frames(folder: Path, repeats: int) -> None:
     for n in (1, 8):
         x = np.random.default_rng(0).random((n, d.input_frames, 1, d.frame_size, d.frame_size), dtype=np.float32)
         lengths = np.full(n, d.input_frames, dtype=np.int64)
-        print(f"  predict batch {n}: torch {median_ms(lambda x=x: forecaster.predict(x), repeats):.1f} ms, onnx "
-              f"{median_ms(lambda x=x, lengths=lengths: session.run(['predicted'], {'frames': x, 'lengths': lengths}), repeats):.1f} ms")
+        feeds = {"frames": x, "lengths": lengths}
+        torch_ms = median_ms(lambda x=x: forecaster.predict(x), repeats)
+        onnx_ms = median_ms(lambda feeds=feeds: session.run(["predicted"], feeds), repeats)
+        print(f"  predict batch {n}: torch {torch_ms:.1f} ms, onnx {onnx_ms:.1f} ms")
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ TEXTS = ["".join(map(str, RNG.integers(0, 10, RNG.integers(1, 9)))) for _ in ran
 def make_folder(path, eos_bias=0.5, vocab=DIGITS, **model):
     """A seq2seq model folder with random weights, scaled so that greedy outputs end at varied lengths (some
     at <eos>, some cut at the maximum) and beam search differs from greedy."""
-    sets = [f"model.{key}={json.dumps(value)}" for key, value in {"hidden_size": 8, "embedding_size": 4, **model}.items()]
+    model = {"hidden_size": 8, "embedding_size": 4, **model}
+    sets = [f"model.{key}={json.dumps(value)}" for key, value in model.items()]
     config = load_config(None, ["data.name=\"reverse\"", "data.samples=64", "data.val_samples=8",
                                 "data.test_samples=8", f"data.tokens=\"{vocab.tokens}\"", *sets])
     torch.manual_seed(0)

@@ -57,7 +57,8 @@ def verification_frames(forecaster: Any, samples: np.ndarray | None, rng: np.ran
 
 @torch.no_grad()
 def _torch_forecast(forecaster: Any, frames: np.ndarray) -> np.ndarray:
-    return forecaster.model(torch.from_numpy(np.ascontiguousarray(frames)), forecaster.config.data.output_frames).numpy()
+    future = forecaster.config.data.output_frames
+    return forecaster.model(torch.from_numpy(np.ascontiguousarray(frames)), future).numpy()
 
 
 def verify_frames(forecaster: Any, proto: Any, samples: np.ndarray | None = None, seed: int = 0) -> dict[str, float]:

@@ -60,7 +60,8 @@ def parse_frames(body: Any, frame_shape: tuple[int, int, int], options: ServeOpt
             raise ApiError(422, f"frames[{i}]: expected frames of shape {shape}, got nested lists of uneven "
                                 "lengths") from None
         if array.dtype.kind not in "iuf":
-            raise ApiError(422, f"frames[{i}]: expected numbers, got {'booleans' if array.dtype.kind == 'b' else 'other values'}")
+            got = "booleans" if array.dtype.kind == "b" else "other values"
+            raise ApiError(422, f"frames[{i}]: expected numbers, got {got}")
         if array.ndim != 4 or array.shape[1:] != frame_shape or array.shape[0] < 1:
             raise ApiError(422, f"frames[{i}]: expected frames of shape {shape}, got {array.shape}")
         if array.shape[0] > options.max_sequence_length:
@@ -76,7 +77,7 @@ def parse_frames(body: Any, frame_shape: tuple[int, int, int], options: ServeOpt
 
 
 def add_frames_routes(app: Any, backend: Any, options: ServeOptions, call: Any) -> None:
-    """Add ``POST /v1/frames`` for ``backend`` (``lstmkit.serve.task_backends``) to ``app``."""
+    """Add ``POST /v1/frames`` for ``backend`` (``lstmkit.serve.seq2seq_frames_backends``) to ``app``."""
     details = backend.info.details
     frame_shape = (details["channels"], details["frame_size"], details["frame_size"])
     body = {"requestBody": {"required": True, "content": {"application/json": {

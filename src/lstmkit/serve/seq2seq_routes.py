@@ -77,7 +77,7 @@ def parse_translate(body: Any, tokens: str, options: ServeOptions) -> tuple[list
 
 
 def add_seq2seq_routes(app: Any, backend: Any, options: ServeOptions, call: Any) -> None:
-    """Add ``POST /v1/translate`` for ``backend`` (``lstmkit.serve.task_backends``) to ``app``."""
+    """Add ``POST /v1/translate`` for ``backend`` (``lstmkit.serve.seq2seq_frames_backends``) to ``app``."""
     tokens = backend.info.details["tokens"]
     body = {"requestBody": {"required": True, "content": {"application/json": {
         "schema": TranslateRequest.model_json_schema()}}}}

@@ -9,9 +9,9 @@ Both backends of a task answer the same calls, and the same answers (within 1e-4
 * frames: ``forecast(sequences) -> [frames (K, C, H, W)]``: each sequence of input frames (L_i, C, H, W)
   forecast, as ``lstmkit.load(folder).predict`` does; the ONNX backend pads them into one call with lengths.
 
-``load_task_backend`` is the one hook ``lstmkit.serve.backends.load_backend`` calls; each backend's
+``load_seq2seq_frames_backend`` is the one hook ``lstmkit.serve.backends.load_backend`` calls; each backend's
 ``add_routes`` adds its endpoints (``lstmkit.serve.seq2seq_routes``, ``lstmkit.serve.frames_routes``) to the
-app that ``lstmkit.serve.task_app`` builds. None is thread-safe; the server calls them from one worker thread.
+app that ``lstmkit.serve.endpoints_app`` builds. None is thread-safe; the server calls them from one worker thread.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from lstmkit.errors import LstmkitError
 
 __all__ = ["FramesOnnxBackend", "FramesTorchBackend", "Seq2SeqOnnxBackend", "Seq2SeqTorchBackend", "TaskInfo",
-           "Translated", "load_task_backend"]
+           "Translated", "load_seq2seq_frames_backend"]
 
 TASKS = ("seq2seq", "frames")
 
@@ -222,7 +222,7 @@ def _export_in_memory(folder: Path, task: str, source: str, threads: int) -> Any
     return FramesOnnxBackend(proto.SerializeToString(), meta, source, threads)
 
 
-def load_task_backend(path: Path, backend: str, threads: int) -> Any | None:
+def load_seq2seq_frames_backend(path: Path, backend: str, threads: int) -> Any | None:
     """The backend of a seq2seq or frames model at ``path`` (a model or run folder, or an exported ``.onnx``
     file), or None for the other tasks. ``backend``: ``auto``, ``torch`` or ``onnx``, as ``load_backend`` (``onnx``
     with a folder builds and verifies the graphs in memory, as ``lstmkit export`` does, and serves them).

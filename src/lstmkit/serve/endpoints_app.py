@@ -2,7 +2,7 @@
 
 The same guard, metrics, access log and error format as ``lstmkit.serve.app`` (``{"error": "..."}`` with a 4xx
 or 5xx status), ``/healthz`` and ``/metrics``, and the task's routes, added by its backend
-(``lstmkit.serve.task_backends``). Every model call runs in one worker thread, as in ``lstmkit.serve.app``.
+(``lstmkit.serve.seq2seq_frames_backends``). Every model call runs in one worker thread, as in ``lstmkit.serve.app``.
 ``/v1/predict`` and ``/v1/sessions`` answer 404 naming the task's endpoint.
 """
 
@@ -29,7 +29,7 @@ from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddlewar
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["ENDPOINTS", "create_task_app"]
+__all__ = ["ENDPOINTS", "create_endpoints_app"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS = {"seq2seq": "/v1/translate", "frames": "/v1/frames"}
 
 
-def create_task_app(backend: Any, options: ServeOptions | None = None) -> FastAPI:
+def create_endpoints_app(backend: Any, options: ServeOptions | None = None) -> FastAPI:
     """The FastAPI app serving a task backend (one with ``add_routes``) with ``options``'s limits."""
     options = options or ServeOptions()
     info = backend.info
