@@ -7,6 +7,7 @@ CI has no GPU; run these where there is one: ``pytest tests/gpu``."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -81,8 +82,8 @@ def test_the_gpu_computes_what_the_cpu_computes(variant: str, dtype: torch.dtype
 
 
 def test_the_paths_on_the_gpu() -> None:
-    """cuDNN for the vanilla LSTM (also with ``lengths``); the C++ kernel is CPU-only, so the variants run the
-    reference loop on the GPU, and ``backend`` says so."""
+    """cuDNN for the vanilla LSTM (also with ``lengths``); the variants run the Triton kernels of
+    lstmkit.nn.gpu where Triton is installed (the reference loop otherwise), and ``backend`` says so."""
     on_cpu = LSTM(5, 8, num_layers=2, bidirectional=True, proj_size=3)
     vanilla = copy.deepcopy(on_cpu).to(CUDA)
     assert vanilla.backend == "fused"
@@ -95,7 +96,8 @@ def test_the_paths_on_the_gpu() -> None:
         warnings.simplefilter("error")  # "RNN module weights are not part of single contiguous chunk of memory"
         output, _ = vanilla(torch.randn(7, 2, 5, device=CUDA))
         output.sum().backward()
-    assert LSTM(5, 8, layer_norm=True).to(CUDA).backend == "reference"
+    triton_installed = importlib.util.find_spec("triton") is not None
+    assert LSTM(5, 8, layer_norm=True).to(CUDA).backend == ("triton" if triton_installed else "reference")
 
 
 def test_a_stream_steps_a_gpu_module() -> None:

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                          quantize=args.quantize, max_accuracy_drop=args.max_accuracy_drop)
     checks = ", ".join(f"{name} {diff:.2g}" for name, diff in result.checks.items())
     meta = read_onnx_meta(result.path)
-    if "inputs" in meta:  # a graph that declares its ports (every task but the classifier, so far)
+    if "inputs" in meta:  # a graph that declares its ports (every task's but the classifier's, so far)
         print(f"wrote {result.path} (predict graph: {_ports(meta['inputs'])} -> {_ports(meta['outputs'])})")
     else:
         print(f"wrote {result.path} (predict graph: input (N, L, {int(meta['input_size'])}) and lengths (N,))")
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {result.step_path} (step graph for streaming: input, lengths, h0, c0 -> outputs per step, h_n, c_n)")
     else:
         print(f"no step graph: {result.streaming_unsupported}")
-    for name, path in result.paths.items():
-        if not str(path).endswith(".onnx"):
-            print(f"wrote {path} (the {name} the graphs need beside them)")
+    for role, path in result.paths.items():  # the set's other graphs and side files, by role
+        if role not in ("predict", "step"):
+            print(f"wrote {path} ({role})")
     print(f"verified in ONNX Runtime against PyTorch: max abs difference {result.max_abs_diff:.2g} ({checks})")
     if result.quantization is not None:
         print(f"quantized to int8: {result.quantization.describe()}")

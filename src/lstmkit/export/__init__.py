@@ -45,6 +45,14 @@ Example::
     result = export_onnx("runs/digits/model", "digits.onnx")
     result.max_abs_diff      # e.g. 4.8e-07
 
+Other tasks write other sets (``registry`` lists the exporters): a seq2seq model its encoder (``out_path``),
+its decoder step graph (``NAME.decoder_step.onnx``) and its vocabularies (``NAME.vocab.json``), with
+``seq2seq_decode`` running greedy and beam search over them with numpy and onnxruntime only
+(``seq2seq_graph``, ``seq2seq_verify``); a frames model one graph, frames and lengths in, forecast frames out,
+its ConvLSTM and its rollout each an ONNX ``Scan`` (``frames_graph``, ``frames_verify``). ``model_proto`` and
+``runtime`` hold what these exporters share (a checked ``ModelProto`` with metadata; running a graph in ONNX
+Runtime and ``onnx.reference``; refusing a disagreement).
+
 Modules: ``graph`` (the node builder), ``lstm_graph`` (the LSTM stack, for every task's graphs:
 ``lstm_stack(g, lstm, sequence (L, N, F), sequence_lens, initial=None)`` -> (outputs (L, N, D * H_out), each
 layer's final h, each layer's final c)), ``scan_lstm`` (one layer direction as a ``Scan``), ``classifier_graph``

@@ -77,6 +77,8 @@ EXPORTER_MODULES: dict[str, str] = {
     "tagger": "lstmkit.export.text_graph",
     "char-lm": "lstmkit.export.text_graph",
     "next-symbols": "lstmkit.export.next_symbols_graph",
+    "seq2seq": "lstmkit.export.seq2seq_graph",
+    "frames": "lstmkit.export.frames_graph",
 }
 
 

@@ -8,6 +8,7 @@ backend      what it is                                                       ru
 fused        PyTorch's LSTM kernel (oneDNN on CPU, cuDNN on GPU)              the vanilla LSTM only
 fast         the C++ kernel of :mod:`lstmkit.nn.fast`, built on first use     every variant and activation
                                                                               it has code for; float32/64 CPU
+triton       the Triton kernels of :mod:`lstmkit.nn.gpu` (Triton installed)   the same, on float32/64 CUDA
 reference    the loop over :func:`lstmkit.nn.lstm_cell`                       everything; the truth
 ============ ================================================================ ================================
 
@@ -32,14 +33,15 @@ from typing import NamedTuple
 from torch import Tensor
 
 from . import fast as _fast
+from . import gpu as _gpu
 from .options import LSTMOptions
 
 __all__ = ["Backend", "choose_backend", "takes_fused"]
 
 
 class Backend(NamedTuple):
-    """The implementation that runs a call: ``name`` is ``"fused"``, ``"fast"`` or ``"reference"``, and
-    ``reason`` says why, in words (for logs, errors and benchmarks)."""
+    """The implementation that runs a call: ``name`` is ``"fused"``, ``"fast"``, ``"triton"`` or
+    ``"reference"``, and ``reason`` says why, in words (for logs, errors and benchmarks)."""
 
     name: str
     reason: str
@@ -76,7 +78,8 @@ def choose_backend(
             otherwise ``"reference"``; there is no fused step.
         training, grad: for a step: whether the module is in training mode, whether autograd is on.
         build: for a step: whether a vanilla module may build the fast kernel now (``LSTMStream`` may; an
-            ``LSTM.step`` call never waits for a build, and takes the reference step until it is loaded).
+            ``LSTM.step`` call never waits for a build: it loads the kernel if it is built already, else takes
+            the reference step until it is loaded).
 
     Side effect: may build the fast kernel (a few seconds, once per machine) to know whether it is usable,
     as :func:`lstmkit.nn.fast.usable` does.
@@ -96,6 +99,11 @@ def choose_backend(
         return Backend("reference", "impl='reference'")
     if options.impl == "auto" and not _fast.covers(options.activation_tuple):
         return Backend("reference", f"an activation has no code in the fast kernel: {_activations(options)}")
+    if tensor.device.type == "cuda":  # impl "auto" or "fast": the fast path of the GPU
+        unusable = _gpu.unusable_reason(tensor)
+        if unusable is not None:
+            return Backend("reference", unusable)
+        return Backend("triton", "a variant or activation cuDNN does not compute, on a CUDA tensor: the Triton kernels")
     unusable = _fast.unusable_reason(tensor)
     if unusable is not None:
         return Backend("reference", unusable)
@@ -111,7 +119,7 @@ def _choose_step(options: LSTMOptions, tensor: Tensor, training: bool, grad: boo
         return Backend("reference", "autograd is on: the reference step is differentiable")
     if options.impl == "reference":
         return Backend("reference", "impl='reference'")
-    if not build and takes_fused(options) and not _fast.loaded():
+    if not build and takes_fused(options) and not _fast.load_built():
         return Backend("reference", "the vanilla LSTM's step does not wait for the fast kernel to be built")
     if options.bidirectional:
         return Backend("reference", "bidirectional: the reverse direction cannot stream")

@@ -33,6 +33,7 @@ import logging
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "csrc" / "lstm_fast.cpp"
 #: Compiler flags; ``-march=native`` because the library is built on the machine that runs it.
 CXX_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-std=c++17")
-_ABI_VERSION = 2
+_ABI_VERSION = 3
 
 #: The activations the kernel implements, by name, with its codes for them.
 ACTIVATION_CODES = {"sigmoid": 0, "hard_sigmoid": 1, "tanh": 2, "relu": 3, "elu": 4, "softsign": 5}
@@ -96,23 +97,38 @@ def _compiler() -> str:
     return cxx
 
 
+def _library_path(cxx: str) -> tuple[Path, str]:
+    """Where the library built from this source, compiler, flags and CPU lies, and the source's SHA-256."""
+    try:
+        source = SOURCE.read_bytes()
+    except OSError as exc:
+        raise FastPathUnavailable(f"the kernel's source is missing: {exc}") from exc
+    key = hashlib.sha256(
+        b"\0".join([source, cxx.encode(), " ".join(CXX_FLAGS).encode(), _cpu_signature().encode(),
+                    platform.machine().encode()])  # fmt: skip
+    ).hexdigest()[:16]
+    return build_dir() / f"lstm_fast_{key}.so", hashlib.sha256(source).hexdigest()
+
+
+def built() -> Path | None:
+    """The library, if it is built and cached already and may be loaded (:func:`build` without building)."""
+    try:
+        target, source_sha256 = _library_path(_compiler())
+    except FastPathUnavailable:
+        return None
+    if not target.exists() or _cached_library_problem(target, target.with_suffix(".json"), source_sha256):
+        return None
+    return target
+
+
 def build() -> Path:
     """Compile ``csrc/lstm_fast.cpp`` into a shared library (if not cached yet) and return its path.
 
     Tries with OpenMP first, then without (e.g. clang without libomp). Raises :class:`FastPathUnavailable`.
     """
     cxx = _compiler()
-    try:
-        source = SOURCE.read_bytes()
-    except OSError as exc:
-        raise FastPathUnavailable(f"the kernel's source is missing: {exc}") from exc
-    source_sha256 = hashlib.sha256(source).hexdigest()
-    key = hashlib.sha256(
-        b"\0".join([source, cxx.encode(), " ".join(CXX_FLAGS).encode(), _cpu_signature().encode(),
-                    platform.machine().encode()])  # fmt: skip
-    ).hexdigest()[:16]
-    directory = build_dir()
-    target = directory / f"lstm_fast_{key}.so"
+    target, source_sha256 = _library_path(cxx)
+    directory = target.parent
     record = target.with_suffix(".json")
     if target.exists():
         problem = _cached_library_problem(target, record, source_sha256)
@@ -206,11 +222,11 @@ def _blas() -> tuple[int, int]:
     raise FastPathUnavailable("torch exports no BLAS sgemm_/dgemm_ to call")
 
 
-def load() -> ctypes.CDLL:
-    """Build (if needed) and load the kernel; raises :class:`FastPathUnavailable`."""
+def load(path: Path | None = None) -> ctypes.CDLL:
+    """Load the kernel at ``path``, or build (if needed) and load it; raises :class:`FastPathUnavailable`."""
     if os.environ.get("LSTMKIT_NO_FAST"):
         raise FastPathUnavailable("turned off by LSTMKIT_NO_FAST")
-    path = build()
+    path = path or build()
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:
@@ -227,10 +243,17 @@ def load() -> ctypes.CDLL:
     for name in ("lk_step_f32", "lk_step_f64"):  # called with the structure's address: the cheapest call
         getattr(lib, name).argtypes = [ctypes.c_void_p]
         getattr(lib, name).restype = None
-    for name in ("lk_step_scratch_size", "lk_step_struct_size", "lk_layer_struct_size"):
+    for name in ("lk_step_into_f32", "lk_step_into_f64"):  # called with the bytes of STEP_INTO.pack(...)
+        getattr(lib, name).argtypes = [ctypes.c_char_p]
+        getattr(lib, name).restype = None
+    for name in ("lk_step_scratch_size", "lk_step_struct_size", "lk_layer_struct_size", "lk_step_into_struct_size"):
         getattr(lib, name).restype = ctypes.c_int64
     lib.lk_step_scratch_size.argtypes = [ctypes.c_int64] * 4
-    if lib.lk_step_struct_size() != ctypes.sizeof(LkStep) or lib.lk_layer_struct_size() != ctypes.sizeof(LkLayer):
+    if (
+        lib.lk_step_struct_size() != ctypes.sizeof(LkStep)
+        or lib.lk_layer_struct_size() != ctypes.sizeof(LkLayer)
+        or lib.lk_step_into_struct_size() != STEP_INTO.size
+    ):
         raise FastPathUnavailable(f"{path} does not match this version of lstmkit")
     return lib
 
@@ -256,6 +279,26 @@ def library() -> ctypes.CDLL | None:
 
 def loaded() -> bool:
     """Whether the kernel is loaded already (never builds)."""
+    return "lib" in _state
+
+
+def load_built() -> bool:
+    """Whether the kernel is loaded, loading it first if it is built already; never compiles. Looks on disk
+    once per process (a millisecond): a library built later by another process is not seen, one built by
+    :func:`library` in this process is."""
+    if "lib" in _state:
+        return True
+    if "error" in _state or "looked_on_disk" in _state or os.environ.get("LSTMKIT_NO_FAST"):
+        return False
+    with _lock:
+        if "lib" not in _state and "looked_on_disk" not in _state:
+            _state["looked_on_disk"] = True
+            path = built()
+            if path is not None:
+                try:
+                    _state["lib"] = load(path)
+                except FastPathUnavailable as exc:
+                    logger.info("lstmkit: the built fast kernel did not load (%s); library() will say why", exc)
     return "lib" in _state
 
 
@@ -508,12 +551,18 @@ class LkStep(ctypes.Structure):
     ]  # fmt: skip
 
 
+#: ``struct LkStepInto`` of ``csrc/lstm_fast.cpp``: (plan address, N, x, y, h_in, c_in, h_out, c_out), the
+#: pointers as integers (0 for null). Packed into fresh bytes per call, so concurrent calls share nothing.
+STEP_INTO = struct.Struct("=Qq6Q")
+
+
 class StepPlan:
     """One evaluation-mode step of a stacked unidirectional LSTM as a single C call on fixed buffers.
 
     Built once for a batch size and dtype; it points at the parameters' memory (so in-place updates show,
     and the tensors are kept alive) and at whatever state and output buffers :meth:`bind` last gave it.
-    Call :func:`available` first.
+    :meth:`step_into` runs the same step at any batch size from one state into another, on buffers given
+    per call. Call :func:`available` first.
 
     Args:
         layers: ``layers[k][0]``, the weights of each layer (``LSTM.structure.layers``).
@@ -556,7 +605,10 @@ class StepPlan:
         )  # fmt: skip
         self._call = lib.lk_step_f64 if dtype == torch.float64 else lib.lk_step_f32
         self._address = ctypes.addressof(self._args)
-        self._lock = threading.Lock()
+        #: ``into_function(STEP_INTO.pack(address, N, x, y, h_in, c_in, h_out, c_out))`` is :meth:`step_into`
+        #: without its checks, for a caller that has made them (``LSTM.step``'s cached path).
+        self.into_function = lib.lk_step_into_f64 if dtype == torch.float64 else lib.lk_step_into_f32
+        self.address = self._address
 
     def bind(self, h: Tensor, c: Tensor, y: Tensor) -> None:
         """Use ``h`` (num_layers, N, H_out) and ``c`` (num_layers, N, H), contiguous, as the state, updated in
@@ -572,8 +624,17 @@ class StepPlan:
         self._args.x = x.data_ptr()
         self._call(self._address)
 
-    def run_on(self, x: Tensor, h: Tensor, c: Tensor, y: Tensor) -> None:
-        """:meth:`bind` then :meth:`run`, atomically: for a plan shared between threads."""
-        with self._lock:
-            self.bind(h, c, y)
-            self.run(x)
+    def step_into(self, x: Tensor, state: tuple[Tensor, Tensor] | None, h: Tensor, c: Tensor, y: Tensor) -> None:
+        """One step of ``x`` (N, H_in) from ``state`` = (h_in, c_in), shapes (num_layers, N, H_out) and
+        (num_layers, N, H), or zeros when ``None``, into ``h`` and ``c`` (same shapes) and the output ``y``
+        (N, H_out); every tensor contiguous, of the plan's dtype, on the CPU (only shapes are checked, by
+        assertion). The bound state and buffers are neither read nor written, and each call has its own
+        scratch memory, so threads may share a plan. ``h``, ``c`` may be the state's own tensors (in place)."""
+        n = x.size(0)
+        assert x.shape == (n, self._layers[0].I) and y.shape == (n, self.output_size), (x.shape, y.shape)
+        assert h.shape == (self.num_layers, n, self.output_size) and c.shape == (self.num_layers, n, self.hidden_size)
+        h_in, c_in = (0, 0) if state is None else (state[0].data_ptr(), state[1].data_ptr())
+        if state is not None:
+            assert state[0].shape == h.shape and state[1].shape == c.shape, (state[0].shape, state[1].shape)
+        self.into_function(STEP_INTO.pack(self.address, n, x.data_ptr(), y.data_ptr(), h_in, c_in, h.data_ptr(),
+                                          c.data_ptr()))

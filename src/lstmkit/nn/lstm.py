@@ -14,18 +14,21 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..errors import ShapeError
 from . import fast as _fast
 from . import fused as _fused
+from . import gpu as _gpu
 from . import layer as _layer
 from . import record as _record
 from .activations import get_activation
 from .backend import Backend, choose_backend, takes_fused
 from .cell import CellActivations
+from .fast_step import FastStep
 from .layer import LayerWeights
 from .options import VANILLA_ACTIVATIONS, LSTMOptions, LSTMStructure
 from .stream import LSTMStream
 from .variants import Variants
 
-# Step plans of the fast kernel by module, outside the module so that copying or pickling it is unaffected.
-_STEP_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# LSTM.step's fast path by module (lstmkit.nn.fast_step), outside the module so that copying or pickling it
+# is unaffected.
+_FAST_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class LSTM(nn.Module):
@@ -124,7 +127,8 @@ class LSTM(nn.Module):
     PyTorch loop over :func:`lstmkit.nn.lstm_cell`; the fused path, PyTorch's own LSTM kernel (the one
     ``torch.nn.LSTM`` runs, oneDNN on CPU), for the vanilla LSTM only; and the fast path
     (:mod:`lstmkit.nn.fast`), a C++ kernel with a hand-written backward for every variant and activation,
-    float32 and float64 on the CPU, compiled on first use (a few seconds, once per machine). ``impl="auto"``
+    float32 and float64 on the CPU, compiled on first use (a few seconds, once per machine); on a CUDA GPU,
+    the fast path is :mod:`lstmkit.nn.gpu`, cuBLAS and Triton kernels (Triton installed). ``impl="auto"``
     takes the fused path whenever the activations are the default ones and no variant is on, else the fast
     path, else (other devices or dtypes, or no C++ compiler: one warning) the reference; :attr:`backend`
     tells which path this module runs, :attr:`fused` whether it is PyTorch's kernel, and
@@ -438,8 +442,8 @@ class LSTM(nn.Module):
     @property
     def backend(self) -> str:
         """The path ``forward`` runs for this module's parameters: ``"fused"`` (PyTorch's kernel),
-        ``"fast"`` (:mod:`lstmkit.nn.fast`, built on first use, so the first read may take seconds) or
-        ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`); :meth:`choose_backend` says why."""
+        ``"fast"`` (:mod:`lstmkit.nn.fast`, built on first use, so the first read may take seconds),
+        ``"triton"`` (:mod:`lstmkit.nn.gpu`, the variants on a CUDA GPU) or ``"reference"`` (the loop over :func:`lstmkit.nn.lstm_cell`); :meth:`choose_backend` says why."""
         return self.choose_backend(self.weight_ih_l0).name
 
     def choose_backend(self, input: Tensor, lengths: bool = False) -> Backend:
@@ -525,10 +529,13 @@ class LSTM(nn.Module):
 
         ``h_t, state = lstm.step(x[t], state)`` for t = 0, 1, ... gives, in evaluation mode, ``forward(x)``'s
         output at each step and its final ``(h_n, c_n)`` (within float rounding), for every variant and
-        activation. In evaluation mode with autograd off (``torch.no_grad()``), every layer's step is one
-        call into the fast kernel (for a vanilla LSTM, once the kernel is loaded: the step never waits for
-        a build); otherwise each layer runs one step of the reference cell, differentiably. For the lowest
-        latency per step, use :meth:`stream`, which also keeps the state and output buffers.
+        activation. The outputs are new tensors; the state passed in is never modified. In evaluation mode
+        with autograd off (``torch.no_grad()``), all layers' step is one call into the fast kernel (for a
+        vanilla LSTM, once the kernel is built: the step loads a built one but never waits for a build),
+        with the arguments checked and the call planned once per module and input shape
+        (:mod:`lstmkit.nn.fast_step`; parameters updated in place or replaced are seen by the next call);
+        otherwise each layer runs one step of the reference cell, differentiably. For the lowest latency
+        per step, use :meth:`stream`, which also keeps the state and output buffers.
 
         In training mode every call draws fresh masks: zoneout and inter-layer ``dropout`` then behave as
         in ``forward`` (they draw per step there too), but ``recurrent_dropout`` and ``weight_drop``, which
@@ -550,6 +557,7 @@ class LSTM(nn.Module):
             ValueError: the LSTM is bidirectional; its reverse direction starts at the end of the sequence,
                 which a stream has not reached yet.
             ShapeError: ``x_t`` or the state has the wrong shape.
+            ValueError: ``x_t``'s dtype is not the parameters', or the state's dtype or device is not ``x_t``'s.
 
         Examples::
 
@@ -564,6 +572,11 @@ class LSTM(nn.Module):
             >>> torch.allclose(h_t, output[-1], atol=1e-6) and torch.allclose(state[1], c_n, atol=1e-6)
             True
         """
+        fast_step = _FAST_STEPS.get(self)
+        if fast_step is not None and not self.training and not torch.is_grad_enabled():
+            result = fast_step(x_t, state)  # None unless this call is one checked and planned already
+            if result is not None:
+                return result
         if self.bidirectional:
             raise ValueError(
                 "LSTM.step: expected a unidirectional LSTM, got bidirectional=True; the reverse direction "
@@ -583,12 +596,21 @@ class LSTM(nn.Module):
         is_batched = x_t.dim() == 2
         x = x_t if is_batched else x_t.unsqueeze(0)  # (N, H_in)
         h0, c0 = self._initial_state(state, x.size(0), is_batched, x, owner="LSTM.step", names=("state", "h", "c"))
+        for name, given in (("h", h0), ("c", c0)):
+            if given.device != x.device or (given.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type)):
+                raise ValueError(
+                    f"LSTM.step: expected state {name} of dtype {x.dtype} on {x.device} like x_t, got {given.dtype} "
+                    f"on {given.device}"
+                )
         backend = choose_backend(
             self.options, x, step=True, training=self.training, grad=torch.is_grad_enabled(), build=False
         )
         if backend.name == "fast":
             h_t, (h_n, c_n) = self._fast_step(x, h0, c0)
         else:
+            stale = _FAST_STEPS.get(self)
+            if stale is not None and not stale.current():  # e.g. after .half(): let go of the old parameters
+                _FAST_STEPS.pop(self, None)
             h_t, (h_n, c_n) = _layer.step_lstm(
                 x, h0, c0, self._layer_weights(), self._cell_activations, self.dropout, self.training, self.variants
             )
@@ -616,18 +638,17 @@ class LSTM(nn.Module):
         return LSTMStream(self, batch_size)
 
     def _fast_step(self, x: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """``step`` in evaluation mode without autograd, as one C call; (N, H_in) input, batched states."""
-        layers = self._layer_weights()
-        key = (x.size(0), x.dtype, tuple(w.data_ptr() for directions in layers for w in directions[0] if w is not None))
-        cached = _STEP_PLANS.get(self)
-        if cached is None or cached[0] != key:
-            cached = (key, _fast.StepPlan(layers, self._cell_activations, self.variants, x.size(0)))
-            _STEP_PLANS[self] = cached
-        plan = cached[1]
-        h_n, c_n = h0.clone(memory_format=torch.contiguous_format), c0.clone(memory_format=torch.contiguous_format)
-        h_t = x.new_empty((x.size(0), self.output_size))
-        plan.run_on(x.contiguous(), h_n, c_n, h_t)
-        return h_t, (h_n, c_n)
+        """``step`` in evaluation mode without autograd, as one C call; (N, H_in) input, batched states. Plans
+        the module's :class:`~lstmkit.nn.fast_step.FastStep` (again, when the parameters have moved), which
+        later calls then take without the checks above."""
+        fast_step = _FAST_STEPS.get(self)
+        if fast_step is None or not fast_step.current():
+            fast_step = FastStep(self)
+            if fast_step.reusable:
+                _FAST_STEPS[self] = fast_step
+            else:
+                _FAST_STEPS.pop(self, None)
+        return fast_step.run(x, h0, c0)
 
     def _forward_padded(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None, lengths: Tensor | list[int] | None
@@ -702,7 +723,7 @@ class LSTM(nn.Module):
         tap = _record.tap(self)
         if tap is not None:
             return tap.run(self, x, h0, c0, lengths)
-        run = _fast.fast_lstm if backend.name == "fast" else _layer.reference_lstm
+        run = {"fast": _fast.fast_lstm, "triton": _gpu.gpu_lstm}.get(backend.name, _layer.reference_lstm)
         return run(
             x, h0, c0, self._layer_weights(), self._cell_activations, self.dropout, self.training, lengths,
             self.variants,

@@ -1,11 +1,11 @@
 r"""Streaming inference: an LSTM advanced one time step per call, with its state kept between calls.
 
-:meth:`lstmkit.nn.LSTM.step` is the general API (any batch, training or evaluation, autograd); its cost is
-PyTorch's per-operator overhead times the dozen operators of a step, far more than the arithmetic at batch
-1. :class:`LSTMStream` is the inference path: the state, the output and the kernel's scratch memory are
-allocated once, and each :meth:`LSTMStream.step` is one C call (:class:`lstmkit.nn.fast.StepPlan`) that
-runs every layer. Where the fast kernel cannot be built, it runs the reference step instead (same results,
-slower).
+:meth:`lstmkit.nn.LSTM.step` is the general API (any batch, training or evaluation, autograd; state in,
+new state out); without autograd it runs the same kernel, but checks its arguments and allocates the new
+tensors at every call (:mod:`lstmkit.nn.fast_step`). :class:`LSTMStream` is the inference path: the state,
+the output and the kernel's scratch memory are allocated once, and each :meth:`LSTMStream.step` is one C
+call (:class:`lstmkit.nn.fast.StepPlan`) that runs every layer. Where the fast kernel cannot be built, it
+runs the reference step instead (same results, slower).
 """
 
 from __future__ import annotations

@@ -104,6 +104,10 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 
 
 def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI:
     """The FastAPI app serving ``backend`` with ``options`` (limits and batching)."""
+    if hasattr(backend, "add_routes"):  # a task with endpoints of its own (lstmkit.serve.endpoints_app)
+        from lstmkit.serve.endpoints_app import create_endpoints_app
+
+        return create_endpoints_app(backend, options)
     options = options or ServeOptions()
     info = backend.info
     metrics = Metrics()

@@ -269,6 +269,11 @@ def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> 
         raise LstmkitError(f"serve: --backend: expected one of auto, torch, onnx, got {backend!r}")
     if not path.exists():
         raise LstmkitError(f"serve: model {path}: not found (expected a model folder or a .onnx file)")
+    from lstmkit.serve.seq2seq_frames_backends import load_seq2seq_frames_backend
+
+    own_endpoints = load_seq2seq_frames_backend(path, backend, threads)  # seq2seq and frames: /v1/translate, /v1/frames
+    if own_endpoints is not None:
+        return own_endpoints
     is_onnx_file = path.is_file()
     if backend == "auto":
         backend = "onnx" if is_onnx_file else "torch"

@@ -19,6 +19,7 @@ _ROUTES = [
     (re.compile(r"^/v1/sessions/[^/]+/step$"), "/v1/sessions/{id}/step"),
     (re.compile(r"^/v1/sessions/[^/]+$"), "/v1/sessions/{id}"),
     (re.compile(r"^/(healthz|metrics|openapi\.json|docs)$"), None),
+    (re.compile(r"^/v1/(translate|frames)$"), None),  # seq2seq and frames (lstmkit.serve.endpoints_app)
 ]
 
 

@@ -24,7 +24,8 @@
 // The backward pass (lk_backward_*) runs the steps in reverse with the intermediates the forward pass saved,
 // and forms the gradients of W_hh and W_hr as one matrix product each over all steps at the end.
 // lk_step_* is the streaming path: one evaluation-mode step of a stacked LSTM, every layer, at any batch
-// size (own matrix-vector products at batch 1).
+// size (own matrix-vector products at batch 1), on a state it updates in place (LSTMStream); lk_step_into_*
+// is the same step from one state into another (LSTM.step, which must not modify the state it is given).
 // Denormal numbers are flushed to zero inside the kernel (see FlushDenormals).
 
 #include <algorithm>
@@ -139,6 +140,21 @@ struct LkStep {
     const void* x;       // (N, I of layer 0)
     void* y;             // (N, P): the last layer's output
     void* scratch;       // lk_step_scratch_size(...) elements of the dtype
+};
+
+// One step of lk_step_into_*: the weights and options of `plan` (its x, y, scratch and the layers' h and c are
+// not read), N sequences, the state read from h_in and c_in and written to h_out and c_out, which may be the
+// same memory or not. States are contiguous (num_layers, N, P) and (num_layers, N, H); null h_in and c_in
+// stand for zeros. The scratch memory is the calling thread's own, so concurrent calls on one plan are safe.
+struct LkStepInto {
+    const LkStep* plan;
+    int64_t N;
+    const void* x;       // (N, I of layer 0)
+    void* y;             // (N, P): the last layer's output
+    const void* h_in;    // (num_layers, N, P) or null
+    const void* c_in;    // (num_layers, N, H) or null
+    void* h_out;         // (num_layers, N, P)
+    void* c_out;         // (num_layers, N, H)
 };
 
 }  // extern "C"
@@ -930,11 +946,21 @@ void layer_norm_rows(const T* x, int64_t N, int64_t n, T* y, const T* gain, bool
     }
 }
 
+// Layer k's state in one step: read from h_in, c_in (null: zeros), written to h_out, c_out (may alias them).
 template <typename T>
-void step(const LkStep& s) {
+struct LayerState {
+    const T* h_in;
+    const T* c_in;
+    T* h_out;
+    T* c_out;
+};
+
+// One evaluation-mode step of every layer; state_of(k) gives layer k's LayerState<T>.
+template <typename T, typename StateOf>
+void step_layers(const LkStep& s, const T* x, T* y_last, T* scratch, StateOf state_of) {
     FlushDenormals guard;
     const int64_t N = s.N, H = s.H, P = s.P, G = s.G, GH = G * H;
-    T* gates = (T*)s.scratch;       // (N, GH)
+    T* gates = scratch;             // (N, GH)
     T* r = gates + N * GH;          // (N, GH)
     T* hh = r + N * GH;             // (N, H)
     T* psi = hh + N * H;            // (N, H)
@@ -956,15 +982,23 @@ void step(const LkStep& s) {
     a.clip = s.clip;
     a.zh = s.zh;
     a.zc = s.zc;
-    const T* x = (const T*)s.x;
     for (int64_t k = 0; k < s.num_layers; ++k) {
         const LkLayer& l = s.layers[k];
+        const LayerState<T> state = state_of(k);
+        const T* h = state.h_in;
+        const T* c = state.c_in;
+        if (h == nullptr) {  // zero state: start from zeros written into the outputs
+            std::memset(state.h_out, 0, N * P * sizeof(T));
+            std::memset(state.c_out, 0, N * H * sizeof(T));
+            h = state.h_out;
+            c = state.c_out;
+        }
+        // h_{t-1} is read until the last row is done, so h_t goes through h_new when it overwrites h_{t-1}
+        T* h_dst = h == state.h_out ? h_new : state.h_out;
         a.w_hr = l.w_hr;
         a.peep = l.peep;
         a.ln_c_w = l.ln_c_w;
         a.ln_c_b = l.ln_c_b;
-        T* h = (T*)l.h;
-        T* c = (T*)l.c;
         // pre-activations: biases, input half, recurrent half
         if (l.ln_ih) {
             linear((const T*)l.w_ih, GH, l.I, x, N, r, false);
@@ -985,35 +1019,69 @@ void step(const LkStep& s) {
         } else {
             linear((const T*)l.w_hh, GH, P, h, N, gates, true);
         }
-        cell_rows<T>(a, 0, gates, h, c, cs, psi, hh, stats, stats + N, h_new, c);
+        cell_rows<T>(a, 0, gates, h, c, cs, psi, hh, stats, stats + N, h_dst, state.c_out);
         if (l.w_hr) {
             linear((const T*)l.w_hr, P, H, hh, N, proj, false);
-            projected_rows<T>(a, 0, proj, h, h_new);
+            projected_rows<T>(a, 0, proj, h, h_dst);
         }
-        std::memcpy(h, h_new, N * P * sizeof(T));
-        T* y = k + 1 == s.num_layers ? (T*)s.y : outputs[k % 2];
+        if (h_dst != state.h_out) std::memcpy(state.h_out, h_dst, N * P * sizeof(T));
+        const T* h_t = state.h_out;
+        T* y = k + 1 == s.num_layers ? y_last : outputs[k % 2];
         if (s.residual && k > 0) {
-            for (int64_t j = 0; j < N * P; ++j) y[j] = h[j] + x[j];
+            for (int64_t j = 0; j < N * P; ++j) y[j] = h_t[j] + x[j];
         } else {
-            std::memcpy(y, h, N * P * sizeof(T));
+            std::memcpy(y, h_t, N * P * sizeof(T));
         }
         x = y;
     }
+}
+
+// lk_step_*: the state is the layers' h and c, updated in place; the plan's own scratch memory.
+template <typename T>
+void step(const LkStep& s) {
+    step_layers<T>(s, (const T*)s.x, (T*)s.y, (T*)s.scratch, [&s](int64_t k) {
+        const LkLayer& l = s.layers[k];
+        return LayerState<T>{(const T*)l.h, (const T*)l.c, (T*)l.h, (T*)l.c};
+    });
+}
+
+int64_t step_scratch_size(int64_t N, int64_t H, int64_t P, int64_t G) {
+    return 2 * N * G * H + 3 * N * H + 4 * N * P + 2 * N;
+}
+
+// lk_step_into_*: the state from h_in, c_in into h_out, c_out; scratch memory of the calling thread.
+template <typename T>
+void step_into(const LkStepInto& io) {
+    LkStep s = *io.plan;
+    s.N = io.N;
+    thread_local std::vector<T> scratch;
+    const size_t size = (size_t)step_scratch_size(s.N, s.H, s.P, s.G);
+    if (scratch.size() < size) scratch.resize(size);
+    const int64_t hs = s.N * s.P, cs = s.N * s.H;  // one layer's h and c
+    const T* h_in = (const T*)io.h_in;
+    const T* c_in = (const T*)io.c_in;
+    T* h_out = (T*)io.h_out;
+    T* c_out = (T*)io.c_out;
+    step_layers<T>(s, (const T*)io.x, (T*)io.y, scratch.data(), [&](int64_t k) {
+        return LayerState<T>{h_in ? h_in + k * hs : nullptr, c_in ? c_in + k * cs : nullptr, h_out + k * hs,
+                             c_out + k * cs};
+    });
 }
 
 }  // namespace
 
 extern "C" {
 
-int64_t lk_step_scratch_size(int64_t N, int64_t H, int64_t P, int64_t G) {
-    return 2 * N * G * H + 3 * N * H + 4 * N * P + 2 * N;
-}
+int64_t lk_step_scratch_size(int64_t N, int64_t H, int64_t P, int64_t G) { return step_scratch_size(N, H, P, G); }
 int64_t lk_step_struct_size() { return (int64_t)sizeof(LkStep); }
 int64_t lk_layer_struct_size() { return (int64_t)sizeof(LkLayer); }
+int64_t lk_step_into_struct_size() { return (int64_t)sizeof(LkStepInto); }
 void lk_step_f32(const LkStep* s) { step<float>(*s); }
 void lk_step_f64(const LkStep* s) { step<double>(*s); }
+void lk_step_into_f32(const LkStepInto* io) { step_into<float>(*io); }
+void lk_step_into_f64(const LkStepInto* io) { step_into<double>(*io); }
 
-int64_t lk_abi_version() { return 2; }
+int64_t lk_abi_version() { return 3; }
 
 void lk_set_blas(void* sgemm, void* dgemm) {
     g_sgemm = (lk_sgemm_t)sgemm;
