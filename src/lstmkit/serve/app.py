@@ -7,6 +7,7 @@
 ``POST /v1/sessions/{id}/step``  ``{"inputs": [[F numbers], ...steps]}`` -> the output after every step
 ``GET /v1/sessions/{id}``  steps so far and idle seconds
 ``DELETE /v1/sessions/{id}``  close the session
+``WebSocket /v1/stream``   many sessions on one connection, JSON or binary float32 (``lstmkit.serve.websocket``)
 ``GET /healthz``           ``{"status": "ok", ...}``
 ``GET /metrics``           Prometheus text format
 ``GET /openapi.json``      the schema (no ``/docs`` page: FastAPI's loads swagger-ui from a CDN at a floating
@@ -33,15 +34,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import WebSocketRoute
 
 import lstmkit
 from lstmkit.errors import DataError
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
-from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware
+from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware, RateLimiter
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
+from lstmkit.serve.websocket import STREAM_PATH, StreamEndpoint
 from lstmkit.serve.validation import ApiError, check_token_counts, parse_predict, parse_steps, parse_texts, read_json
 
 __all__ = ["create_app"]
@@ -153,7 +156,9 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
             return state["stepper"].window
         return None
 
-    app.add_middleware(GuardMiddleware, options=options, arrival_window=arrival_window)
+    # One token bucket per client for HTTP requests and /v1/stream messages alike.
+    limiter = RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0 else None
+    app.add_middleware(GuardMiddleware, options=options, arrival_window=arrival_window, limiter=limiter)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if options.access_log:
         app.add_middleware(AccessLogMiddleware)
@@ -246,6 +251,9 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
              responses=_ERRORS)
     async def session_info(session_id: str) -> JSONResponse:
         return JSONResponse(_session_info(state["store"].get(session_id)))
+
+    # The WebSocket endpoint is a plain ASGI app (lstmkit.serve.websocket): no per-message framework layer.
+    app.router.routes.append(WebSocketRoute(STREAM_PATH, StreamEndpoint(info, options, state, metrics, limiter)))
 
     @app.delete("/v1/sessions/{session_id}", summary="Close a session", responses=_ERRORS)
     async def close_session(session_id: str) -> JSONResponse:

@@ -33,7 +33,7 @@ from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["AccessLogMiddleware", "GuardMiddleware", "InternalErrorMiddleware", "RateLimiter"]
+__all__ = ["AccessLogMiddleware", "GuardMiddleware", "InternalErrorMiddleware", "RateLimiter", "api_key_problem"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("lstmkit.serve.access")
@@ -93,11 +93,15 @@ class RateLimiter:
 class GuardMiddleware:
     """Rate limit, API key, concurrency, body size and time limits of every HTTP request (see the module)."""
 
-    def __init__(self, app: Any, options: ServeOptions, arrival_window: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, app: Any, options: ServeOptions, arrival_window: Callable[[str], Any] | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         self.app = app
         self.options = options
         self.arrival_window = arrival_window
-        self.limiter = RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0 else None
+        # ``limiter``: one shared with the WebSocket endpoint, so a client's HTTP requests and stream messages
+        # draw on one bucket.
+        self.limiter = limiter or (RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0
+                                   else None)
         self.key = None if options.api_key is None else options.api_key.encode()
         self.in_progress = 0
 
@@ -186,16 +190,20 @@ class GuardMiddleware:
                 self.in_progress -= 1
 
     def _key_problem(self, scope: Any) -> str | None:
-        """Why the request's API key is refused, or None when it is the right one."""
-        value = _header(scope, b"authorization")
-        if value is None:
-            return "expected the header 'Authorization: Bearer KEY', got none"
-        scheme, _, token = value.partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            return "expected the header 'Authorization: Bearer KEY', got another scheme"
-        if not hmac.compare_digest(token.strip(), self.key):
-            return "invalid API key"
-        return None
+        return api_key_problem(scope, self.key)
+
+
+def api_key_problem(scope: Any, key: bytes) -> str | None:
+    """Why the API key of a request (or WebSocket handshake) ``scope`` is refused, or None when it is ``key``."""
+    value = _header(scope, b"authorization")
+    if value is None:
+        return "expected the header 'Authorization: Bearer KEY', got none"
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return "expected the header 'Authorization: Bearer KEY', got another scheme"
+    if not hmac.compare_digest(token.strip(), key):
+        return "invalid API key"
+    return None
 
 
 async def _read_body(receive: Callable, limit: int) -> list[dict[str, Any]] | None:

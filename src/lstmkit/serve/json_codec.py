@@ -1,0 +1,66 @@
+"""JSON in and out of the service, with orjson: parsing bodies and messages, and writing answers.
+
+orjson parses a request body of numbers about 3x faster than the standard library and writes a list of
+predictions about 5x faster (bench/load_serve.py has the profile); ``JsonResponse`` is Starlette's
+``JSONResponse`` rendered with it. ``Formatter`` turns a row of probabilities into the answer's
+``{"label", "probability", "probabilities"}`` with the label names looked up once per server, not per row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import JSONResponse
+
+__all__ = ["Formatter", "JsonResponse", "dumps", "loads"]
+
+
+def loads(data: bytes | str) -> Any:
+    """``data`` parsed as JSON: orjson, or the standard library where orjson refuses what it accepts (the
+    literals NaN and Infinity, integers beyond 64 bits), so that the validation names those values (422)
+    instead of a parse error. Raises ValueError (invalid JSON) or RecursionError (nested too deep)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` as compact JSON bytes (numpy arrays and scalars included)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class JsonResponse(JSONResponse):
+    """A JSON response written by orjson (same bytes as ``JSONResponse`` but for float formatting: the
+    shortest repr that reads back to the same float)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+class Formatter:
+    """Rows of class probabilities as the service's answer objects, for one model's labels."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = list(labels)
+
+    def prediction(self, row: np.ndarray) -> dict[str, Any]:
+        """``{"label", "probability", "probabilities": {label: p}}`` of one row (C,)."""
+        values = row.tolist()
+        best = int(row.argmax())
+        return {"label": self.labels[best], "probability": values[best],
+                "probabilities": dict(zip(self.labels, values))}
+
+    def predictions(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """One answer object per row of ``rows`` (N, C)."""
+        labels = self.labels
+        best = rows.argmax(axis=1).tolist()
+        return [{"label": labels[b], "probability": values[b], "probabilities": dict(zip(labels, values))}
+                for b, values in zip(best, rows.tolist())]
+
+    def step_outputs(self, rows: np.ndarray, first: int) -> list[dict[str, Any]]:
+        """``[{"step", "label", "probability", "probabilities"}, ...]`` of a session's steps (K, C) from ``first``."""
+        return [{"step": first + t, **answer} for t, answer in enumerate(self.predictions(rows))]
