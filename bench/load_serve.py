@@ -104,7 +104,8 @@ def start_server(model: Path, backend: str, port: int, args: argparse.Namespace)
     command = [sys.executable, "-m", "lstmkit", "serve", str(model), "--host", HOST, "--port", str(port),
                "--backend", backend, "--max-sessions", str(max(args.sessions, 1) + 10), "--max-batch",
                str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue",
-               str(max(4096, 2 * args.sessions))]
+               str(max(4096, 2 * args.sessions)), "--max-connections", str(args.sessions + 200),
+               "--max-concurrency", str(max(256, args.sessions + 100))]
     if args.profile_server:
         # py-spy samples the server (not this process) 200 times a second; collapsed stacks, one file per backend.
         args.profile_server.mkdir(parents=True, exist_ok=True)
@@ -147,7 +148,9 @@ async def metrics_sample(port: int) -> dict[str, float]:
     cpu = {"server_cpu": process_cpu_seconds(SERVER_PIDS[port]) if port in SERVER_PIDS else float("nan"),
            "client_cpu": time.process_time()}
     connection = Connection(port)
-    _, body = await connection.request("GET", "/metrics")
+    status, body = await connection.request("GET", "/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: {status} {body[:200]!r}")
     await connection.close()
     values = {}
     for line in body.decode().splitlines():
@@ -221,7 +224,7 @@ async def predict_phase(port: int, concurrency: int, args: argparse.Namespace) -
         await connection.close()
     return {
         "workload": "POST /v1/predict (1 sequence of 8x8)", "concurrency": str(concurrency),
-        "requests": str(len(latencies)), "throughput": f"{len(latencies) / elapsed:,.0f} req/s",
+        "requests": str(len(latencies)), "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} req/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_predict_batch_size'):.1f} seq", "errors": str(errors),
         **_cpu_columns(before, after, len(latencies)),
@@ -263,7 +266,7 @@ async def sessions_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
         await connection.close()
     return {
         "workload": f"POST /v1/sessions/{{id}}/step, {n:,} sessions, 1 step each", "concurrency": str(n),
-        "requests": str(len(latencies)), "throughput": f"{len(latencies) / elapsed:,.0f} session-steps/s",
+        "requests": str(len(latencies)), "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} session-steps/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
         **_cpu_columns(before, after, len(latencies)),
@@ -299,7 +302,7 @@ async def stream_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
     return {
         "workload": f"WebSocket /v1/stream, {n:,} sessions on {len(clients)} connection(s), 1 step each",
         "concurrency": str(n), "requests": str(len(latencies)),
-        "throughput": f"{len(latencies) / elapsed:,.0f} session-steps/s",
+        "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} session-steps/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
         **_cpu_columns(before, after, len(latencies)),

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -40,12 +40,14 @@ import lstmkit
 from lstmkit.errors import DataError
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
+from lstmkit.serve.hot_paths import Handlers, HotPaths
+from lstmkit.serve.json_codec import Formatter, dumps
 from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware, RateLimiter
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
 from lstmkit.serve.websocket import STREAM_PATH, StreamEndpoint
-from lstmkit.serve.validation import ApiError, check_token_counts, parse_predict, parse_steps, parse_texts, read_json
+from lstmkit.serve.validation import ApiError, check_token_counts, parse_json, parse_predict, parse_steps, parse_texts
 
 __all__ = ["create_app"]
 
@@ -105,6 +107,12 @@ _SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 429, 503, 504)}
 
 
+# FastAPI >= 0.16x checks on every request whether OpenTelemetry is configured (a few % of a request's time
+# here); the service reports through its own Prometheus metrics, so the check is turned off where it exists.
+_NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                 if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI:
     """The FastAPI app serving ``backend`` with ``options`` (limits and batching)."""
     options = options or ServeOptions()
@@ -144,7 +152,39 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     # No /docs or /redoc: FastAPI's pages pull swagger-ui / redoc scripts from a CDN at a floating major version,
     # code that the server would hand to every browser that opens them.
     app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="LSTM models: batch prediction and streaming sessions.")
+                  description="LSTM models: batch prediction and streaming sessions.", **_NO_TELEMETRY)
+    labels = info.label_names
+    formatter = Formatter(labels)
+
+    async def predict_answer(scope: dict[str, Any], raw: bytes) -> bytes:
+        predictor = state["predictor"]
+        with predictor.arrival(scope):
+            body = parse_json(raw)
+            if info.texts:
+                try:
+                    sequences = backend.encode(parse_texts(body, options))  # type: ignore[attr-defined]
+                except DataError as exc:
+                    raise ApiError(422, str(exc)) from None
+                check_token_counts(sequences, options)
+            else:
+                sequences = parse_predict(body, info, options)
+        probabilities = await predictor.predict(sequences)
+        return dumps({"predictions": formatter.predictions(probabilities)})
+
+    async def step_answer(scope: dict[str, Any], session_id: str, raw: bytes) -> bytes:
+        store, stepper = state["store"], state["stepper"]
+        with stepper.arrival(scope):
+            store.get(session_id)
+            x = parse_steps(parse_json(raw), info, options)
+        session = store.get(session_id)  # it may have expired while the body arrived
+        probabilities, first = await stepper.step(session, x)
+        return dumps({"id": session.id, "steps": session.steps,
+                      "outputs": formatter.step_outputs(probabilities, first)})
+
+    # HotPaths, the innermost middleware (added first), answers these two without FastAPI's routing; their routes
+    # below give the schema, and would answer the same through the same functions.
+    app.add_middleware(HotPaths, handlers=Handlers(predict_answer, step_answer))
+
     # The last added runs first: the access log sees every answer, the metrics count the guard's refusals too.
     app.add_middleware(InternalErrorMiddleware)
     def arrival_window(path: str) -> Any:
@@ -178,12 +218,6 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
-    labels = info.label_names
-
-    def prediction(row: np.ndarray) -> dict[str, Any]:
-        best = int(row.argmax())
-        values = row.tolist()
-        return {"label": labels[best], "probability": values[best], "probabilities": dict(zip(labels, values))}
 
     @app.get("/healthz", summary="Liveness and the model served")
     async def healthz() -> dict[str, Any]:
@@ -204,20 +238,8 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
 
     @app.post("/v1/predict", summary="Classify a batch of variable-length sequences", response_model=PredictResponse,
               responses=_ERRORS, openapi_extra=_body(PredictRequest))
-    async def predict(request: Request) -> JSONResponse:
-        predictor = state["predictor"]
-        with predictor.arrival(request.scope):
-            body = await read_json(request)
-            if info.texts:
-                try:
-                    sequences = backend.encode(parse_texts(body, options))  # type: ignore[attr-defined]
-                except DataError as exc:
-                    raise ApiError(422, str(exc)) from None
-                check_token_counts(sequences, options)
-            else:
-                sequences = parse_predict(body, info, options)
-        probabilities = await predictor.predict(sequences)
-        return JSONResponse({"predictions": [prediction(row) for row in probabilities]})
+    async def predict(request: Request) -> Response:
+        return Response(await predict_answer(request.scope, await request.body()), media_type="application/json")
 
     @app.post("/v1/sessions", summary="Open a streaming session", status_code=201, response_model=SessionInfo,
               responses=_ERRORS)
@@ -236,16 +258,9 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     @app.post("/v1/sessions/{session_id}/step", summary="Feed one or more steps; the output after each",
               response_model=StepResponse, responses=_ERRORS,
               openapi_extra={**_body(StepRequest), "parameters": [_SESSION_ID]})
-    async def step(request: Request) -> JSONResponse:
-        session_id = request.path_params["session_id"]  # read here: FastAPI's parameter machinery costs
-        store, stepper = state["store"], state["stepper"]
-        with stepper.arrival(request.scope):
-            store.get(session_id)
-            x = parse_steps(await read_json(request), info, options)
-        session = store.get(session_id)  # it may have expired while the body arrived
-        probabilities, first = await stepper.step(session, x)
-        outputs = [{"step": first + t, **prediction(row)} for t, row in enumerate(probabilities)]
-        return JSONResponse({"id": session.id, "steps": session.steps, "outputs": outputs})
+    async def step(request: Request) -> Response:
+        answer = await step_answer(request.scope, request.path_params["session_id"], await request.body())
+        return Response(answer, media_type="application/json")
 
     @app.get("/v1/sessions/{session_id}", summary="A session's step count and idle time", response_model=SessionInfo,
              responses=_ERRORS)

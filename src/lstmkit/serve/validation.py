@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from lstmkit.serve.backends import ModelInfo
+from lstmkit.serve.json_codec import loads
 from lstmkit.serve.options import ServeOptions
 
-__all__ = ["ApiError", "read_json", "parse_predict", "parse_steps", "parse_texts"]
+__all__ = ["ApiError", "parse_json", "read_json", "parse_predict", "parse_steps", "parse_texts"]
 
 _NUMBER_TYPES = (int, float)
 
@@ -46,11 +47,15 @@ class ApiError(Exception):
 
 async def read_json(request: Any) -> Any:
     """The request body parsed as JSON (``GuardMiddleware`` has refused oversized bodies before this: 413)."""
-    body = await request.body()
+    return parse_json(await request.body())
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body parsed as JSON (orjson, see ``lstmkit.serve.json_codec``); None when it is empty."""
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return loads(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"request body: expected JSON, got invalid JSON ({exc})") from None
 
