@@ -8,10 +8,18 @@ load generator takes as little CPU from the server as it can). Every phase is bo
   per request, on its own connection, as fast as answers come.
 * Sessions: ``--sessions`` (1,000) sessions are opened, and each has a worker that sends one step at a time
   on its own connection; session-steps/s counts the steps answered.
+* Stream: the same sessions over ``--stream-connections`` (1) WebSockets of ``/v1/stream`` with
+  ``lstmkit.serve.client.AsyncStreamClient``: each session's worker awaits one step at a time, and the steps
+  awaited together go out as one binary message.
+
+Throughput counts answers with status 200 (``errors`` the others). ``server CPU µs/req`` and ``client CPU
+µs/req`` are the CPU time the server process (all its threads) and this load generator used per answered
+request during the phase: on a shared machine they move far less than the throughput does.
+``--profile-server DIR`` samples the server with py-spy; ``bench/profile_top.py DIR/onnx.txt`` summarises it.
 
 The model is a unidirectional LSTM(128) classifier with random weights on 8x8 inputs (``--model`` serves
 another folder). Prints the machine, then a markdown table: requests/s, p50 and p99 latency, and the mean
-number of sequences or sessions per model call (from the server's /metrics).
+number of sequences or sessions per model call (from the server's /metrics), and CPU per request.
 
     .venv/bin/python bench/load_serve.py                      # both backends, 5 s per phase
     .venv/bin/python bench/load_serve.py --backend onnx --seconds 10
