@@ -235,7 +235,7 @@ async def predict_phase(port: int, concurrency: int, args: argparse.Namespace) -
         "requests": str(len(latencies)), "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} req/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_predict_batch_size'):.1f} seq", "errors": str(errors),
-        **_cpu_columns(before, after, len(latencies)),
+        **_cpu_columns(before, after, len(latencies) - errors),
     }
 
 
@@ -268,7 +268,7 @@ async def sessions_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
     before = await metrics_sample(port)
     latencies, errors, elapsed = await drive(n, args.seconds, args.max_requests, one)
     after = await metrics_sample(port)
-    closer = [connections[i].request("DELETE", paths[i]) for i in range(n)]
+    closer = [connections[i].request("DELETE", f"/v1/sessions/{ids[i]}") for i in range(n)]
     await asyncio.gather(*closer)
     for connection in connections:
         await connection.close()
@@ -277,7 +277,7 @@ async def sessions_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
         "requests": str(len(latencies)), "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} session-steps/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
-        **_cpu_columns(before, after, len(latencies)),
+        **_cpu_columns(before, after, len(latencies) - errors),
     }
 
 
@@ -313,7 +313,7 @@ async def stream_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
         "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} session-steps/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
-        **_cpu_columns(before, after, len(latencies)),
+        **_cpu_columns(before, after, len(latencies) - errors),
     }
 
 
@@ -322,7 +322,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="model folder to serve (default: a random LSTM(128) on 8x8)")
     parser.add_argument("--backend", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase (default 5)")
-    parser.add_argument("--max-requests", type=int, default=50_000, help="most requests per phase (default 50,000)")
+    parser.add_argument("--max-requests", type=int, default=500_000, help="most requests per phase (default 500,000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--stream-connections", type=int, default=1,

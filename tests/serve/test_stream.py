@@ -11,13 +11,12 @@ import time
 import httpx
 import numpy as np
 import pytest
+from serve_helpers import FEATURES, LABELS, LiveServer, metric, offline_steps
 from websockets.client import ClientProtocol
 from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
-from serve_helpers import FEATURES, LABELS, OPTIONS, LiveServer, metric, offline_steps
-from lstmkit.serve import ServeOptions, create_app, load_backend
-from lstmkit.serve import frames
+from lstmkit.serve import ServeOptions, create_app, frames, load_backend
 from lstmkit.serve.client import AsyncStreamClient, StreamClient, StreamError
 
 KEY = "k" * 24
@@ -281,3 +280,21 @@ def test_frames_round_trip_with_mixed_step_counts():
         np.testing.assert_array_equal(got.probabilities, x)
     with pytest.raises(frames.FrameError, match=r"record 1: expected 1 to 1 steps \(--max-sequence-length\), got 2"):
         frames.decode_steps(frames.encode_steps(records[::-1], 3), 3, max_records=4, max_steps=1)
+
+
+def test_lstmkit_serve_closes_a_connection_whose_message_is_over_the_payload_limit(model_dir):
+    """Under ``server_config`` (what ``lstmkit serve`` runs) the WebSocket layer refuses to hold a message over
+    --max-payload-bytes: close code 1009; smaller messages are answered."""
+    from test_serve_hardening import ServeServer
+    from websockets.exceptions import ConnectionClosed
+
+    with ServeServer(load_backend(model_dir), ServeOptions(max_payload_bytes=2000)) as live:
+        with connect(ws_url(live)) as ws:
+            ws.send(json.dumps({"op": "open"}))
+            session = json.loads(ws.recv(timeout=10))["id"]
+            ws.send(_step(session, np.zeros((4, FEATURES))))
+            assert frames.decode_outputs(ws.recv(timeout=10))[0].first == 0
+            ws.send(_step(session, np.zeros((200, FEATURES))))  # 4036 bytes
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd.code == 1009
