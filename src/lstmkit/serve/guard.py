@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
-from lstmkit.serve.batcher import ARRIVAL_KEY
+from lstmkit.serve.batcher import ARRIVAL_KEY, within
 from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
@@ -148,10 +148,7 @@ class GuardMiddleware:
 
     async def _read_and_call(self, scope: Any, receive: Any, send: Any, open_path: bool, limit: int) -> None:
         try:
-            if self.options.body_timeout > 0:
-                messages = await asyncio.wait_for(_read_body(receive, limit), self.options.body_timeout)
-            else:
-                messages = await _read_body(receive, limit)
+            messages = await within(_read_body(receive, limit), self.options.body_timeout)
         except asyncio.TimeoutError:
             await send_error(send, 408, f"request body: not received within {self.options.body_timeout:g} s "
                                         "(--body-timeout)", [(b"connection", b"close")])
@@ -176,10 +173,7 @@ class GuardMiddleware:
         if not open_path:
             self.in_progress += 1
         try:
-            if self.options.request_timeout > 0:
-                await asyncio.wait_for(self.app(scope, replay, response), self.options.request_timeout)
-            else:
-                await self.app(scope, replay, response)
+            await within(self.app(scope, replay, response), self.options.request_timeout)
         except asyncio.TimeoutError:
             log.warning("%s %s: timed out after %g s", scope["method"], scope["path"], self.options.request_timeout)
             if not response.started:
