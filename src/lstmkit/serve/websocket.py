@@ -157,7 +157,7 @@ class _Connection:
         self.store = endpoint.state["store"]
         self.stepper = endpoint.state["stepper"]
         self.slots = asyncio.Semaphore(self.options.stream_max_pending)
-        self.outbox: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[list[Any]] = asyncio.Queue()  # each: the answers (dicts, bytes) of a message
         self.tasks: set[asyncio.Task] = set()
         self.unanswered = 0
         self.writer_failed = False
