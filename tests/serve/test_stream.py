@@ -298,3 +298,19 @@ def test_lstmkit_serve_closes_a_connection_whose_message_is_over_the_payload_lim
             with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=10)
             assert closed.value.rcvd.code == 1009
+
+
+def test_the_rate_limit_counts_the_handshake_and_every_message(model_dir):
+    options = ServeOptions(rate_limit=0.5, rate_burst=3)
+    with LiveServer(create_app(load_backend(model_dir), options)) as live, connect(ws_url(live)) as ws:
+        ws.send(json.dumps({"op": "open", "ref": 1}))  # the handshake took the first token, this the second
+        session = json.loads(ws.recv(timeout=10))["id"]
+        ws.send(_step(session, GOOD, ref=2))  # the third
+        assert frames.decode_outputs(ws.recv(timeout=10))[0].ref == 2
+        ws.send(_step(session, GOOD, ref=3))
+        refused = json.loads(ws.recv(timeout=10))
+        assert (refused["status"], refused["ref"], refused["id"]) == (429, 3, session)
+        assert refused["error"].startswith("too many requests: more than 0.5 per second from this client "
+                                           "(--rate-limit); retry after")
+        ws.send(json.dumps({"op": "info", "ref": 4}))
+        assert json.loads(ws.recv(timeout=10))["status"] == 429  # still refused, the connection still open

@@ -34,6 +34,8 @@ from lstmkit.serve.options import ServeOptions
 __all__ = ["ApiError", "parse_json", "read_json", "parse_predict", "parse_steps", "parse_texts"]
 
 _NUMBER_TYPES = (int, float)
+_FLOAT_TYPE = frozenset({float})
+_NUMBER_SET = frozenset(_NUMBER_TYPES)
 
 
 class ApiError(Exception):
@@ -99,6 +101,9 @@ def _sequence(steps: Any, where: str, info: ModelInfo, max_steps: int, min_steps
         if not isinstance(step, list) or len(step) != features:
             got = f"{len(step)} numbers" if isinstance(step, list) else _describe(step)
             raise ApiError(422, f"{where}[{t}]: expected {features} numbers (one per feature), got {got}")
+        kinds = set(map(type, step))  # the usual step, numbers in range: checked without a Python loop
+        if kinds <= _FLOAT_TYPE or (kinds <= _NUMBER_SET and -_FLOAT32_MAX <= min(step) and max(step) <= _FLOAT32_MAX):
+            continue
         for f, value in enumerate(step):
             if type(value) not in _NUMBER_TYPES:  # bool is a subclass of int: refused as well
                 raise ApiError(422, f"{where}[{t}][{f}]: expected a number, got {_describe(value)}")
