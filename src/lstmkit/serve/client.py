@@ -263,10 +263,13 @@ class AsyncStreamClient:
                 future.set_exception(error)
 
     async def close(self) -> None:
-        """Close the connection (its sessions stay open until closed or idle past the server's TTL)."""
+        """Close the connection (its sessions stay open until closed or idle past the server's TTL); calls still
+        waiting for an answer raise StreamError."""
         for task in (self._writer, self._reader):
             if task is not None:
                 task.cancel()
+        self._closed = self._closed or ConnectionError("closed by this client")
+        self._fail(StreamError(0, f"the connection is closed ({self._closed})"))
         await self._ws.close()
 
     async def __aenter__(self) -> AsyncStreamClient:
