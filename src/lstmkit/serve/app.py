@@ -218,7 +218,6 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
-
     @app.get("/healthz", summary="Liveness and the model served")
     async def healthz() -> dict[str, Any]:
         return {
