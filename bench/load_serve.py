@@ -8,10 +8,18 @@ load generator takes as little CPU from the server as it can). Every phase is bo
   per request, on its own connection, as fast as answers come.
 * Sessions: ``--sessions`` (1,000) sessions are opened, and each has a worker that sends one step at a time
   on its own connection; session-steps/s counts the steps answered.
+* Stream: the same sessions over ``--stream-connections`` (1) WebSockets of ``/v1/stream`` with
+  ``lstmkit.serve.client.AsyncStreamClient``: each session's worker awaits one step at a time, and the steps
+  awaited together go out as one binary message.
+
+Throughput counts answers with status 200 (``errors`` the others). ``server CPU µs/req`` and ``client CPU
+µs/req`` are the CPU time the server process (all its threads) and this load generator used per answered
+request during the phase: on a shared machine they move far less than the throughput does.
+``--profile-server DIR`` samples the server with py-spy; ``bench/profile_top.py DIR/onnx.txt`` summarises it.
 
 The model is a unidirectional LSTM(128) classifier with random weights on 8x8 inputs (``--model`` serves
 another folder). Prints the machine, then a markdown table: requests/s, p50 and p99 latency, and the mean
-number of sequences or sessions per model call (from the server's /metrics).
+number of sequences or sessions per model call (from the server's /metrics), and CPU per request.
 
     .venv/bin/python bench/load_serve.py                      # both backends, 5 s per phase
     .venv/bin/python bench/load_serve.py --backend onnx --seconds 10
@@ -23,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -103,8 +112,15 @@ def start_server(model: Path, backend: str, port: int, args: argparse.Namespace)
     command = [sys.executable, "-m", "lstmkit", "serve", str(model), "--host", HOST, "--port", str(port),
                "--backend", backend, "--max-sessions", str(max(args.sessions, 1) + 10), "--max-batch",
                str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue",
-               str(max(4096, 2 * args.sessions))]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               str(max(4096, 2 * args.sessions)), "--max-connections", str(args.sessions + 200),
+               "--max-concurrency", str(max(256, args.sessions + 100))]
+    if args.profile_server:
+        # py-spy samples the server (not this process) 200 times a second; collapsed stacks, one file per backend.
+        args.profile_server.mkdir(parents=True, exist_ok=True)
+        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking", "--output",
+                   str(args.profile_server / f"{backend}.txt"), "--", *command]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=bool(args.profile_server))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -118,16 +134,38 @@ def start_server(model: Path, backend: str, port: int, args: argparse.Namespace)
     raise RuntimeError("the server did not start within 120 s")
 
 
+SERVER_PIDS: dict[int, int] = {}  # port -> the server's process id
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children (py-spy's server, when profiling)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += process_cpu_seconds(int(child))
+    except (OSError, IndexError, ValueError):
+        pass
+    return total
+
+
 async def metrics_sample(port: int) -> dict[str, float]:
+    """The server's /metrics, and the CPU seconds the server and this process have used so far."""
+    cpu = {"server_cpu": process_cpu_seconds(SERVER_PIDS[port]) if port in SERVER_PIDS else float("nan"),
+           "client_cpu": time.process_time()}
     connection = Connection(port)
-    _, body = await connection.request("GET", "/metrics")
+    status, body = await connection.request("GET", "/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics: {status} {body[:200]!r}")
     await connection.close()
     values = {}
     for line in body.decode().splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.rpartition(" ")
             values[key] = float(value)
-    return values
+    return {**values, **cpu}
 
 
 def batch_mean(before: dict[str, float], after: dict[str, float], name: str) -> float:
@@ -157,6 +195,18 @@ async def drive(workers: int, seconds: float, max_requests: int, one_request) ->
     return latencies, errors, time.perf_counter() - start
 
 
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, str]:
+    """CPU microseconds per request of the server and of this load generator: less sensitive than the
+    throughput to other work on a shared machine."""
+    return {side: f"{(after[f'{side}_cpu'] - before[f'{side}_cpu']) / max(requests, 1) * 1e6:.0f}"
+            for side in ("server", "client")}
+
+
+def _cpu_columns(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, str]:
+    cpu = cpu_per_request(before, after, requests)
+    return {"server CPU µs/req": cpu["server"], "client CPU µs/req": cpu["client"]}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -182,9 +232,10 @@ async def predict_phase(port: int, concurrency: int, args: argparse.Namespace) -
         await connection.close()
     return {
         "workload": "POST /v1/predict (1 sequence of 8x8)", "concurrency": str(concurrency),
-        "requests": str(len(latencies)), "throughput": f"{len(latencies) / elapsed:,.0f} req/s",
+        "requests": str(len(latencies)), "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} req/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_predict_batch_size'):.1f} seq", "errors": str(errors),
+        **_cpu_columns(before, after, len(latencies) - errors),
     }
 
 
@@ -217,15 +268,52 @@ async def sessions_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
     before = await metrics_sample(port)
     latencies, errors, elapsed = await drive(n, args.seconds, args.max_requests, one)
     after = await metrics_sample(port)
-    closer = [connections[i].request("DELETE", paths[i]) for i in range(n)]
+    closer = [connections[i].request("DELETE", f"/v1/sessions/{ids[i]}") for i in range(n)]
     await asyncio.gather(*closer)
     for connection in connections:
         await connection.close()
     return {
         "workload": f"POST /v1/sessions/{{id}}/step, {n:,} sessions, 1 step each", "concurrency": str(n),
-        "requests": str(len(latencies)), "throughput": f"{len(latencies) / elapsed:,.0f} session-steps/s",
+        "requests": str(len(latencies)), "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} session-steps/s",
         "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
         "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
+        **_cpu_columns(before, after, len(latencies) - errors),
+    }
+
+
+async def stream_phase(port: int, args: argparse.Namespace) -> dict[str, str]:
+    """``--sessions`` sessions over ``--stream-connections`` WebSockets of ``/v1/stream``; each session has a
+    worker that sends one step at a time (binary frames; the client puts the steps awaited together into one
+    message) and waits for its answer."""
+    from lstmkit.serve.client import AsyncStreamClient
+
+    n = args.sessions
+    url = f"ws://{HOST}:{port}/v1/stream"
+    clients = [await AsyncStreamClient.connect(url) for _ in range(args.stream_connections)]
+    ids = await asyncio.gather(*[clients[i % len(clients)].open() for i in range(n)])
+    rng = np.random.default_rng(1)
+    steps = rng.uniform(0, 16, size=(32, 1, 8)).round(2).astype(np.float32)
+    counter = [0]
+
+    async def one(index: int) -> bool:
+        counter[0] += 1
+        await clients[index % len(clients)].step(ids[index], steps[counter[0] % len(steps)])
+        return True
+
+    await drive(n, 0.5, 2 * n, one)  # warm-up
+    before = await metrics_sample(port)
+    latencies, errors, elapsed = await drive(n, args.seconds, args.max_requests, one)
+    after = await metrics_sample(port)
+    await asyncio.gather(*[clients[i % len(clients)].close_session(ids[i]) for i in range(n)])
+    for client in clients:
+        await client.close()
+    return {
+        "workload": f"WebSocket /v1/stream, {n:,} sessions on {len(clients)} connection(s), 1 step each",
+        "concurrency": str(n), "requests": str(len(latencies)),
+        "throughput": f"{(len(latencies) - errors) / elapsed:,.0f} session-steps/s",
+        "p50 ms": f"{statistics.median(latencies) * 1e3:.1f}", "p99 ms": f"{percentile(latencies, 0.99) * 1e3:.1f}",
+        "mean batch": f"{batch_mean(before, after, 'lstmkit_step_batch_size'):.1f} sessions", "errors": str(errors),
+        **_cpu_columns(before, after, len(latencies) - errors),
     }
 
 
@@ -234,9 +322,15 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="model folder to serve (default: a random LSTM(128) on 8x8)")
     parser.add_argument("--backend", nargs="+", choices=["torch", "onnx"], default=["torch", "onnx"])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured phase (default 5)")
-    parser.add_argument("--max-requests", type=int, default=50_000, help="most requests per phase (default 50,000)")
+    parser.add_argument("--max-requests", type=int, default=500_000, help="most requests per phase (default 500,000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--stream-connections", type=int, default=1,
+                        help="WebSocket connections that the --sessions share (default 1)")
+    parser.add_argument("--profile-server", type=Path, metavar="DIR",
+                        help="sample the server with py-spy (on PATH) into DIR/BACKEND.txt (collapsed stacks)")
+    parser.add_argument("--phases", nargs="+", choices=["predict", "sessions", "stream"],
+                        default=["predict", "sessions", "stream"], help="what to measure (default: all)")
     parser.add_argument("--max-batch", type=int, default=256, help="the server's --max-batch (default 256)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="the server's --batch-wait-ms (default 2)")
     args = parser.parse_args()
@@ -247,14 +341,21 @@ def main() -> int:
         for backend in args.backend:
             port = free_port()
             server = start_server(model, backend, port, args)
+            SERVER_PIDS[port] = server.pid
             try:
-                for concurrency in args.concurrency:
-                    rows.append({"backend": backend, **asyncio.run(predict_phase(port, concurrency, args))})
-                if args.sessions:
+                if "predict" in args.phases:
+                    for concurrency in args.concurrency:
+                        rows.append({"backend": backend, **asyncio.run(predict_phase(port, concurrency, args))})
+                if args.sessions and "sessions" in args.phases:
                     rows.append({"backend": backend, **asyncio.run(sessions_phase(port, args))})
+                if args.sessions and "stream" in args.phases:
+                    rows.append({"backend": backend, **asyncio.run(stream_phase(port, args))})
             finally:
-                server.terminate()
-                server.wait(timeout=30)
+                if args.profile_server:  # SIGINT to py-spy and the server: the server stops, py-spy writes its file
+                    os.killpg(server.pid, signal.SIGINT)
+                else:
+                    server.terminate()
+                server.wait(timeout=60)
 
     info = machine_info()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))

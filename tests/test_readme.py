@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lstmkit.cli import build_parser
@@ -213,3 +214,39 @@ def test_the_forecasting_input_layout_shown_in_the_docs_works(tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert f"wrote {out} (12 steps of 1 series)" in capsys.readouterr().out
     assert out.read_text().splitlines()[1].startswith("1961-01")  # the forecast starts after the file's last row
+
+
+def test_the_readme_streams_a_digit_over_the_websocket_as_written(tmp_path):
+    """The README's WebSocket block, as written but for the port, against a live server of a streaming model of
+    8x8 digits (random weights: the labels vary, the shape of the output does not)."""
+    import torch
+
+    from lstmkit.artifacts.model_folder import save_model
+    from lstmkit.config import Config, ModelConfig
+    from lstmkit.data import Standardizer
+    from lstmkit.models import InputSpec, build_model
+    from lstmkit.serve import create_app, load_backend
+
+    sys.path.insert(0, str(ROOT / "tests" / "serve"))
+    from serve_helpers import LiveServer
+
+    match = re.search(r"<!-- stream:example .*?-->\n```python\n(.*?)```", (ROOT / "README.md").read_text("utf-8"),
+                      re.S)
+    assert match, "README.md has no block marked stream:example"
+    torch.manual_seed(0)
+    spec = InputSpec(input_size=8, num_outputs=10, sequence_length=8)
+    config = Config(model=ModelConfig(hidden_size=16))
+    digits = np.random.default_rng(0).uniform(0, 16, size=(32, 8, 8)).astype(np.float32)
+    folder = save_model(tmp_path / "model", build_model(config.model, spec).eval(), config, spec,
+                        [str(d) for d in range(10)], Standardizer().fit(digits))
+    with LiveServer(create_app(load_backend(folder))) as live:
+        block = match.group(1)
+        assert "ws://127.0.0.1:8000/v1/stream" in block
+        script = block.replace("ws://127.0.0.1:8000", live.url.replace("http://", "ws://"))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 9 and lines[-1] == "rows streamed: 8", result.stdout
+    for row, line in enumerate(lines[:8]):
+        assert re.fullmatch(rf"after row {row}: \d \((0|1)\.\d\d\)", line), line

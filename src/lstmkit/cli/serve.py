@@ -49,6 +49,9 @@ def register(subparsers: Any) -> None:
                        help=f"seconds for a request's body to arrive, then 408 (default {defaults.body_timeout:g}; 0: no limit)")
     serve.add_argument("--max-connections", type=int, default=defaults.max_connections,
                        help=f"most open connections before 503 (default {defaults.max_connections})")
+    serve.add_argument("--stream-max-pending", type=int, default=defaults.stream_max_pending,
+                       help="most messages of one /v1/stream WebSocket awaiting their answer; beyond it the server "
+                            f"stops reading that connection (default {defaults.stream_max_pending})")
     serve.add_argument("--forwarded-allow-ips", default=None,
                        help="addresses of the reverse proxies whose X-Forwarded-For is trusted (default: none)")
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every request but /healthz "
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key if args.api_key is not None else (os.environ.get("LSTMKIT_API_KEY") or None),
         insecure=args.insecure, access_log=args.access_log, header_timeout=args.header_timeout,
         body_timeout=args.body_timeout, max_connections=args.max_connections,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        forwarded_allow_ips=args.forwarded_allow_ips, stream_max_pending=args.stream_max_pending,
     )
     serve(args.model, host=args.host, port=args.port, backend=args.backend, options=options, threads=args.threads)
     return 0

@@ -8,6 +8,7 @@
 ``POST /v1/sessions/{id}/step``  ``{"inputs": [[F numbers], ...steps]}`` -> the output after every step
 ``GET /v1/sessions/{id}``  steps so far and idle seconds
 ``DELETE /v1/sessions/{id}``  close the session
+``WebSocket /v1/stream``   many sessions on one connection, JSON or binary float32 (``lstmkit.serve.websocket``)
 ``GET /healthz``           ``{"status": "ok", ...}``
 ``GET /metrics``           Prometheus text format
 ``GET /openapi.json``      the schema (no ``/docs`` page: FastAPI's loads swagger-ui from a CDN at a floating
@@ -23,26 +24,30 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import WebSocketRoute
 
 import lstmkit
 from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
-from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware
+from lstmkit.serve.hot_paths import Handlers, HotPaths
+from lstmkit.serve.json_codec import Formatter, dumps
+from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware, RateLimiter
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.sessions import SessionStore, StepBatcher
-from lstmkit.serve.validation import ApiError, parse_predict, parse_steps, read_json
+from lstmkit.serve.validation import ApiError, parse_json, parse_predict, parse_steps
+from lstmkit.serve.websocket import STREAM_PATH, StreamEndpoint
 
 __all__ = ["create_app"]
 
@@ -102,6 +107,12 @@ _SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 429, 503, 504)}
 
 
+# FastAPI >= 0.16x checks on every request whether OpenTelemetry is configured (a few % of a request's time
+# here); the service reports through its own Prometheus metrics, so the check is turned off where it exists.
+_NO_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                 if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI:
     """The FastAPI app serving ``backend`` with ``options`` (limits and batching)."""
     if hasattr(backend, "add_routes"):  # a task with endpoints of its own (lstmkit.serve.endpoints_app)
@@ -145,7 +156,48 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     # No /docs or /redoc: FastAPI's pages pull swagger-ui / redoc scripts from a CDN at a floating major version,
     # code that the server would hand to every browser that opens them.
     app = FastAPI(title="lstmkit", version=lstmkit.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="LSTM models: batch prediction and streaming sessions.")
+                  description="LSTM models: batch prediction and streaming sessions.", **_NO_TELEMETRY)
+    labels = info.label_names
+    formatter = Formatter(labels)
+
+    # A task other than the classifier reads and answers its requests as its declared ports say
+    # (lstmkit.serve.task_io), and may add its own endpoint (/v1/forecast, /v1/generate) instead of /v1/predict.
+    task_io = getattr(backend, "io", None)
+
+    async def predict_answer(scope: dict[str, Any], raw: bytes) -> bytes:
+        predictor = state["predictor"]
+        with predictor.arrival(scope):
+            body = parse_json(raw)
+            if task_io is not None:
+                parsed = task_io.parse_predict(body, options)
+            else:
+                sequences = parse_predict(body, info, options)
+        if task_io is not None:
+            return dumps(task_io.answer(await predictor.predict(parsed.sequences), parsed))
+        probabilities = await predictor.predict(sequences)
+        return dumps({"predictions": formatter.predictions(probabilities)})
+
+    async def step_answer(scope: dict[str, Any], session_id: str, raw: bytes) -> bytes:
+        store, stepper = state["store"], state["stepper"]
+        with stepper.arrival(scope):
+            store.get(session_id)
+            body = parse_json(raw)
+            x = parse_steps(body, info, options) if task_io is None else task_io.parse_step(body, options)
+        session = store.get(session_id)  # it may have expired while the body arrived
+        probabilities, first = await stepper.step(session, x)
+        return dumps({"id": session.id, "steps": session.steps, "outputs": present_steps(probabilities, first)})
+
+    def present_steps(rows: Any, first: int) -> list[dict[str, Any]]:
+        """The outputs of a session's steps (K, C) from step ``first``, as its task answers them."""
+        if task_io is None:
+            return formatter.step_outputs(rows, first)
+        return [{"step": first + t, **task_io.present_step(row)} for t, row in enumerate(rows)]
+
+    # HotPaths, the innermost middleware (added first), answers these two without FastAPI's routing; their routes
+    # below give the schema, and would answer the same through the same functions.
+    serves_predict = task_io is None or task_io.verb == "predict"
+    app.add_middleware(HotPaths, handlers=Handlers(predict_answer if serves_predict else None, step_answer))
+
     # The last added runs first: the access log sees every answer, the metrics count the guard's refusals too.
     app.add_middleware(InternalErrorMiddleware)
     def arrival_window(path: str) -> Any:
@@ -157,7 +209,9 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
             return state["stepper"].window
         return None
 
-    app.add_middleware(GuardMiddleware, options=options, arrival_window=arrival_window)
+    # One token bucket per client for HTTP requests and /v1/stream messages alike.
+    limiter = RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0 else None
+    app.add_middleware(GuardMiddleware, options=options, arrival_window=arrival_window, limiter=limiter)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if options.access_log:
         app.add_middleware(AccessLogMiddleware)
@@ -177,13 +231,6 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
 
-    labels = info.label_names
-
-    def prediction(row: np.ndarray) -> dict[str, Any]:
-        best = int(row.argmax())
-        values = row.tolist()
-        return {"label": labels[best], "probability": values[best], "probabilities": dict(zip(labels, values))}
-
     @app.get("/healthz", summary="Liveness and the model served")
     async def healthz() -> dict[str, Any]:
         return {
@@ -201,22 +248,10 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     async def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    # A task other than the classifier reads and answers its requests as its declared ports say
-    # (lstmkit.serve.task_io), and may add its own endpoint (/v1/forecast, /v1/generate) instead of /v1/predict.
-    task_io = getattr(backend, "io", None)
+    async def predict(request: Request) -> Response:
+        return Response(await predict_answer(request.scope, await request.body()), media_type="application/json")
 
-    async def predict(request: Request) -> JSONResponse:
-        predictor = state["predictor"]
-        with predictor.arrival(request.scope):
-            body = await read_json(request)
-            if task_io is not None:
-                parsed = task_io.parse_predict(body, options)
-                return JSONResponse(task_io.answer(await predictor.predict(parsed.sequences), parsed))
-            sequences = parse_predict(body, info, options)
-        probabilities = await predictor.predict(sequences)
-        return JSONResponse({"predictions": [prediction(row) for row in probabilities]})
-
-    if task_io is None or task_io.verb == "predict":
+    if serves_predict:
         app.post("/v1/predict", summary="Predict for a batch of variable-length inputs", responses=_ERRORS,
                  response_model=PredictResponse if task_io is None else task_io.predict_response,
                  openapi_extra=_body(PredictRequest if task_io is None else task_io.predict_request))(predict)
@@ -242,23 +277,18 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
               response_model=StepResponse if task_io is None else task_io.step_response, responses=_ERRORS,
               openapi_extra={**_body(StepRequest if task_io is None else task_io.step_request),
                              "parameters": [_SESSION_ID]})
-    async def step(request: Request) -> JSONResponse:
-        session_id = request.path_params["session_id"]  # read here: FastAPI's parameter machinery costs
-        store, stepper = state["store"], state["stepper"]
-        with stepper.arrival(request.scope):
-            store.get(session_id)
-            body = await read_json(request)
-            x = parse_steps(body, info, options) if task_io is None else task_io.parse_step(body, options)
-        session = store.get(session_id)  # it may have expired while the body arrived
-        probabilities, first = await stepper.step(session, x)
-        present = prediction if task_io is None else task_io.present_step
-        outputs = [{"step": first + t, **present(row)} for t, row in enumerate(probabilities)]
-        return JSONResponse({"id": session.id, "steps": session.steps, "outputs": outputs})
+    async def step(request: Request) -> Response:
+        answer = await step_answer(request.scope, request.path_params["session_id"], await request.body())
+        return Response(answer, media_type="application/json")
 
     @app.get("/v1/sessions/{session_id}", summary="A session's step count and idle time", response_model=SessionInfo,
              responses=_ERRORS)
     async def session_info(session_id: str) -> JSONResponse:
         return JSONResponse(_session_info(state["store"].get(session_id)))
+
+    # The WebSocket endpoint is a plain ASGI app (lstmkit.serve.websocket): no per-message framework layer.
+    app.router.routes.append(WebSocketRoute(STREAM_PATH, StreamEndpoint(info, options, state, metrics, limiter,
+                                                                      task_io=task_io, present_steps=present_steps)))
 
     @app.delete("/v1/sessions/{session_id}", summary="Close a session", responses=_ERRORS)
     async def close_session(session_id: str) -> JSONResponse:

@@ -1,7 +1,8 @@
 """Connection-level limits that uvicorn lacks: a cap on open connections and a deadline for the headers.
 
 uvicorn's own settings cover the rest (``server_config``): the keep-alive timeout, the header size limit of
-h11, and the trust of proxy headers, which is off unless ``--forwarded-allow-ips`` names the proxy.
+h11, the trust of proxy headers, which is off unless ``--forwarded-allow-ips`` names the proxy, and the
+WebSocket protocol of ``/v1/stream`` (its message size limit, keep-alive pings, no compression).
 
 ``GuardedH11Protocol`` is uvicorn's h11 protocol with two additions:
 
@@ -148,17 +149,33 @@ def install_log_rate_limit(burst: int = 5, interval: float = 10.0) -> RateLimite
     return shared
 
 
+def _ws_protocol() -> str:
+    """uvicorn's sans-I/O protocol on the websockets package where it has one (0.35 and later), else the older one
+    on the same package (whose reads also stop while messages wait, and whose sends wait for the socket)."""
+    from uvicorn.config import WS_PROTOCOLS
+
+    return "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "websockets"
+
+
 def server_config(app: Any, options: ServeOptions, host: str = "127.0.0.1", port: int = 8000,
                   **kwargs: Any) -> Any:
     """The ``uvicorn.Config`` of ``lstmkit serve``: its limits, timeouts and proxy trust from ``options``."""
     import uvicorn
 
     forwarded = options.forwarded_allow_ips
+    ws_protocol = _ws_protocol()
     settings: dict[str, Any] = dict(
         host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5,
         http=guarded_protocol(options),
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,  # request line and headers
+        # /v1/stream: the websockets package's sans-I/O protocol (it pauses reading while the app has a message
+        # to take, and its sends wait while the transport's buffer is full: lstmkit.serve.websocket relies on
+        # both for back-pressure). A message over --max-payload-bytes closes the connection (1009) before it is
+        # held whole; no compression (it costs CPU, and a small compressed message can inflate to a big one);
+        # a ping every 20 s, and a peer that does not answer within 20 s is disconnected.
+        ws=ws_protocol, ws_max_size=options.max_payload_bytes, ws_per_message_deflate=False,
+        ws_ping_interval=20.0, ws_ping_timeout=20.0,
         # Trust X-Forwarded-For only from the proxy named by --forwarded-allow-ips; uvicorn's default trusts
         # it from 127.0.0.1, so any local client could pose as any address (and escape the rate limit).
         proxy_headers=bool(forwarded),

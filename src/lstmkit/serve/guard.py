@@ -28,12 +28,12 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
-from lstmkit.serve.batcher import ARRIVAL_KEY
+from lstmkit.serve.batcher import ARRIVAL_KEY, within
 from lstmkit.serve.metrics import StatusRecorder
 from lstmkit.serve.options import ServeOptions
 from lstmkit.serve.validation import ApiError
 
-__all__ = ["AccessLogMiddleware", "GuardMiddleware", "InternalErrorMiddleware", "RateLimiter"]
+__all__ = ["AccessLogMiddleware", "GuardMiddleware", "InternalErrorMiddleware", "RateLimiter", "api_key_problem"]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("lstmkit.serve.access")
@@ -93,11 +93,15 @@ class RateLimiter:
 class GuardMiddleware:
     """Rate limit, API key, concurrency, body size and time limits of every HTTP request (see the module)."""
 
-    def __init__(self, app: Any, options: ServeOptions, arrival_window: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, app: Any, options: ServeOptions, arrival_window: Callable[[str], Any] | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         self.app = app
         self.options = options
         self.arrival_window = arrival_window
-        self.limiter = RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0 else None
+        # ``limiter``: one shared with the WebSocket endpoint, so a client's HTTP requests and stream messages
+        # draw on one bucket.
+        self.limiter = limiter or (RateLimiter(options.rate_limit, options.rate_burst) if options.rate_limit > 0
+                                   else None)
         self.key = None if options.api_key is None else options.api_key.encode()
         self.in_progress = 0
 
@@ -144,10 +148,7 @@ class GuardMiddleware:
 
     async def _read_and_call(self, scope: Any, receive: Any, send: Any, open_path: bool, limit: int) -> None:
         try:
-            if self.options.body_timeout > 0:
-                messages = await asyncio.wait_for(_read_body(receive, limit), self.options.body_timeout)
-            else:
-                messages = await _read_body(receive, limit)
+            messages = await within(_read_body(receive, limit), self.options.body_timeout)
         except asyncio.TimeoutError:
             await send_error(send, 408, f"request body: not received within {self.options.body_timeout:g} s "
                                         "(--body-timeout)", [(b"connection", b"close")])
@@ -172,10 +173,7 @@ class GuardMiddleware:
         if not open_path:
             self.in_progress += 1
         try:
-            if self.options.request_timeout > 0:
-                await asyncio.wait_for(self.app(scope, replay, response), self.options.request_timeout)
-            else:
-                await self.app(scope, replay, response)
+            await within(self.app(scope, replay, response), self.options.request_timeout)
         except asyncio.TimeoutError:
             log.warning("%s %s: timed out after %g s", scope["method"], scope["path"], self.options.request_timeout)
             if not response.started:
@@ -186,16 +184,20 @@ class GuardMiddleware:
                 self.in_progress -= 1
 
     def _key_problem(self, scope: Any) -> str | None:
-        """Why the request's API key is refused, or None when it is the right one."""
-        value = _header(scope, b"authorization")
-        if value is None:
-            return "expected the header 'Authorization: Bearer KEY', got none"
-        scheme, _, token = value.partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            return "expected the header 'Authorization: Bearer KEY', got another scheme"
-        if not hmac.compare_digest(token.strip(), self.key):
-            return "invalid API key"
-        return None
+        return api_key_problem(scope, self.key)
+
+
+def api_key_problem(scope: Any, key: bytes) -> str | None:
+    """Why the API key of a request (or WebSocket handshake) ``scope`` is refused, or None when it is ``key``."""
+    value = _header(scope, b"authorization")
+    if value is None:
+        return "expected the header 'Authorization: Bearer KEY', got none"
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return "expected the header 'Authorization: Bearer KEY', got another scheme"
+    if not hmac.compare_digest(token.strip(), key):
+        return "invalid API key"
+    return None
 
 
 async def _read_body(receive: Callable, limit: int) -> list[dict[str, Any]] | None:

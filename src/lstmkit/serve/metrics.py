@@ -80,6 +80,10 @@ class MetricsMiddleware:
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Label children looked up once per (route, method, status), not per request (a dict hit instead of a
+        # lock and a label check each time).
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -91,5 +95,14 @@ class MetricsMiddleware:
             await self.app(scope, receive, response)
         finally:
             endpoint = route_label(scope["path"])
-            self.metrics.requests.labels(endpoint, scope["method"], str(response.status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            key = (endpoint, scope["method"], response.status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self.metrics.requests.labels(endpoint, key[1], str(key[2]))
+                if len(self._counters) < 256:  # methods come from clients: the cache stays bounded
+                    self._counters[key] = counter
+            counter.inc()
+            latency = self._latencies.get(endpoint)
+            if latency is None:
+                latency = self._latencies[endpoint] = self.metrics.latency.labels(endpoint)
+            latency.observe(time.perf_counter() - start)

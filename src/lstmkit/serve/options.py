@@ -72,6 +72,10 @@ class ServeOptions:
     max_connections: int = 1000
     """Most open connections; one more is answered 503 and closed at once (the file descriptors stay
     bounded). Lowered to fit the process's open-file limit."""
+    stream_max_pending: int = 16
+    """Most messages of one ``/v1/stream`` WebSocket between their arrival and the sending of their answer;
+    at the limit the server stops reading that connection until answers have gone out, so a client that
+    sends without reading holds at most this many messages (and their answers) in server memory."""
     forwarded_allow_ips: str | None = None
     """Comma-separated addresses of the reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto``
     headers are trusted (uvicorn's ``forwarded_allow_ips``; ``*`` trusts every peer). None, the default: no

@@ -164,10 +164,16 @@ class StepBatcher(QueueWorker):
         self._pending: deque[_StepJob] = deque()
         self._window = BatchWindow(options.batch_wait_ms / 1000.0)
         self._task: asyncio.Task | None = None
+        self._queue_depth = metrics.queue_depth.labels("step")  # looked up once, not per step
 
     async def step(self, session: Session, x: np.ndarray) -> tuple[np.ndarray, int]:
         """Queue ``x`` (K, F) for ``session``; returns the probabilities after each step, (K, C), and the
         session's index of the first of these steps."""
+        return await self.submit(session, x)
+
+    def submit(self, session: Session, x: np.ndarray) -> asyncio.Future:
+        """Queue ``x`` (K, F) for ``session`` now; the future gives what ``step`` returns. Many sessions' steps
+        can be queued before any is awaited (the WebSocket endpoint does so for the records of one message)."""
         if session.closed:
             raise ApiError(404, f"session {session.id}: deleted or expired")
         if len(self._pending) >= self.options.max_queue:
@@ -175,9 +181,9 @@ class StepBatcher(QueueWorker):
         future = asyncio.get_running_loop().create_future()
         session.busy += 1
         self._pending.append(_StepJob(session, x, future))
-        self.metrics.queue_depth.labels("step").set(len(self._pending))
+        self._queue_depth.set(len(self._pending))
         self._window.notify(full=len(self._pending) >= self.options.max_batch)
-        return await future
+        return future
 
     def _take_round(self) -> list[_StepJob]:
         taken: list[_StepJob] = []
@@ -208,7 +214,7 @@ class StepBatcher(QueueWorker):
             await self._window.wait(lambda: bool(self._pending), lambda: len(self._pending) >= self.options.max_batch)
             jobs = self._take_round()
             self._window.last_batch_requests = len(jobs)
-            self.metrics.queue_depth.labels("step").set(len(self._pending))
+            self._queue_depth.set(len(self._pending))
             live = []
             for job in jobs:
                 if job.session.closed:

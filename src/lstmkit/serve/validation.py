@@ -28,11 +28,14 @@ from typing import Any
 import numpy as np
 
 from lstmkit.serve.backends import ModelInfo
+from lstmkit.serve.json_codec import loads
 from lstmkit.serve.options import ServeOptions
 
-__all__ = ["ApiError", "read_json", "parse_predict", "parse_steps", "parse_texts"]
+__all__ = ["ApiError", "parse_json", "read_json", "parse_predict", "parse_steps", "parse_texts"]
 
 _NUMBER_TYPES = (int, float)
+_FLOAT_TYPE = frozenset({float})
+_NUMBER_SET = frozenset(_NUMBER_TYPES)
 
 
 class ApiError(Exception):
@@ -46,11 +49,15 @@ class ApiError(Exception):
 
 async def read_json(request: Any) -> Any:
     """The request body parsed as JSON (``GuardMiddleware`` has refused oversized bodies before this: 413)."""
-    body = await request.body()
+    return parse_json(await request.body())
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body parsed as JSON (orjson, see ``lstmkit.serve.json_codec``); None when it is empty."""
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return loads(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"request body: expected JSON, got invalid JSON ({exc})") from None
 
@@ -94,6 +101,9 @@ def _sequence(steps: Any, where: str, info: ModelInfo, max_steps: int, min_steps
         if not isinstance(step, list) or len(step) != features:
             got = f"{len(step)} numbers" if isinstance(step, list) else _describe(step)
             raise ApiError(422, f"{where}[{t}]: expected {features} numbers (one per feature), got {got}")
+        kinds = set(map(type, step))  # the usual step, numbers in range: checked without a Python loop
+        if kinds <= _FLOAT_TYPE or (kinds <= _NUMBER_SET and -_FLOAT32_MAX <= min(step) and max(step) <= _FLOAT32_MAX):
+            continue
         for f, value in enumerate(step):
             if type(value) not in _NUMBER_TYPES:  # bool is a subclass of int: refused as well
                 raise ApiError(422, f"{where}[{t}][{f}]: expected a number, got {_describe(value)}")
