@@ -172,6 +172,27 @@ def test_the_deploy_section_runs_as_written(tmp_path):
     assert "lstmkit serve stopped" not in out
 
 
+
+@pytest.mark.slow
+def test_the_deploy_section_runs_a_variant_model_as_written(tmp_path):
+    """The README's variant block, command for command (a layer-norm peephole LSTM for a few epochs, a free
+    port): the export goes through the Scan loop and int8, and curl gets a prediction from the int8 file."""
+    block = _marked_block((ROOT / "README.md").read_text(encoding="utf-8"), "deploy-variant")
+    tiny = (" --set train.epochs=3 --set model.hidden_size=32 --set train.progress=false --set train.num_threads=1"
+            " --set train.report=false --set train.tensorboard=false")
+    script = block.replace("--set model.bidirectional=false\n", "--set model.bidirectional=false" + tiny + "\n")
+    script = script.replace("--quantize int8", "--quantize int8 --max-accuracy-drop 100").replace("8000", str(_free_port()))
+    assert tiny in script and "--max-accuracy-drop 100" in script
+    out = _run_as_written(tmp_path, script).stdout
+    assert "quantized to int8: int8 accuracy " in out and "digits (test split, 450 samples)" in out
+    answer = json.loads(out.strip().splitlines()[-1])
+    assert len(answer["predictions"]) == 1 and answer["predictions"][0]["label"] in [str(d) for d in range(10)]
+    assert "lstmkit serve stopped" not in out
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "runs" / "ln.onnx")).graph.node}
+    assert "Scan" in ops and "MatMulInteger" in ops
+
 def _docs_lines_on_the_demo_run() -> list[str]:
     """The shell lines of docs/ that use the trained runs/demo and train nothing."""
     lines = []
