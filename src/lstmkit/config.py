@@ -133,6 +133,22 @@ class DataConfig:
     """Forecasting from a long file: the column naming each row's series."""
     value_column: str = "value"
     """Forecasting from a long file: the column holding the values."""
+    # Audio (``audio-folder``: recordings named {label}_{speaker}_{index}.wav; see ``lstmkit.data.audio_folder``)
+    split: Literal["official", "speaker"] = "official"
+    """``audio-folder``: ``official`` tests the recordings with index 0-4 (FSDD's own split); ``speaker`` tests
+    the recordings of ``test_speakers`` and trains on everyone else's."""
+    test_speakers: list[str] = field(default_factory=list)
+    """``audio-folder`` with ``split = "speaker"``: the speakers held out as the test split."""
+    features: Literal["mfcc", "fbank"] = "mfcc"
+    """``audio-folder``: the front end, MFCCs or log-mel filterbank energies (``lstmkit.data.audio``)."""
+    mel_bins: int = field(default=0, metadata={"min": 0, "max": 256})
+    """``audio-folder``: mel filters (0: 23 for MFCCs, 40 for filterbanks)."""
+    num_ceps: int = field(default=13, metadata=_positive(max=256))
+    """``audio-folder``: MFCC coefficients per frame (at most ``mel_bins``)."""
+    frame_length_ms: float = field(default=25.0, metadata={"min": 1, "max": 1000})
+    """``audio-folder``: the window of each feature frame, in milliseconds."""
+    frame_shift_ms: float = field(default=10.0, metadata={"min": 1, "max": 1000})
+    """``audio-folder``: the step between feature frames, in milliseconds (one LSTM step each)."""
 
 
 @dataclass
