@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
 
-from lstmkit.config import DataConfig  # noqa: E402
-from lstmkit.data import load_source  # noqa: E402
-from lstmkit.data.audio import FrontEnd, read_wav  # noqa: E402
-from lstmkit.errors import DataError  # noqa: E402
+from lstmkit.config import DataConfig
+from lstmkit.data import load_source
+from lstmkit.data.audio import FrontEnd, read_wav
+from lstmkit.errors import DataError
 
 FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "fsdd" / "recordings"
 needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"needs the shared FSDD recordings at {FSDD}")

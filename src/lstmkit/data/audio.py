@@ -36,7 +36,7 @@ import numpy as np
 
 from lstmkit.errors import DataError
 
-__all__ = ["FrontEnd", "OnlineFeatures", "read_wav", "FEATURE_KINDS"]
+__all__ = ["FEATURE_KINDS", "FrontEnd", "OnlineFeatures", "read_wav"]
 
 FEATURE_KINDS = ("mfcc", "fbank")
 

@@ -32,11 +32,11 @@ from lstmkit.data.audio import FrontEnd, read_wav
 from lstmkit.data.base import ArrayDataset, SourceData, register_source
 from lstmkit.errors import DataError
 
-__all__ = ["Recording", "list_recordings", "front_end_from_config", "OFFICIAL_TEST_INDICES"]
+__all__ = ["OFFICIAL_TEST_INDICES", "Recording", "front_end_from_config", "list_recordings"]
 
 log = logging.getLogger(__name__)
 
-OFFICIAL_TEST_INDICES = range(0, 5)
+OFFICIAL_TEST_INDICES = range(5)
 """FSDD's official split: recordings with these indices are the test set."""
 
 _NAME = re.compile(r"^(?P<label>[^_]+)_(?P<speaker>.+)_(?P<index>\d+)\.wav$", re.IGNORECASE)

@@ -175,9 +175,12 @@ class SequenceTask(Task):
         results: list[dict] = []
         front_end = loaded.meta.get("audio_front_end")
         for source in sources:
-            if front_end is not None and Path(source).suffix.lower() == ".wav":  # the training front end's frames
+            if Path(source).suffix.lower() == ".wav":  # through the front end the model was trained with
                 from lstmkit.data.audio import FrontEnd
 
+                if front_end is None:
+                    raise LstmkitError(f"predict {source}: expected the sequences this model reads (.npy or .csv), "
+                                       "got a .wav file, but the model was not trained on audio")
                 x, lengths = FrontEnd.from_meta(front_end).file_features(source)[None], None  # (1, T, F)
             else:
                 x, lengths = read_sequences(source, length, features,
