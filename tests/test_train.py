@@ -123,7 +123,9 @@ def test_a_diverging_run_stops_with_one_line_instead_of_training_on_nan(tmp_path
     assert not (out / "model").exists()
 
 
-def test_a_time_budget_closes_the_epoch_in_progress_and_anneals_over_the_budget(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_time_budget_closes_the_epoch_in_progress_and_anneals_over_the_budget(tmp_path, monkeypatch, caplog,
+                                                                                 clock):
     """[train] max_minutes on a clock that ticks one second per reading: the run stops at the first batch past
     the budget, mid-epoch, with that epoch validated, logged and the model tested; cosine decays over the budget."""
     import itertools
@@ -133,9 +135,9 @@ def test_a_time_budget_closes_the_epoch_in_progress_and_anneals_over_the_budget(
     from lstmkit.training.callbacks import load_checkpoint
 
     ticks = itertools.count()
-    monkeypatch.setattr(trainer_module, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(trainer_module, "_clock" if clock == "wall" else "_cpu_clock", lambda: float(next(ticks)))
     config = load_config(None, FAST + ["train.epochs=5", "train.max_minutes=0.25", "train.schedule=cosine",
-                                       "train.lr=0.01", "train.batch_size=16"])
+                                       "train.lr=0.01", "train.batch_size=16", f"train.budget_clock={clock}"])
     with caplog.at_level(logging.INFO, logger="lstmkit.training.trainer"):
         result = run_training(config, tmp_path / "run")
     stop = [r.getMessage() for r in caplog.records if "time budget" in r.getMessage()]

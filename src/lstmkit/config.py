@@ -248,10 +248,13 @@ class TrainConfig:
     """Learning-rate schedule over the epochs: constant, cosine annealing, step decay (``step_size``, ``gamma``) or
     one-cycle. With ``max_minutes``, cosine annealing runs over the time budget instead."""
     max_minutes: float = field(default=0.0, metadata={"min": 0, "max": 1e6})
-    """A time budget: training stops at the first batch that ends past this many minutes (counted as the
-    epoch rows' ``seconds`` count them, validation included); the epoch in progress closes there, validated and
-    logged, and is the last. ``schedule = "cosine"`` then decays over the budget:
-    ``lr_t = lr (1 + cos(pi min(t / budget, 1))) / 2``. 0: no budget (``epochs`` alone decides)."""
+    """A time budget: training stops at the first batch that ends past this many minutes of training batches
+    (validation not counted) on ``budget_clock``; the epoch in progress closes there, validated and logged, and
+    is the last. ``schedule = "cosine"`` then decays over the budget: ``lr_t = lr (1 + cos(pi min(t / budget,
+    1))) / 2``. 0: no budget (``epochs`` alone decides)."""
+    budget_clock: Literal["wall", "cpu"] = "wall"
+    """The clock of ``max_minutes``: ``wall`` seconds, or this process's ``cpu`` seconds (all its threads), which
+    other processes on a busy machine do not inflate (to give two models the same compute)."""
     step_size: int = field(default=10, metadata=_positive())
     """Epochs between decays for ``schedule = "step"``."""
     gamma: float = field(default=0.1, metadata=_positive(max=1e3))

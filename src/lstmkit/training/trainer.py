@@ -184,7 +184,9 @@ class Callback:
 log = logging.getLogger(__name__)
 
 _clock = time.perf_counter
-"""The clock of epoch seconds and of the time budget (``[train] max_minutes``); tests replace it."""
+"""The wall clock of epoch seconds and of the time budget (``[train] max_minutes``); tests replace it."""
+_cpu_clock = time.process_time
+"""The CPU clock of ``[train] budget_clock = "cpu"``: this process's CPU seconds, all threads; tests replace it."""
 
 
 @dataclass
@@ -200,6 +202,8 @@ class _Position:
     """The learning rate when the epoch began (the epoch's row reports it)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    budget_spent: float = 0.0
+    """Seconds of the time budget's clock spent in training batches before the current stretch of batches."""
 
 
 class Trainer:
@@ -251,7 +255,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": p.epoch, "step": p.step, "order": p.order, "sums": dict(p.sums), "seen": p.seen,
-            "lr": p.lr, "history": list(p.history), "seconds": p.seconds,
+            "lr": p.lr, "history": list(p.history), "seconds": p.seconds, "budget_spent": p.budget_spent,
             "shuffle_rng": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             # Dropout and zoneout masks on a GPU come from its own generator.
@@ -272,7 +276,7 @@ class Trainer:
         self.position = _Position(epoch=state["epoch"], step=state["step"], order=state["order"],
                                   sums=dict(state["sums"]), seen=state["seen"], lr=state["lr"],
                                   history=list(state["history"]),
-                                  seconds=state["seconds"])
+                                  seconds=state["seconds"], budget_spent=state.get("budget_spent", 0.0))
         self.shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
@@ -327,17 +331,19 @@ class Trainer:
                 p.lr = self.optimizer.param_groups[0]["lr"]
             self.module.train()
             batches = p.order.split(tc.batch_size)
-            out_of_time = False
+            out_of_time, budget_clock = False, _cpu_clock if tc.budget_clock == "cpu" else _clock
+            stretch_started = budget_clock()
             while p.step < len(batches) and not self.stop:
                 if tc.max_minutes > 0 and tc.schedule == "cosine":
-                    self._anneal_over_budget(self._elapsed(started))
+                    self._anneal_over_budget(self._budget_used(budget_clock() - stretch_started))
                 logs = self._train_step(epoch_data, batches[p.step])
                 p.step += 1
                 for callback in self.callbacks:
                     callback.on_batch_end(self, p.step, logs)
-                if tc.max_minutes > 0 and self._elapsed(started) >= 60.0 * tc.max_minutes:
+                if tc.max_minutes > 0 and self._budget_used(budget_clock() - stretch_started) >= 60.0 * tc.max_minutes:
                     out_of_time = True  # close this epoch here: validated, logged, checkpointed, the last
                     break
+            p.budget_spent += budget_clock() - stretch_started
             if p.step < len(batches) and not out_of_time:
                 break  # stopped mid-epoch by a callback
             if out_of_time:
@@ -354,11 +360,10 @@ class Trainer:
             callback.on_fit_end(self)
         return p.history
 
-    def _elapsed(self, epoch_started: float) -> float:
-        """Seconds of training so far, as the epoch rows count them: the finished epochs' ``seconds`` (training
-        and validation) plus this epoch's (before and after a resume). Ranks agree on the largest."""
-        p = self.position
-        seconds = sum(float(row["seconds"]) for row in p.history) + p.seconds + _clock() - epoch_started
+    def _budget_used(self, stretch: float) -> float:
+        """Seconds of the time budget used: the batches before this stretch plus ``stretch`` (the budget clock's
+        seconds since this stretch of batches began). Ranks agree on the largest."""
+        seconds = self.position.budget_spent + stretch
         if self.world_size > 1:
             value = torch.tensor([seconds], dtype=torch.float64)
             dist.all_reduce(value, op=dist.ReduceOp.MAX)
