@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the FSDD recordings folder")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fsdd")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the official split")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="seeds of the official split")
     parser.add_argument("--speakers", nargs="*", default=SPEAKERS, help="speakers held out in turn (seed 0)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
