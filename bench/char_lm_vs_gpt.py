@@ -129,7 +129,7 @@ def main() -> None:
         from lstmkit.tasks.text import TextModel
 
         module = TextModel.load(run / "model").loaded.module.eval()
-        lstm_loss = held_out_loss(lambda x: module(x[:, :, None].float()), source.test)
+        lstm_loss = held_out_loss(lambda x, m=module: m(x[:, :, None].float()), source.test)
         metrics = json.loads((run / "metrics.json").read_text())
         print(f"seed {seed}: LSTM for the same CPU time ({metrics['epochs_run']} epochs, {lstm_wall:.1f} s wall "
               f"with loading and testing), held-out loss {lstm_loss:.4f} nats/char", flush=True)

@@ -73,7 +73,7 @@ class GPT(nn.Module):
         self.head.weight = self.tokens.weight  # weight tying
         self.apply(self._init)
         for name, p in self.named_parameters():
-            if name.endswith("attn.proj.weight") or name.endswith(".out.weight"):
+            if name.endswith(("attn.proj.weight", ".out.weight")):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
