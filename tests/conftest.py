@@ -153,3 +153,26 @@ def digits_run(tmp_path_factory) -> Path:
                        "--set", "train.num_threads=1"])
     assert status == 0
     return out
+
+
+FSDD_RECORDINGS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "fsdd" / "recordings"
+"""The real Free Spoken Digit Dataset recordings, at ../shared relative to the repository root."""
+
+
+@pytest.fixture(scope="session")
+def speech_run(tmp_path_factory) -> Path:
+    """configs/spoken_digits.toml on the real FSDD recordings, as the README runs it, shrunk to 2 epochs of an
+    LSTM(48) on one thread (~10 s); shared by the speech tests of training, predict and serving."""
+    pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
+    if not FSDD_RECORDINGS.is_dir():
+        pytest.skip(f"needs the shared FSDD recordings at {FSDD_RECORDINGS}")
+    from lstmkit.cli import main
+
+    out = tmp_path_factory.mktemp("speech") / "run"
+    with num_threads(1), process_globals_restored():
+        status = main(["train", str(Path(__file__).parent.parent / "configs" / "spoken_digits.toml"), "--out",
+                       str(out), "--set", f"data.path={FSDD_RECORDINGS}", "--set", "train.epochs=2",
+                       "--set", "model.hidden_size=48", "--set", "train.report=false",
+                       "--set", "train.tensorboard=false", "--set", "train.num_threads=1"])
+    assert status == 0
+    return out

@@ -82,6 +82,18 @@ def test_a_trainer_like_payload_round_trips_bit_identically():
     assert bf16.dtype == torch.bfloat16 and bf16.item() == 1.5
 
 
+def test_a_checkpoint_whose_header_length_starts_like_pickle_still_loads():
+    """One header size in 256 puts 0x80 (pickle's first opcode) in the file's first byte: still a checkpoint."""
+    for pad in range(600):
+        payload = {"epoch": 3, "weights": torch.arange(4.0), "note": "x" * pad}
+        data = dumps(payload)
+        if data[:1] == b"\x80":
+            break
+    assert data[:1] == b"\x80"
+    restored = loads(data)
+    assert restored["note"] == payload["note"] and torch.equal(restored["weights"], payload["weights"])
+
+
 def test_values_that_cannot_be_stored_without_pickle_are_refused_by_name():
     with pytest.raises(CheckpointError, match=r"checkpoint payload payload\['f'\]: expected tensors.*got function"):
         dumps({"f": lambda: 0})

@@ -121,3 +121,37 @@ def test_a_diverging_run_stops_with_one_line_instead_of_training_on_nan(tmp_path
     assert err.startswith("lstmkit: error: training diverged: the loss is nan at epoch 1, batch ") and \
         "lower [train] lr (now 1000) or set [train] grad_clip (now 0)" in err, err
     assert not (out / "model").exists()
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_time_budget_closes_the_epoch_in_progress_and_anneals_over_the_budget(tmp_path, monkeypatch, caplog,
+                                                                                 clock):
+    """[train] max_minutes on a clock that ticks one second per reading: the run stops at the first batch past
+    the budget, mid-epoch, with that epoch validated, logged and the model tested; cosine decays over the budget."""
+    import itertools
+    import logging
+
+    from lstmkit.training import trainer as trainer_module
+    from lstmkit.training.callbacks import load_checkpoint
+
+    ticks = itertools.count()
+    monkeypatch.setattr(trainer_module, "_clock" if clock == "wall" else "_cpu_clock", lambda: float(next(ticks)))
+    config = load_config(None, FAST + ["train.epochs=5", "train.max_minutes=0.25", "train.schedule=cosine",
+                                       "train.lr=0.01", "train.batch_size=16", f"train.budget_clock={clock}"])
+    with caplog.at_level(logging.INFO, logger="lstmkit.training.trainer"):
+        result = run_training(config, tmp_path / "run")
+    stop = [r.getMessage() for r in caplog.records if "time budget" in r.getMessage()]
+    assert stop and stop[0].startswith("the time budget of 0.25 minutes is spent: training ends after batch")
+    batches = int(stop[0].split("batch ")[1].split(" of")[0])
+    assert 5 <= batches < 60  # well inside the first epoch (its 1,000+ training digits make 60+ batches of 16)
+    assert result.metrics["epochs_run"] == 1 and result.metrics["test_accuracy"] > 0.1
+    assert len((tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()) == 1 + 1
+    last_lr = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["optimizer"]["param_groups"][0]["lr"]
+    assert last_lr < 0.01 * 0.05  # annealed to (near) zero by the end of the budget
+
+
+def test_a_negative_time_budget_is_refused():
+    from lstmkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config \[train\] max_minutes: expected a non-negative float, got -1.0"):
+        load_config(None, ["train.max_minutes=-1"])

@@ -133,6 +133,22 @@ class DataConfig:
     """Forecasting from a long file: the column naming each row's series."""
     value_column: str = "value"
     """Forecasting from a long file: the column holding the values."""
+    # Audio (``audio-folder``: recordings named {label}_{speaker}_{index}.wav; see ``lstmkit.data.audio_folder``)
+    split: Literal["official", "speaker"] = "official"
+    """``audio-folder``: ``official`` tests the recordings with index 0-4 (FSDD's own split); ``speaker`` tests
+    the recordings of ``test_speakers`` and trains on everyone else's."""
+    test_speakers: list[str] = field(default_factory=list)
+    """``audio-folder`` with ``split = "speaker"``: the speakers held out as the test split."""
+    features: Literal["mfcc", "fbank"] = "mfcc"
+    """``audio-folder``: the front end, MFCCs or log-mel filterbank energies (``lstmkit.data.audio``)."""
+    mel_bins: int = field(default=0, metadata={"min": 0, "max": 256})
+    """``audio-folder``: mel filters (0: 23 for MFCCs, 40 for filterbanks)."""
+    num_ceps: int = field(default=13, metadata=_positive(max=256))
+    """``audio-folder``: MFCC coefficients per frame (at most ``mel_bins``)."""
+    frame_length_ms: float = field(default=25.0, metadata={"min": 1, "max": 1000})
+    """``audio-folder``: the window of each feature frame, in milliseconds."""
+    frame_shift_ms: float = field(default=10.0, metadata={"min": 1, "max": 1000})
+    """``audio-folder``: the step between feature frames, in milliseconds (one LSTM step each)."""
 
 
 @dataclass
@@ -229,7 +245,16 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"min": 0, "max": 1e3})
     """Weight decay (L2 penalty; decoupled for AdamW)."""
     schedule: Literal["constant", "cosine", "step", "onecycle"] = "constant"
-    """Learning-rate schedule over the epochs: constant, cosine annealing, step decay (``step_size``, ``gamma``) or one-cycle."""
+    """Learning-rate schedule over the epochs: constant, cosine annealing, step decay (``step_size``, ``gamma``) or
+    one-cycle. With ``max_minutes``, cosine annealing runs over the time budget instead."""
+    max_minutes: float = field(default=0.0, metadata={"min": 0, "max": 1e6})
+    """A time budget: training stops at the first batch that ends past this many minutes of training batches
+    (validation not counted) on ``budget_clock``; the epoch in progress closes there, validated and logged, and
+    is the last. ``schedule = "cosine"`` then decays over the budget: ``lr_t = lr (1 + cos(pi min(t / budget,
+    1))) / 2``. 0: no budget (``epochs`` alone decides)."""
+    budget_clock: Literal["wall", "cpu"] = "wall"
+    """The clock of ``max_minutes``: ``wall`` seconds, or this process's ``cpu`` seconds (all its threads), which
+    other processes on a busy machine do not inflate (to give two models the same compute)."""
     step_size: int = field(default=10, metadata=_positive())
     """Epochs between decays for ``schedule = "step"``."""
     gamma: float = field(default=0.1, metadata=_positive(max=1e3))

@@ -154,7 +154,8 @@ class SequenceTask(Task):
     def predict_inputs(self, folder: Path, sources: list[str], texts: list[str], invert: bool = False) -> list[dict]:
         """Classifiers: the label, its probability and every class's; regressors and per-step models: their
         values; text models: labels (or tags) of texts given directly or as files of one text per line.
-        Sequences of any length for variable-length models (``lstmkit.data.read_sequences``)."""
+        Sequences of any length for variable-length models (``lstmkit.data.read_sequences``); ``.wav`` files for
+        models trained on audio, through the front end saved with them (``lstmkit.data.audio``)."""
         import numpy as np
 
         from lstmkit.data import read_sequences
@@ -172,10 +173,19 @@ class SequenceTask(Task):
         length, features = loaded.input_shape
         image_shape = loaded.meta.get("image_shape")
         results: list[dict] = []
+        front_end = loaded.meta.get("audio_front_end")
         for source in sources:
-            x, lengths = read_sequences(source, length, features,
-                                        image_shape=tuple(image_shape) if image_shape else None,
-                                        pixel_max=loaded.meta.get("pixel_max"), invert=invert)
+            if Path(source).suffix.lower() == ".wav":  # through the front end the model was trained with
+                from lstmkit.data.audio import FrontEnd
+
+                if front_end is None:
+                    raise LstmkitError(f"predict {source}: expected the sequences this model reads (.npy or .csv), "
+                                       "got a .wav file, but the model was not trained on audio")
+                x, lengths = FrontEnd.from_meta(front_end).file_features(source)[None], None  # (1, T, F)
+            else:
+                x, lengths = read_sequences(source, length, features,
+                                            image_shape=tuple(image_shape) if image_shape else None,
+                                            pixel_max=loaded.meta.get("pixel_max"), invert=invert)
             if loaded.meta.get("targets") == "values":  # regressors and per-step models: their values
                 values = Model.from_loaded(loaded).predict(x, lengths)
                 results += [{"input": str(source), "index": i, "values": np.asarray(v).tolist()}

@@ -63,7 +63,10 @@ def loads(data: bytes, name: str = "checkpoint", device: torch.device | str = "c
     Raises:
         CheckpointError: a pickle (``torch.save``) checkpoint, or a file that is not a valid checkpoint.
     """
-    if data[:2] == b"PK" or data[:1] == b"\x80":
+    # A safetensors file starts with its header's 8-byte length, then the JSON header: a length whose low byte
+    # is 0x80 (one header size in 256) must not read as pickle's opcode \x80.
+    safetensors_like = data[8:9] == b"{"
+    if data[:2] == b"PK" or (data[:1] == b"\x80" and not safetensors_like):
         raise CheckpointError(
             f"checkpoint {name}: expected an lstmkit checkpoint (safetensors + JSON), got a pickle (torch.save) "
             "file; it is refused because unpickling can run any code: train again, or convert it yourself only if "

@@ -24,6 +24,7 @@ DDP averages the gradients, so the update equals the one-process update on the w
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -89,6 +90,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     """A schedule stepped once per batch: cosine decay, step decay or one-cycle; None for ``constant``."""
     total = config.epochs * steps_per_epoch
+    if config.schedule == "cosine" and config.max_minutes > 0:
+        return None  # the Trainer anneals over the time budget (Trainer._anneal_over_budget)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if config.schedule == "step":
@@ -178,6 +181,13 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+log = logging.getLogger(__name__)
+
+_clock = time.perf_counter
+"""The wall clock of epoch seconds and of the time budget (``[train] max_minutes``); tests replace it."""
+_cpu_clock = time.process_time
+"""The CPU clock of ``[train] budget_clock = "cpu"``: this process's CPU seconds, all threads; tests replace it."""
+
 
 @dataclass
 class _Position:
@@ -192,6 +202,8 @@ class _Position:
     """The learning rate when the epoch began (the epoch's row reports it)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    budget_spent: float = 0.0
+    """Seconds of the time budget's clock spent in training batches before the current stretch of batches."""
 
 
 class Trainer:
@@ -243,7 +255,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": p.epoch, "step": p.step, "order": p.order, "sums": dict(p.sums), "seen": p.seen,
-            "lr": p.lr, "history": list(p.history), "seconds": p.seconds,
+            "lr": p.lr, "history": list(p.history), "seconds": p.seconds, "budget_spent": p.budget_spent,
             "shuffle_rng": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             # Dropout and zoneout masks on a GPU come from its own generator.
@@ -264,7 +276,7 @@ class Trainer:
         self.position = _Position(epoch=state["epoch"], step=state["step"], order=state["order"],
                                   sums=dict(state["sums"]), seen=state["seen"], lr=state["lr"],
                                   history=list(state["history"]),
-                                  seconds=state["seconds"])
+                                  seconds=state["seconds"], budget_spent=state.get("budget_spent", 0.0))
         self.shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
@@ -309,7 +321,7 @@ class Trainer:
             callback.on_fit_start(self)
         p = self.position
         while p.epoch <= tc.epochs and not self.stop:
-            started = time.perf_counter()
+            started = _clock()
             epoch_data = data.for_epoch(p.epoch) if hasattr(data, "for_epoch") else data
             if p.order is None:
                 p.order, p.step, p.sums, p.seen = torch.randperm(len(epoch_data), generator=self.shuffle), 0, {}, 0
@@ -319,14 +331,26 @@ class Trainer:
                 p.lr = self.optimizer.param_groups[0]["lr"]
             self.module.train()
             batches = p.order.split(tc.batch_size)
+            out_of_time, budget_clock = False, _cpu_clock if tc.budget_clock == "cpu" else _clock
+            stretch_started = budget_clock()
             while p.step < len(batches) and not self.stop:
+                if tc.max_minutes > 0 and tc.schedule == "cosine":
+                    self._anneal_over_budget(self._budget_used(budget_clock() - stretch_started))
                 logs = self._train_step(epoch_data, batches[p.step])
                 p.step += 1
                 for callback in self.callbacks:
                     callback.on_batch_end(self, p.step, logs)
-            if p.step < len(batches):
+                if tc.max_minutes > 0 and self._budget_used(budget_clock() - stretch_started) >= 60.0 * tc.max_minutes:
+                    out_of_time = True  # close this epoch here: validated, logged, checkpointed, the last
+                    break
+            p.budget_spent += budget_clock() - stretch_started
+            if p.step < len(batches) and not out_of_time:
                 break  # stopped mid-epoch by a callback
-            p.seconds += time.perf_counter() - started
+            if out_of_time:
+                log.info("the time budget of %g minutes is spent: training ends after batch %d of epoch %d",
+                         tc.max_minutes, p.step, p.epoch)
+                self.stop = True
+            p.seconds += _clock() - started
             row = self._epoch_row(val)
             p.history.append(row)
             p.epoch, p.order, p.seconds = p.epoch + 1, None, 0.0
@@ -335,6 +359,22 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_fit_end(self)
         return p.history
+
+    def _budget_used(self, stretch: float) -> float:
+        """Seconds of the time budget used: the batches before this stretch plus ``stretch`` (the budget clock's
+        seconds since this stretch of batches began). Ranks agree on the largest."""
+        seconds = self.position.budget_spent + stretch
+        if self.world_size > 1:
+            value = torch.tensor([seconds], dtype=torch.float64)
+            dist.all_reduce(value, op=dist.ReduceOp.MAX)
+            seconds = float(value)
+        return seconds
+
+    def _anneal_over_budget(self, elapsed: float) -> None:
+        """Cosine annealing over the time budget: ``lr_t = lr (1 + cos(pi min(t / budget, 1))) / 2``."""
+        progress = min(elapsed / (60.0 * self.config.max_minutes), 1.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def _train_step(self, data: Batches, batch: torch.Tensor) -> dict[str, float]:
         """Forward, loss, BPTT, clip, step on one global batch (this rank's slice of it)."""
@@ -375,10 +415,10 @@ class Trainer:
         p = self.position
         row: dict[str, Any] = {"epoch": p.epoch, "lr": p.lr, "train_loss": p.sums["loss"] / p.seen}
         row.update({f"train_{k}": v for k, v in self.objective.summarize(p.sums, p.seen).items()})
-        started = time.perf_counter()
+        started = _clock()
         if val is not None:
             row.update({f"val_{k}": v for k, v in self.validate(val).items()})
-        row["seconds"] = round(p.seconds + time.perf_counter() - started, 3)
+        row["seconds"] = round(p.seconds + _clock() - started, 3)
         return row
 
     def validate(self, data: Any) -> dict[str, float]:
