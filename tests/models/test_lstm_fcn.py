@@ -121,3 +121,9 @@ def test_the_model_folder_loads_and_predicts_as_trained(italy_power_run):
     accuracy = float((model.predict(test.x) == test.y).mean())
     assert accuracy == pytest.approx(json.loads((italy_power_run / "metrics.json").read_text())["test_accuracy"])
     assert isinstance(model.module, LSTMFCN) and np.isfinite(model.predict_proba(test.x[:2])).all()
+
+
+def test_the_forecaster_refuses_the_fcn_architectures():
+    with pytest.raises(ConfigError, match=r'config \[model\] architecture: the forecaster is the "lstm" architecture'
+                                          r'.*got "lstm-fcn", which is for classifiers and regressors'):
+        build_model(ModelConfig(task="forecaster", architecture="lstm-fcn"), SPEC)
