@@ -66,6 +66,8 @@ def test_run_folder_reports_autoets_and_autoarima_on_the_same_test_year(airline_
     ets = next(line for line in text.splitlines() if line.startswith("auto_ets"))
     assert f"{metrics['test_auto_ets_mape']:.4f}" in ets and f"{metrics['test_auto_ets_mase']:.4f}" in ets
     assert "AutoARIMA" in text.splitlines()[-1] and "MAPE" in text
+    report = (airline_run / "report.html").read_text()
+    assert "auto_arima" in report and "the LSTM forecast beside the baselines and statistical forecasters" in report
 
 
 def test_evaluation_without_the_statistical_libraries_says_so(tmp_path, monkeypatch):
