@@ -141,11 +141,6 @@ class ModelConfig:
 
     task: str = "classifier"
     """Registered task model (``lstmkit.models.available_models()``)."""
-    architecture: Literal["lstm", "lstm-fcn", "mlstm-fcn"] = "lstm"
-    """Classifiers and regressors: ``lstm`` (the optional conv front end, the LSTM stack, a readout);
-    ``lstm-fcn`` (Karim et al. 2018) or ``mlstm-fcn`` (Karim et al. 2019, with squeeze-and-excitation): an
-    LSTM branch over the dimension-shuffled input beside a fully convolutional branch (see
-    ``lstmkit.models.lstm_fcn``). The FCN models ignore ``conv``, ``pool`` and ``readout``."""
     hidden_size: int = field(default=128, metadata=_positive(max=MAX_WIDTH))
     """Features H of the cell state (and of the hidden state, unless ``proj_size`` projects it) in each layer."""
     num_layers: int = field(default=1, metadata=_positive(max=MAX_LAYERS))
@@ -198,6 +193,11 @@ class ModelConfig:
     """Kernel size of the conv layers."""
     pool: int = field(default=2, metadata=_positive(max=1024))
     """Max-pooling size after each conv layer (1 turns pooling off)."""
+    architecture: Literal["lstm", "lstm-fcn", "mlstm-fcn"] = "lstm"
+    """Classifiers and regressors: ``lstm`` (the optional conv front end, the LSTM stack, a readout);
+    ``lstm-fcn`` (Karim et al. 2018) or ``mlstm-fcn`` (Karim et al. 2019, with squeeze-and-excitation): an
+    LSTM branch over the dimension-shuffled input beside a fully convolutional branch (see
+    ``lstmkit.models.lstm_fcn``). The FCN models ignore ``conv``, ``pool`` and ``readout``."""
     fcn_filters: list[int] = field(default_factory=lambda: [128, 256, 128])
     """LSTM-FCN: output channels of each convolution block of the fully convolutional branch."""
     fcn_kernels: list[int] = field(default_factory=lambda: [8, 5, 3])
