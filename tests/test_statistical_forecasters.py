@@ -47,5 +47,5 @@ def test_without_the_libraries_the_run_says_why(monkeypatch):
     monkeypatch.setattr(statistical, "statistical_available", lambda: False)
     forecasts, notes = statistical_forecasts(np.ones((30, 1)), 3, 1)
     assert forecasts == {}
-    assert notes == ["AutoETS and AutoARIMA were not run: they need statsmodels and pmdarima "
-                     "(pip install 'lstmkit[stats]')"]
+    assert notes == [("AutoETS and AutoARIMA were not run: they need statsmodels and pmdarima "
+                      "(pip install 'lstmkit[stats]')")]
