@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 
 from lstmkit.errors import DataError
-from lstmkit.evaluation.forecasting import (forecast_metrics, mae, mase, naive_forecast, rmse, seasonal_naive_forecast,
-                                      seasonal_naive_scale, smape)
+from lstmkit.evaluation.forecasting import (
+    forecast_metrics,
+    mae,
+    mape,
+    mase,
+    naive_forecast,
+    rmse,
+    seasonal_naive_forecast,
+    seasonal_naive_scale,
+    smape,
+)
 
 
 def test_mae_and_rmse():
@@ -20,6 +29,14 @@ def test_smape_by_hand():
     assert smape([100, 200], [110, 180]) == pytest.approx(100 * (10 / 210 + 20 / 380))
     assert smape([0, 2], [0, 2]) == 0.0  # a 0/0 term counts 0
     assert smape([1], [-1]) == pytest.approx(200.0)  # the maximum
+
+
+def test_mape_by_hand():
+    # |100 - 110| / 100 = 0.1, |200 - 150| / 200 = 0.25, |-50 - -40| / 50 = 0.2: a fraction, not percent
+    assert mape([100, 200, -50], [110, 150, -40]) == pytest.approx((0.1 + 0.25 + 0.2) / 3)
+    assert mape([[1.0, 4.0]], [[2.0, 3.0]]) == pytest.approx((1.0 + 0.25) / 2)  # every series' points together
+    assert np.isnan(mape([0.0, 2.0], [1.0, 2.0]))  # undefined where an actual value is 0
+    assert forecast_metrics([100.0, 200.0], [110.0, 150.0], [1.0, 2.0, 4.0], 1)["mape"] == pytest.approx(0.175)
 
 
 def test_mase_by_hand():
@@ -57,7 +74,8 @@ def test_seasonal_naive_is_perfect_on_a_periodic_series():
     y = np.tile(season, 6)[:, None]
     history, actual = y[:20], y[20:]
     forecast = seasonal_naive_forecast(history, 4, 4)
-    assert forecast_metrics(actual, forecast, history, 1) == {"mae": 0.0, "rmse": 0.0, "smape": 0.0, "mase": 0.0}
+    assert forecast_metrics(actual, forecast, history, 1) == {"mae": 0.0, "rmse": 0.0, "mape": 0.0, "smape": 0.0,
+                                                                "mase": 0.0}
     assert np.isnan(forecast_metrics(actual, forecast, history, 4)["mase"])  # its in-sample scale is 0 at m = 4
 
 

@@ -10,7 +10,11 @@ import pytest
 
 from lstmkit.cli import main
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.tasks.forecasting import FORECAST_COLUMNS, LSTMForecaster, forecast_from_model
+from lstmkit.tasks.forecasting import (
+    FORECAST_COLUMNS,
+    LSTMForecaster,
+    forecast_from_model,
+)
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["--set", "train.epochs=2", "--set", "train.progress=false", "--set", "model.hidden_size=8",
@@ -32,7 +36,7 @@ def airline_run(tmp_path_factory):
 def test_run_folder_reports_the_lstm_beside_both_baselines(airline_run, capsys):
     metrics = json.loads((airline_run / "metrics.json").read_text())
     for prefix in ("test_", "test_naive_", "test_seasonal_naive_"):
-        for name in ("mae", "rmse", "smape", "mase"):
+        for name in ("mae", "rmse", "mape", "smape", "mase"):
             assert np.isfinite(metrics[prefix + name]), prefix + name
     # 1960 against 1959, by hand: the seasonal-naive MAE on the airline test year is 574 / 12
     assert metrics["test_seasonal_naive_mae"] == pytest.approx(574 / 12)
@@ -45,6 +49,41 @@ def test_run_folder_reports_the_lstm_beside_both_baselines(airline_run, capsys):
     assert (airline_run / "forecast.png").stat().st_size > 1000
     meta = json.loads((airline_run / "model" / "meta.json").read_text())
     assert meta["forecast"]["horizon"] == 12 and meta["forecast"]["series"] == ["passengers"]
+
+
+def test_run_folder_reports_autoets_and_autoarima_on_the_same_test_year(airline_run):
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("pmdarima")
+    metrics = json.loads((airline_run / "metrics.json").read_text())
+    rows = read_csv(airline_run / "forecast.csv")
+    actual = np.array([float(r["actual"]) for r in rows])
+    for method in ("auto_ets", "auto_arima"):
+        forecast = np.array([float(r[method]) for r in rows])
+        # metrics.json's MAPE is that of forecast.csv's column: the same 12 test months
+        assert metrics[f"test_{method}_mape"] == pytest.approx(np.mean(np.abs(actual - forecast) / actual), rel=1e-4)
+        assert metrics[f"test_{method}_mape"] < metrics["test_seasonal_naive_mape"]  # both beat the baseline here
+    text = (airline_run / "evaluation.txt").read_text()
+    ets = next(line for line in text.splitlines() if line.startswith("auto_ets"))
+    assert f"{metrics['test_auto_ets_mape']:.4f}" in ets and f"{metrics['test_auto_ets_mase']:.4f}" in ets
+    assert "AutoARIMA" in text.splitlines()[-1] and "MAPE" in text
+    report = (airline_run / "report.html").read_text()
+    assert "auto_arima" in report and "the LSTM forecast beside the baselines and statistical forecasters" in report
+
+
+def test_evaluation_without_the_statistical_libraries_says_so(tmp_path, monkeypatch):
+    from lstmkit.evaluation import statistical
+
+    monkeypatch.setattr(statistical, "statistical_available", lambda: False)
+    out = tmp_path / "run"
+    assert main(["train", str(CONFIGS / "airline.toml"), "--out", str(out), *QUICK, "--set", "train.epochs=1",
+                 "--set", "train.report=false"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "test_auto_ets_mase" not in metrics and np.isfinite(metrics["test_seasonal_naive_mape"])
+    text = (out / "evaluation.txt").read_text()
+    assert "auto_arima" not in text.split("MASE:")[0]
+    assert text.splitlines()[-1] == ("note: AutoETS and AutoARIMA were not run: they need statsmodels and "
+                                     "pmdarima (pip install 'lstmkit[stats]')")
+    assert {r["auto_ets"] for r in read_csv(out / "forecast.csv")} == {""}
 
 
 def test_forecast_command_writes_csv_and_png(airline_run, tmp_path, capsys):
@@ -89,8 +128,7 @@ def test_user_file_training_and_forecast_from_input(tmp_path, capsys):
     path = tmp_path / "two.csv"
     with open(path, "w") as fh:
         fh.write("day,a,b\n")
-        for i in t:
-            fh.write(f"{i},{10 + np.sin(i / 4):.5f},{5 + np.cos(i / 5):.5f}\n")
+        fh.writelines(f"{i},{10 + np.sin(i / 4):.5f},{5 + np.cos(i / 5):.5f}\n" for i in t)
     out = tmp_path / "run"
     config = tmp_path / "two.toml"
     config.write_text(f'[data]\nname = "series"\npath = {json.dumps(str(path))}\nwindow = 8\nhorizon = 4\n'

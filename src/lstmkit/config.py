@@ -32,17 +32,17 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 __all__ = [
-    "build_config",
     "Config",
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
-    "load_config",
-    "read_toml",
+    "apply_overrides",
+    "build_config",
     "config_from_dict",
     "config_to_dict",
-    "apply_overrides",
     "dump_config",
+    "load_config",
+    "read_toml",
 ]
 
 # TOML integers are 64-bit (the spec asks parsers to reject others; tomllib accepts any size).
@@ -209,6 +209,21 @@ class ModelConfig:
     """Kernel size of the conv layers."""
     pool: int = field(default=2, metadata=_positive(max=1024))
     """Max-pooling size after each conv layer (1 turns pooling off)."""
+    architecture: Literal["lstm", "lstm-fcn", "mlstm-fcn"] = "lstm"
+    """Classifiers and regressors: ``lstm`` (the optional conv front end, the LSTM stack, a readout);
+    ``lstm-fcn`` (Karim et al. 2018) or ``mlstm-fcn`` (Karim et al. 2019, with squeeze-and-excitation): an
+    LSTM branch over the dimension-shuffled input beside a fully convolutional branch (see
+    ``lstmkit.models.lstm_fcn``). The FCN models ignore ``conv``, ``pool`` and ``readout``."""
+    fcn_filters: list[int] = field(default_factory=lambda: [128, 256, 128])
+    """LSTM-FCN: output channels of each convolution block of the fully convolutional branch."""
+    fcn_kernels: list[int] = field(default_factory=lambda: [8, 5, 3])
+    """LSTM-FCN: kernel size of each convolution block (as many as ``fcn_filters``)."""
+    shuffle_length: int = field(default=0, metadata={"min": 0, "max": MAX_WIDTH})
+    """LSTM-FCN: the length T of each variable's series that the dimension-shuffled LSTM branch reads as one
+    step; 0: the data's fixed length. Variable-length data needs it: shorter series are zero-padded to T,
+    longer ones cut."""
+    shuffle_dropout: float = field(default=0.8, metadata={"min": 0, "max": 1})
+    """LSTM-FCN: dropout on the LSTM branch's output before the two branches are joined (0.8 in the papers)."""
     readout: Literal["last", "mean", "max"] = "last"
     """How the sequence of LSTM outputs becomes one vector: last real step, mean or max over real steps."""
     vocab_size: int = field(default=0, metadata={"min": 0, "max": 2**24})

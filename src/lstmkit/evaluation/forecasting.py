@@ -1,9 +1,10 @@
-"""Forecast accuracy (MAE, RMSE, sMAPE, MASE) and the naive baselines every forecast is compared with.
+"""Forecast accuracy (MAE, RMSE, MAPE, sMAPE, MASE) and the naive baselines every forecast is compared with.
 
 For actual values ``y_t`` and forecasts ``ŷ_t`` over the n forecast points, with errors ``e_t = y_t - ŷ_t``:
 
     MAE   = (1/n) Σ_t |e_t|
     RMSE  = sqrt((1/n) Σ_t e_t²)
+    MAPE  = (1/n) Σ_t |e_t| / |y_t|                           (a fraction, as sktime reports it; NaN if a y_t = 0)
     sMAPE = (200/n) Σ_t |e_t| / (|y_t| + |ŷ_t|)             (percent, 0..200; a 0/0 term counts 0)
     MASE  = (1/n) Σ_t |e_t| / q,   q = (1/(T-m)) Σ_{t=m+1}^{T} |y_t - y_{t-m}|
 
@@ -23,6 +24,8 @@ Example::
 
     >>> mase([3.0, 5.0], [2.0, 5.0], insample=[1.0, 2.0, 4.0, 3.0], season=1)   # q = (1+2+1)/3
     0.375
+    >>> mape([100.0, 200.0], [110.0, 150.0])                                     # (0.1 + 0.25) / 2
+    0.175
 """
 
 from __future__ import annotations
@@ -31,8 +34,18 @@ import numpy as np
 
 from lstmkit.errors import DataError
 
-__all__ = ["mae", "rmse", "smape", "mase", "seasonal_naive_scale", "naive_forecast", "seasonal_naive_forecast",
-           "forecast_metrics", "BASELINES"]
+__all__ = [
+    "BASELINES",
+    "forecast_metrics",
+    "mae",
+    "mape",
+    "mase",
+    "naive_forecast",
+    "rmse",
+    "seasonal_naive_forecast",
+    "seasonal_naive_scale",
+    "smape",
+]
 
 BASELINES = ("naive", "seasonal_naive")
 
@@ -55,6 +68,14 @@ def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
     """Root mean squared error."""
     a, f = _pair(actual, forecast)
     return float(np.sqrt(np.mean((a - f) ** 2)))
+
+
+def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute percentage error as a fraction, ``1/n Σ |y - ŷ| / |y|``; NaN when an actual value is 0."""
+    a, f = _pair(actual, forecast)
+    if np.any(a == 0):
+        return float("nan")
+    return float(np.mean(np.abs(a - f) / np.abs(a)))
 
 
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -113,6 +134,6 @@ def seasonal_naive_forecast(history: np.ndarray, horizon: int, season: int) -> n
 
 
 def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, insample: np.ndarray, season: int) -> dict[str, float]:
-    """``{"mae", "rmse", "smape", "mase"}`` of ``forecast`` against ``actual`` (MASE scaled on ``insample``)."""
-    return {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast), "smape": smape(actual, forecast),
-            "mase": mase(actual, forecast, insample, season)}
+    """``{"mae", "rmse", "mape", "smape", "mase"}`` of ``forecast`` against ``actual`` (MASE scaled on ``insample``)."""
+    return {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast), "mape": mape(actual, forecast),
+            "smape": smape(actual, forecast), "mase": mase(actual, forecast, insample, season)}

@@ -21,7 +21,7 @@ from lstmkit.errors import ConfigError, ShapeError
 from lstmkit.models.registry import InputSpec, register_model
 from lstmkit.nn import LSTM, LSTMOptions
 
-__all__ = ["SequenceClassifier", "ConvFrontEnd", "LSTM_KEYS", "lstm_options"]
+__all__ = ["LSTM_KEYS", "ConvFrontEnd", "SequenceClassifier", "build_sequence_model", "lstm_options", "merge_final_states"]
 
 
 class ConvFrontEnd(nn.Module):
@@ -117,6 +117,20 @@ def lstm_options(config: ModelConfig, input_size: int) -> LSTMOptions:
         raise ConfigError(f"config [model]: {exc}") from None
 
 
+def merge_final_states(lstm: LSTM, h_n: torch.Tensor) -> torch.Tensor:
+    """The top layer's final hidden state from ``h_n`` (num_layers * D, N, H_out), both directions merged as
+    ``lstm`` merges its outputs: (N, D * H_out) for ``concat``, else (N, H_out)."""
+    if not lstm.bidirectional:
+        return h_n[-1]
+    forward, backward = h_n[-2], h_n[-1]
+    merge = lstm.variants.merge_mode
+    if merge == "sum":
+        return forward + backward
+    if merge == "mean":
+        return (forward + backward) / 2
+    return torch.cat([forward, backward], dim=-1)
+
+
 class SequenceClassifier(nn.Module):
     """Classify whole sequences: ``forward(x (N, L, F), lengths=None) -> logits (N, C)``.
 
@@ -155,18 +169,6 @@ class SequenceClassifier(nn.Module):
         head.append(nn.Linear(width, spec.num_outputs))
         self.head = nn.Sequential(*head)
 
-    def _merge_final_states(self, h_n: torch.Tensor) -> torch.Tensor:
-        """The top layer's final hidden state, both directions merged as the LSTM merges its outputs."""
-        if not self.lstm.bidirectional:
-            return h_n[-1]
-        forward, backward = h_n[-2], h_n[-1]
-        merge = self.lstm.variants.merge_mode
-        if merge == "sum":
-            return forward + backward
-        if merge == "mean":
-            return (forward + backward) / 2
-        return torch.cat([forward, backward], dim=-1)
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.input_size:
             raise ShapeError(
@@ -178,7 +180,7 @@ class SequenceClassifier(nn.Module):
                 lengths = self.front.output_lengths(lengths)
         output, (h_n, _) = self.lstm(x, lengths=lengths)  # output (N, L, D * H_out)
         if self.readout == "last":
-            summary = self._merge_final_states(h_n)  # (N, D * H_out), or (N, H_out) for sum/mean merges
+            summary = merge_final_states(self.lstm, h_n)  # (N, D * H_out), or (N, H_out) for sum/mean merges
         else:
             steps = torch.arange(output.shape[1], device=output.device)
             if lengths is None:
@@ -249,12 +251,22 @@ class SequenceClassifier(nn.Module):
         return self.head(output)  # (N, L, C)
 
 
+def build_sequence_model(config: ModelConfig, spec: InputSpec) -> nn.Module:
+    """The network ``[model] architecture`` names: ``SequenceClassifier`` for ``lstm``, else an LSTM-FCN
+    (``lstmkit.models.lstm_fcn``)."""
+    if config.architecture == "lstm":
+        return SequenceClassifier(config, spec)
+    from lstmkit.models.lstm_fcn import LSTMFCN
+
+    return LSTMFCN(config, spec)
+
+
 @register_model("classifier", default_loss="cross_entropy")
 def build_classifier(config: ModelConfig, spec: InputSpec) -> nn.Module:
-    return SequenceClassifier(config, spec)
+    return build_sequence_model(config, spec)
 
 
 @register_model("regressor", default_loss="mse")
 def build_regressor(config: ModelConfig, spec: InputSpec) -> nn.Module:
     """The classifier's network with ``num_outputs`` real-valued outputs (no softmax is ever applied)."""
-    return SequenceClassifier(config, spec)
+    return build_sequence_model(config, spec)

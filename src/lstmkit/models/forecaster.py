@@ -14,6 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from lstmkit.config import ModelConfig
+from lstmkit.errors import ConfigError
 from lstmkit.models.classifier import SequenceClassifier
 from lstmkit.models.registry import InputSpec, register_model
 
@@ -23,4 +24,8 @@ __all__ = ["build_forecaster"]
 @register_model("forecaster", default_loss="mse")
 def build_forecaster(config: ModelConfig, spec: InputSpec) -> nn.Module:
     """A direct multi-step forecaster: ``forward(x (N, W, S)) -> (N, H * S)`` with ``spec.num_outputs = H * S``."""
+    if config.architecture != "lstm":
+        raise ConfigError(f'config [model] architecture: the forecaster is the "lstm" architecture (its output '
+                          f'depends on the steps in order); got "{config.architecture}", which is for classifiers '
+                          "and regressors")
     return SequenceClassifier(config, spec)

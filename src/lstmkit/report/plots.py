@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "plot_forecast", "plot_gate_heatmaps", "plot_saturation",
            "plot_series_forecast"]
@@ -175,7 +175,8 @@ def plot_series_forecast(path: str | Path, times: list[str], history: np.ndarray
         if actual is not None:
             ax.plot(future, np.asarray(actual, dtype=float).reshape(len(future), -1)[:, s], color="black", lw=1.2,
                     ls="--", marker=".", label="actual")
-        for (name, values), color in zip((baselines or {}).items(), ("tab:gray", "tab:green", "tab:purple")):
+        colors = ("tab:gray", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive")
+        for (name, values), color in zip((baselines or {}).items(), colors):
             ax.plot(future, np.asarray(values, dtype=float).reshape(len(future), -1)[:, s], color=color, lw=1,
                     ls=":", label=name.replace("_", " "))
         ax.plot(future, forecast[:, s], color="tab:red", lw=1.8, marker=".", label="LSTM forecast")

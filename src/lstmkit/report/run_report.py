@@ -319,6 +319,12 @@ def _forecast_section(page: _Page, run_dir: Path) -> bool:
         error = columns["forecast"][both] - columns["actual"][both]
         page.table(["steps with both", "MAE", "RMSE"],
                    [[int(both.sum()), float(np.abs(error).mean()), float(np.sqrt((error**2).mean()))]])
+    # A forecasting run's evaluation: the LSTM beside the naive baselines and AutoETS / AutoARIMA
+    evaluation, methods_png = run_dir / "evaluation.txt", run_dir / "forecast.png"
+    if evaluation.is_file():
+        page.raw(f"<pre>{html.escape(evaluation.read_text(encoding='utf-8'))}</pre>")
+    if methods_png.is_file():
+        page.figure(methods_png, "the LSTM forecast beside the baselines and statistical forecasters")
     return True
 
 

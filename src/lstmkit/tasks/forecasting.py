@@ -4,9 +4,11 @@ and the scikit-learn style ``LSTMForecaster``.
 A forecasting run (``lstmkit train`` on ``airline``, ``shampoo-sales``, ``lynx`` or ``series``) writes,
 besides the usual run folder (``lstmkit.runs.train``)::
 
-    metrics.json     test_mae, test_rmse, test_smape, test_mase of the LSTM, and the same four for the
-                     baselines: test_naive_* and test_seasonal_naive_*, on the same test windows
-    evaluation.txt   the three methods side by side, and whether the LSTM beats the seasonal naive MASE
+    metrics.json     test_mae, test_rmse, test_mape, test_smape, test_mase of the LSTM, and the same five for
+                     the naive baselines (test_naive_*, test_seasonal_naive_*) and the statistical
+                     forecasters AutoETS and AutoARIMA (test_auto_ets_*, test_auto_arima_*; with the extra
+                     ``lstmkit[stats]``, see ``lstmkit.evaluation.statistical``), on the same test windows
+    evaluation.txt   the methods side by side, and whether the LSTM beats each of them (by MASE)
     evaluation.json  the same, with the setting (windows, horizon, season, test points)
     forecast.csv     one row per test point and series (see ``FORECAST_COLUMNS``)
     forecast.png     history, actuals, LSTM forecast and baselines over the test part
@@ -30,9 +32,10 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -41,17 +44,37 @@ from lstmkit.data.base import SourceData
 from lstmkit.data.timeseries import Series, read_series
 from lstmkit.data.windows import ForecastSpec, SeriesScaler, make_windows, split_windows
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.evaluation.forecasting import BASELINES, forecast_metrics, naive_forecast, seasonal_naive_forecast
+from lstmkit.evaluation.forecasting import (
+    BASELINES,
+    forecast_metrics,
+    naive_forecast,
+    seasonal_naive_forecast,
+)
+from lstmkit.evaluation.statistical import STATISTICAL, statistical_forecasts
 
-__all__ = ["SavedForecaster", "FORECAST_COLUMNS", "Backtest", "backtest", "format_backtest", "write_forecast_evaluation",
-           "ForecastResult", "forecast_from_model", "write_forecast", "LSTMForecaster"]
+__all__ = [
+    "FORECAST_COLUMNS",
+    "Backtest",
+    "ForecastResult",
+    "LSTMForecaster",
+    "SavedForecaster",
+    "backtest",
+    "forecast_from_model",
+    "format_backtest",
+    "write_forecast",
+    "write_forecast_evaluation",
+]
 
 log = logging.getLogger(__name__)
 
-METHODS = ("lstm", *BASELINES)
-METRICS = ("mae", "rmse", "smape", "mase")
+METHODS = ("lstm", *BASELINES, *STATISTICAL)
+"""Every method a run's evaluation can score; the statistical ones only when their libraries are installed."""
+METRICS = ("mae", "rmse", "mape", "smape", "mase")
+LABELS = {"lstm": "LSTM", "naive": "naive", "seasonal_naive": "seasonal naive", "auto_ets": "AutoETS",
+          "auto_arima": "AutoARIMA"}
 
-FORECAST_COLUMNS = ("time", "series", "window", "step", "actual", "forecast", "naive", "seasonal_naive")
+FORECAST_COLUMNS = ("time", "series", "window", "step", "actual", "forecast", "naive", "seasonal_naive",
+                    "auto_ets", "auto_arima")
 """The columns of ``forecast.csv``, one row per forecast point and series:
 
 * ``time``: the point's time label from the data (empty where it cannot be inferred, past the data's end);
@@ -61,7 +84,9 @@ FORECAST_COLUMNS = ("time", "series", "window", "step", "actual", "forecast", "n
 * ``step``: 1..H, the steps ahead of that forecast's origin;
 * ``actual``: the observed value (empty for a forecast past the end of the data);
 * ``forecast``: the LSTM's forecast on the original scale;
-* ``naive``, ``seasonal_naive``: the baselines' forecasts for the same point from the same history.
+* ``naive``, ``seasonal_naive``: the baselines' forecasts for the same point from the same history;
+* ``auto_ets``, ``auto_arima``: the statistical forecasters' (empty where they were not run: without
+  ``lstmkit[stats]``, and always for ``lstmkit forecast``).
 """
 
 
@@ -74,6 +99,7 @@ class Backtest:
     """Forecasts of every method over the test windows, and their metrics.
 
     ``actual`` and each ``forecasts[method]`` have shape (k, H, S): k test windows of H steps of S series.
+    ``forecasts`` holds the methods of ``METHODS`` that were run, in that order.
     """
 
     name: str
@@ -86,11 +112,14 @@ class Backtest:
     horizon: int
     season: int
     window: int
+    notes: list[str] = field(default_factory=list)
+    """Why a method is missing or failed on a series (``lstmkit.evaluation.statistical``)."""
 
 
-def backtest(spec: ForecastSpec, outputs: np.ndarray) -> Backtest:
+def backtest(spec: ForecastSpec, outputs: np.ndarray, statistical: bool = True) -> Backtest:
     """Score the forecaster's scaled ``outputs`` (k, H * S) for the test windows of ``spec`` beside the
-    naive and seasonal-naive forecasts from the same histories, all on the original scale."""
+    naive, seasonal-naive and (``statistical`` and installed) AutoETS and AutoARIMA forecasts from the same
+    histories, all on the original scale."""
     values, horizon, season = spec.series.values, spec.horizon, spec.season
     origins = spec.split.test
     actual = np.stack([values[o:o + horizon] for o in origins])  # (k, H, S)
@@ -99,32 +128,45 @@ def backtest(spec: ForecastSpec, outputs: np.ndarray) -> Backtest:
         "naive": np.stack([naive_forecast(values[:o], horizon) for o in origins]),
         "seasonal_naive": np.stack([seasonal_naive_forecast(values[:o], horizon, season) for o in origins]),
     }
+    notes: list[str] = []
+    if statistical:
+        runs = [statistical_forecasts(values[:o], horizon, season) for o in origins]
+        for _, window_notes in runs:
+            notes += [note for note in window_notes if note not in notes]
+        for method in STATISTICAL:
+            if all(method in found for found, _ in runs):
+                forecasts[method] = np.stack([found[method] for found, _ in runs])  # (k, H, S)
     insample = values[:spec.split.test_start]
     s = values.shape[1]
     metrics = {method: forecast_metrics(actual.reshape(-1, s), f.reshape(-1, s), insample, season)
                for method, f in forecasts.items()}
     times = [spec.series.times[o + h] for o in origins for h in range(horizon)]
     return Backtest(name=spec.name, names=list(spec.series.names), times=times, actual=actual,
-                    forecasts=forecasts, metrics=metrics, horizon=horizon, season=season, window=spec.window)
+                    forecasts=forecasts, metrics=metrics, horizon=horizon, season=season, window=spec.window,
+                    notes=notes)
 
 
 def format_backtest(result: Backtest) -> str:
-    """The methods side by side as plain text, with the verdict against the seasonal-naive baseline."""
+    """The methods side by side as plain text, with the LSTM's verdict (by MASE) against each other method."""
     k = result.actual.shape[0]
     lines = [f"{result.name}: {result.horizon}-step forecasts of {len(result.names)} series from windows of "
              f"{result.window}, over the last {k * result.horizon} points ({k} test window{'s' * (k > 1)}); "
              f"season m = {result.season}",
              "",
-             f"{'method':<16}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}{'MASE':>9}"]
-    for method in METHODS:
+             f"{'method':<16}{'MAE':>12}{'RMSE':>12}{'MAPE':>9}{'sMAPE %':>10}{'MASE':>9}"]
+    for method in result.forecasts:
         m = result.metrics[method]
-        lines.append(f"{method:<16}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['smape']:>10.3f}{m['mase']:>9.4f}")
-    ours, theirs = result.metrics["lstm"]["mase"], result.metrics["seasonal_naive"]["mase"]
-    naive = result.metrics["naive"]["mase"]
-    best = min(METHODS, key=lambda method: result.metrics[method]["mase"])
-    verdict = ("the LSTM beats both baselines" if best == "lstm" else
-               f"the LSTM loses to the {best.replace('_', '-')} baseline")
-    lines += ["", f"MASE: LSTM {ours:.4f}, naive {naive:.4f}, seasonal naive {theirs:.4f}: {verdict}"]
+        lines.append(f"{method:<16}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['mape']:>9.4f}{m['smape']:>10.3f}"
+                     f"{m['mase']:>9.4f}")
+    ours = result.metrics["lstm"]["mase"]
+    others = [method for method in result.forecasts if method != "lstm"]
+    beaten = [LABELS[m] for m in others if ours < result.metrics[m]["mase"]]
+    lost = [LABELS[m] for m in others if not ours < result.metrics[m]["mase"]]
+    verdict = ("the LSTM beats " + ("all of them" if not lost else ", ".join(beaten) if beaten else "none of them")
+               + ("" if not lost or not beaten else f"; it does not beat {', '.join(lost)}"))
+    scores = ", ".join(f"{LABELS[m]} {result.metrics[m]['mase']:.4f}" for m in result.forecasts)
+    lines += ["", f"MASE: {scores}: {verdict}"]
+    lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
 
 
@@ -138,7 +180,8 @@ def _csv_rows(times: list[str], names: list[str], actual: np.ndarray | None, for
             for j in range(s):
                 row = [times[w * horizon + step], names[j], w, step + 1,
                        "" if actual is None else _number(actual[w, step, j])]
-                row += [_number(forecasts[method][w, step, j]) for method in METHODS]
+                row += ["" if method not in forecasts else _number(forecasts[method][w, step, j])
+                        for method in METHODS]
                 rows.append(row)
     return rows
 
@@ -170,7 +213,7 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     (out_dir / "evaluation.txt").write_text(text + "\n", encoding="utf-8")
     report = {"data": result.name, "series": result.names, "window": result.window, "horizon": result.horizon,
               "season": result.season, "test_windows": int(result.actual.shape[0]), "test_times": result.times,
-              "metrics": result.metrics}
+              "metrics": result.metrics, "notes": result.notes}
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     _write_csv(out_dir / "forecast.csv", _csv_rows(result.times, result.names, result.actual, result.forecasts,
                                                   result.horizon))
@@ -178,11 +221,12 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     s = len(result.names)
     plot_series_forecast(out_dir / "forecast.png", spec.series.times[:start], spec.series.values[:start], result.times,
                   result.forecasts["lstm"].reshape(-1, s), actual=result.actual.reshape(-1, s),
-                  baselines={b: result.forecasts[b].reshape(-1, s) for b in BASELINES}, names=result.names,
+                  baselines={LABELS[b]: f.reshape(-1, s) for b, f in result.forecasts.items() if b != "lstm"},
+                  names=result.names,
                   title=f"{result.name}: test forecast", last=max(4 * len(result.times), 3 * spec.window))
     log.debug("%s", text)
     metrics: dict[str, Any] = {}
-    for method in METHODS:
+    for method in result.forecasts:
         prefix = "test_" if method == "lstm" else f"test_{method}_"
         metrics.update({prefix + name: result.metrics[method][name] for name in METRICS})
     metrics["test_loss"] = float(model.evaluate(source.test)["loss"])
