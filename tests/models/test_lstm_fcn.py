@@ -127,3 +127,12 @@ def test_the_forecaster_refuses_the_fcn_architectures():
     with pytest.raises(ConfigError, match=r'config \[model\] architecture: the forecaster is the "lstm" architecture'
                                           r'.*got "lstm-fcn", which is for classifiers and regressors'):
         build_model(ModelConfig(task="forecaster", architecture="lstm-fcn"), SPEC)
+
+
+def test_onnx_export_refuses_the_fcn_architecture_by_name(italy_power_run, tmp_path):
+    from lstmkit.export import ExportError, export_onnx
+
+    with pytest.raises(ExportError, match=r"export: \[model\] architecture = 'lstm-fcn' is not supported by the ONNX "
+                                          r"exporter yet \(supported: 'lstm'\); serve the model folder"):
+        export_onnx(italy_power_run, tmp_path / "fcn.onnx")
+    assert not list(tmp_path.iterdir())

@@ -60,6 +60,10 @@ def check_exportable(model: LoadedModel, task: str = "classifier") -> None:
     from lstmkit.nn import LSTM
 
     config = model.config.model
+    architecture = getattr(config, "architecture", "lstm")
+    if config.task == task and architecture != "lstm":
+        raise ExportError(f"export: [model] architecture = {architecture!r} is not supported by the ONNX exporter "
+                          "yet (supported: 'lstm'); serve the model folder with the torch backend")
     if config.task != task or type(model.module) is not SequenceClassifier:
         raise ExportError(f"export: [model] task = {config.task!r} is not supported by the ONNX exporter "
                           f"(supported: {task!r})")
