@@ -31,10 +31,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import WebSocketRoute
 
 import lstmkit
@@ -42,6 +40,7 @@ from lstmkit.serve.backends import Backend
 from lstmkit.serve.batcher import MicroBatcher
 from lstmkit.serve.hot_paths import Handlers, HotPaths
 from lstmkit.serve.json_codec import Formatter, dumps
+from lstmkit.serve.error_handlers import add_error_handlers
 from lstmkit.serve.guard import AccessLogMiddleware, GuardMiddleware, InternalErrorMiddleware, RateLimiter
 from lstmkit.serve.metrics import CONTENT_TYPE_LATEST, Metrics, MetricsMiddleware
 from lstmkit.serve.options import ServeOptions
@@ -216,20 +215,7 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
     if options.access_log:
         app.add_middleware(AccessLogMiddleware)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = f"{request.method} {request.url.path}: {exc.detail}"
-        return JSONResponse({"error": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+    add_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness and the model served")
     async def healthz() -> dict[str, Any]:
