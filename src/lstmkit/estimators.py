@@ -63,7 +63,9 @@ EXCLUDED_KEYS = {
              # forecasting sources' keys (LSTMForecaster in lstmkit.tasks.forecasting takes those)
              "window", "horizon", "test_windows", "season", "log", "difference", "series", "time_column",
              "format", "id_column", "value_column",
-             "input_scale"},  # generated long-lag sources only
+             "input_scale",  # generated long-lag sources only
+             # the audio-folder source's splits and front end (fit() takes feature frames)
+             "split", "test_speakers", "features", "mel_bins", "num_ceps", "frame_length_ms", "frame_shift_ms"},
     "model": {"task", "vocab_size", "embedding_size", "embedding_dropout"},  # the class decides the task; no text
     "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
 }
@@ -111,6 +113,11 @@ class _LSTMEstimator(BaseEstimator):
         head_dropout=_MODEL.head_dropout,
         loss=_MODEL.loss,
         label_smoothing=_MODEL.label_smoothing,
+        architecture=_MODEL.architecture,
+        fcn_filters=tuple(_MODEL.fcn_filters),
+        fcn_kernels=tuple(_MODEL.fcn_kernels),
+        shuffle_length=_MODEL.shuffle_length,
+        shuffle_dropout=_MODEL.shuffle_dropout,
         # [train]: the loop (lstmkit.config.TrainConfig)
         epochs=_TRAIN.epochs,
         batch_size=_TRAIN.batch_size,
@@ -129,6 +136,8 @@ class _LSTMEstimator(BaseEstimator):
         num_threads=_TRAIN.num_threads,
         verbose=int(_TRAIN.progress),
         deterministic=_TRAIN.deterministic,
+        max_minutes=_TRAIN.max_minutes,
+        budget_clock=_TRAIN.budget_clock,
         # [data]: preparation (lstmkit.config.DataConfig)
         val_fraction=_DATA.val_fraction,
         normalize=_DATA.normalize,
