@@ -255,6 +255,28 @@ def _stats(standardizer: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(standardizer.mean, np.float32), np.asarray(standardizer.std, np.float32)
 
 
+#: ``[model] task`` -> ``"module:function"`` that opens its models for serving, ``loader(path, backend, meta,
+#: threads)``: ``path`` a model or run folder or the exported predict file, ``backend`` ``"torch"`` or ``"onnx"``,
+#: ``meta`` the folder's ``meta.json`` or the file's lstmkit metadata. The classifier, absent here, is this module's.
+BACKEND_LOADERS: dict[str, str] = {
+    **dict.fromkeys(("regressor", "forecaster", "text-classifier", "tagger", "char-lm", "next-symbols"),
+                    "lstmkit.serve.task_backends:load_task_backend"),
+    "seq2seq": "lstmkit.serve.seq2seq_frames_backends:load_seq2seq_backend",
+    "frames": "lstmkit.serve.seq2seq_frames_backends:load_frames_backend",
+}
+
+
+def _loader_for(task: Any) -> Any:
+    """The loader ``BACKEND_LOADERS`` names for ``task``, imported; None for the classifier (and unknown tasks,
+    which ``load_model`` then names)."""
+    import importlib
+
+    if task not in BACKEND_LOADERS:
+        return None
+    module, function = BACKEND_LOADERS[task].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> Backend:
     """Open ``model`` (a model folder or a ``.onnx`` file from ``lstmkit export``) with a backend.
 
@@ -269,24 +291,16 @@ def load_backend(model: str | Path, backend: str = "auto", threads: int = 1) -> 
         raise LstmkitError(f"serve: --backend: expected one of auto, torch, onnx, got {backend!r}")
     if not path.exists():
         raise LstmkitError(f"serve: model {path}: not found (expected a model folder or a .onnx file)")
-    from lstmkit.serve.seq2seq_frames_backends import load_seq2seq_frames_backend
-
-    own_endpoints = load_seq2seq_frames_backend(path, backend, threads)  # seq2seq and frames: /v1/translate, /v1/frames
-    if own_endpoints is not None:
-        return own_endpoints
     is_onnx_file = path.is_file()
     if backend == "auto":
         backend = "onnx" if is_onnx_file else "torch"
-    from lstmkit.serve.task_backends import load_task_backend, serves
-
+    if backend == "torch" and is_onnx_file:
+        raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
     meta = _meta_of(path)
-    if serves(meta):  # the tasks other than the classifier
-        if backend == "torch" and is_onnx_file:
-            raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
-        return load_task_backend(path, backend, meta, threads)
+    loader = _loader_for(meta.get("task"))
+    if loader is not None:  # every task but the classifier
+        return loader(path, backend, meta, threads)
     if backend == "torch":
-        if is_onnx_file:
-            raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
         return TorchBackend(load_model(path), source=str(path), threads=threads)
     if is_onnx_file:
         return OnnxBackend(path, threads)

@@ -9,7 +9,8 @@ Both backends of a task answer the same calls, and the same answers (within 1e-4
 * frames: ``forecast(sequences) -> [frames (K, C, H, W)]``: each sequence of input frames (L_i, C, H, W)
   forecast, as ``lstmkit.load(folder).predict`` does; the ONNX backend pads them into one call with lengths.
 
-``load_seq2seq_frames_backend`` is the one hook ``lstmkit.serve.backends.load_backend`` calls; each backend's
+``load_seq2seq_backend`` and ``load_frames_backend`` are the loaders ``lstmkit.serve.backends.BACKEND_LOADERS``
+names for the two tasks; each backend's
 ``add_routes`` adds its endpoints (``lstmkit.serve.seq2seq_routes``, ``lstmkit.serve.frames_routes``) to the
 app that ``lstmkit.serve.endpoints_app`` builds. None is thread-safe; the server calls them from one worker thread.
 """
@@ -27,9 +28,7 @@ import numpy as np
 from lstmkit.errors import LstmkitError
 
 __all__ = ["FramesOnnxBackend", "FramesTorchBackend", "Seq2SeqOnnxBackend", "Seq2SeqTorchBackend", "TaskInfo",
-           "Translated", "load_seq2seq_frames_backend"]
-
-TASKS = ("seq2seq", "frames")
+           "Translated", "load_frames_backend", "load_seq2seq_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -197,64 +196,44 @@ class FramesOnnxBackend(_FramesRoutes):
         return list(predicted)
 
 
-def _folder_task(path: Path) -> str | None:
-    try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # not a model folder this hook knows; load_backend's own checks answer
-    return meta.get("task") if isinstance(meta, dict) else None
-
-
-def _export_in_memory(folder: Path, task: str, source: str, threads: int) -> Any:
+def _graphs_in_memory(folder: Path, meta: dict[str, Any], source: str) -> Any:
     """``--backend onnx`` with a model folder: the task's graphs built and verified in memory, as ``lstmkit export``
-    would write them, then served."""
-    from lstmkit.artifacts.model_folder import read_model_folder
-    from lstmkit.export import META_KEY, ExportRequest, exporter_for
+    would write them."""
+    from lstmkit.export import ExportRequest, exporter_for
 
-    request = ExportRequest(folder, read_model_folder(folder).meta, target="the in-memory ONNX graph")
-    graph_set = exporter_for(task)(request)
+    graph_set = exporter_for(meta.get("task"))(ExportRequest(folder, meta, target="the in-memory ONNX graph"))
     log.info("serve: exported %s to ONNX in memory (max abs difference %.2g)", source, max(graph_set.checks.values()))
-    source = f"{source} (exported to ONNX in memory)"
-    if task == "seq2seq":
-        return Seq2SeqOnnxBackend.from_graphs(graph_set, source, threads)
-    proto = graph_set.graphs["predict"]
-    meta = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
-    return FramesOnnxBackend(proto.SerializeToString(), meta, source, threads)
+    return graph_set
 
 
-def load_seq2seq_frames_backend(path: Path, backend: str, threads: int) -> Any | None:
-    """The backend of a seq2seq or frames model at ``path`` (a model or run folder, or an exported ``.onnx``
-    file), or None for the other tasks. ``backend``: ``auto``, ``torch`` or ``onnx``, as ``load_backend`` (``onnx``
-    with a folder builds and verifies the graphs in memory, as ``lstmkit export`` does, and serves them).
-
-    Raises:
-        LstmkitError: ``--backend torch`` with an ONNX file; the exported file is not the set's main (encoder /
-            predict) file; an ``ExportError`` of the in-memory export.
-    """
+def load_seq2seq_backend(path: Path, backend: str, meta: dict[str, Any], threads: int = 1) -> Any:
+    """A seq2seq model at ``path``: its model folder in PyTorch (``backend`` ``torch``), or in ONNX Runtime (an
+    exported encoder file, or the folder exported in memory)."""
     from lstmkit.runs.folder import resolve_model_folder
 
     if path.is_file():
-        from lstmkit.export import ExportError, read_onnx_meta
+        return Seq2SeqOnnxBackend.from_file(path, threads)
+    folder = resolve_model_folder(path)
+    if backend == "onnx":
+        graph_set = _graphs_in_memory(folder, meta, str(path))
+        return Seq2SeqOnnxBackend.from_graphs(graph_set, f"{path} (exported to ONNX in memory)", threads)
+    return Seq2SeqTorchBackend(folder, str(path), threads)
 
-        try:
-            meta = read_onnx_meta(path)
-        except ExportError:
-            return None
-        task = meta.get("task")
-        if task not in TASKS:
-            return None
-        if backend == "torch":
-            raise LstmkitError(f"serve: --backend torch needs a model folder, got the file {path}")
-        if task == "seq2seq":
-            return Seq2SeqOnnxBackend.from_file(path, threads)
+
+def load_frames_backend(path: Path, backend: str, meta: dict[str, Any], threads: int = 1) -> Any:
+    """A frames model at ``path``: its model folder in PyTorch (``backend`` ``torch``), or in ONNX Runtime (the
+    exported predict file, or the folder exported in memory)."""
+    from lstmkit.export import META_KEY
+    from lstmkit.runs.folder import resolve_model_folder
+
+    if path.is_file():
         if meta.get("graph") != "predict":
             raise LstmkitError(f"serve: {path} is a {meta.get('graph')} graph; give the predict graph (the file "
                                "`lstmkit export --out` names)")
         return FramesOnnxBackend(str(path), meta, str(path), threads)
     folder = resolve_model_folder(path)
-    task = _folder_task(folder)
-    if task not in TASKS:
-        return None
     if backend == "onnx":
-        return _export_in_memory(folder, task, str(path), threads)
-    return (Seq2SeqTorchBackend if task == "seq2seq" else FramesTorchBackend)(folder, str(path), threads)
+        proto = _graphs_in_memory(folder, meta, str(path)).graphs["predict"]
+        graph_meta = json.loads({p.key: p.value for p in proto.metadata_props}[META_KEY])
+        return FramesOnnxBackend(proto.SerializeToString(), graph_meta, f"{path} (exported to ONNX in memory)", threads)
+    return FramesTorchBackend(folder, str(path), threads)

@@ -25,19 +25,11 @@ import torch
 from lstmkit.errors import LstmkitError
 from lstmkit.serve.backends import ModelInfo, OnnxBackend
 
-__all__ = ["OnnxTaskBackend", "TorchTaskBackend", "load_task_backend", "serves"]
+__all__ = ["OnnxTaskBackend", "TorchTaskBackend", "load_task_backend"]
 
 log = logging.getLogger(__name__)
 
 #: The ``[model] task``s served here; the classifier keeps ``lstmkit.serve.backends``.
-SERVED_TASKS = ("regressor", "forecaster", "text-classifier", "tagger", "char-lm", "next-symbols")
-
-
-def serves(meta: dict[str, Any]) -> bool:
-    """Whether a model folder's or an exported file's metadata (``task``) is one of this module's tasks."""
-    return meta.get("task") in SERVED_TASKS
-
-
 def _info(meta: dict[str, Any], num_layers: int, hidden: int, output_size: int, streaming_unsupported: str | None,
           source: str, standardizer: Any = None) -> ModelInfo:
     inputs = meta["inputs"]
@@ -57,7 +49,7 @@ def _info(meta: dict[str, Any], num_layers: int, hidden: int, output_size: int, 
 
 
 class TorchTaskBackend:
-    """A model folder of one of ``SERVED_TASKS``, run in PyTorch."""
+    """A model folder of a task other than the classifier (``lstmkit.serve.backends.BACKEND_LOADERS``), run in PyTorch."""
 
     name = "torch"
 
@@ -151,7 +143,7 @@ class TorchTaskBackend:
 
 
 class OnnxTaskBackend:
-    """The graphs ``lstmkit export`` wrote for one of ``SERVED_TASKS``, run in ONNX Runtime; the tokenizer of a
+    """The graphs ``lstmkit export`` wrote for a task other than the classifier, run in ONNX Runtime; the tokenizer of a
     token model is read from the side file beside them."""
 
     name = "onnx"
@@ -244,7 +236,7 @@ class OnnxTaskBackend:
 
 def load_task_backend(path: Path, backend: str, meta: dict[str, Any], threads: int = 1) -> Any:
     """A backend for ``path``: a model folder (``backend`` ``torch``, or ``onnx`` to export it in memory) or an
-    exported predict graph (``onnx``), whose metadata ``meta`` names one of ``SERVED_TASKS``."""
+    exported predict graph (``onnx``), whose metadata is ``meta``."""
     from lstmkit.artifacts.model_folder import load_model
 
     if path.is_file():
