@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lstmkit.serve.options import ServeOptions
-from lstmkit.serve.validation import ApiError, read_json
+from lstmkit.serve.validation import ApiError, read_json, request_batch
 
 __all__ = ["FramesRequest", "FramesResponse", "add_frames_routes", "parse_frames"]
 
@@ -39,18 +39,7 @@ class ErrorResponse(BaseModel):
 
 def parse_frames(body: Any, frame_shape: tuple[int, int, int], options: ServeOptions) -> list[np.ndarray]:
     """The sequences of a ``/v1/frames`` body as float32 (L_i, C, H, W), or an ``ApiError`` naming the problem."""
-    if not isinstance(body, dict):
-        got = "an empty body" if body is None else f"a JSON {type(body).__name__}"
-        raise ApiError(400, f'request body: expected a JSON object {{"frames": [...]}}, got {got}')
-    unknown = sorted(set(body) - {"frames"})
-    if unknown:
-        raise ApiError(400, f"request body: unknown key {unknown[0]!r}; expected only 'frames'")
-    if "frames" not in body:
-        raise ApiError(400, 'request body: expected the key "frames" holding a list of sequences of frames')
-    sequences = body["frames"]
-    if not isinstance(sequences, list) or not 1 <= len(sequences) <= options.max_batch:
-        got = f"{len(sequences)} sequences" if isinstance(sequences, list) else f"a JSON {type(sequences).__name__}"
-        raise ApiError(422, f"frames: expected a list of 1 to {options.max_batch} sequences (--max-batch), got {got}")
+    _, sequences = request_batch(body, "frames", ("frames",), "a list of sequences of frames", "sequences", options)
     shape = "(L, {}, {}, {})".format(*frame_shape)
     out = []
     for i, sequence in enumerate(sequences):

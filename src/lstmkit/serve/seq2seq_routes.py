@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lstmkit.serve.options import ServeOptions
-from lstmkit.serve.validation import ApiError, read_json
+from lstmkit.serve.validation import ApiError, read_json, request_batch
 
 __all__ = ["MAX_BEAM", "TranslateRequest", "TranslateResponse", "add_seq2seq_routes", "parse_translate"]
 
@@ -48,18 +48,7 @@ class ErrorResponse(BaseModel):
 
 def parse_translate(body: Any, tokens: str, options: ServeOptions) -> tuple[list[str], int, bool]:
     """``(texts, beam, attention)`` of a ``/v1/translate`` body, or an ``ApiError`` naming what is wrong."""
-    if not isinstance(body, dict):
-        got = "an empty body" if body is None else f"a JSON {type(body).__name__}"
-        raise ApiError(400, f'request body: expected a JSON object {{"texts": [...]}}, got {got}')
-    unknown = sorted(set(body) - {"texts", "beam", "attention"})
-    if unknown:
-        raise ApiError(400, f"request body: unknown key {unknown[0]!r}; expected 'texts', 'beam', 'attention'")
-    if "texts" not in body:
-        raise ApiError(400, 'request body: expected the key "texts" holding a list of strings')
-    texts = body["texts"]
-    if not isinstance(texts, list) or not 1 <= len(texts) <= options.max_batch:
-        got = f"{len(texts)} texts" if isinstance(texts, list) else f"a JSON {type(texts).__name__}"
-        raise ApiError(422, f"texts: expected a list of 1 to {options.max_batch} strings (--max-batch), got {got}")
+    _, texts = request_batch(body, "texts", ("texts", "beam", "attention"), "a list of strings", "strings", options)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ApiError(422, f"texts[{i}]: expected a string, got a JSON {type(text).__name__}")

@@ -75,6 +75,26 @@ def _inputs(body: Any, shape: str, key: str = "inputs") -> Any:
     return body[key]
 
 
+def request_batch(body: Any, key: str, allowed: tuple[str, ...], holding: str, noun: str,
+                  options: ServeOptions) -> tuple[dict[str, Any], list[Any]]:
+    """``(body, body[key])`` of a request whose object may hold the keys ``allowed`` and must hold ``key``, a list
+    of 1 to ``--max-batch`` ``noun`` (``holding`` says what, for the message); else an ``ApiError`` naming it."""
+    if not isinstance(body, dict):
+        got = "an empty body" if body is None else f"a JSON {type(body).__name__}"
+        raise ApiError(400, f'request body: expected a JSON object {{"{key}": [...]}}, got {got}')
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        expected = f"only {allowed[0]!r}" if len(allowed) == 1 else ", ".join(repr(k) for k in allowed)
+        raise ApiError(400, f"request body: unknown key {unknown[0]!r}; expected {expected}")
+    if key not in body:
+        raise ApiError(400, f'request body: expected the key "{key}" holding {holding}')
+    items = body[key]
+    if not isinstance(items, list) or not 1 <= len(items) <= options.max_batch:
+        got = f"{len(items)} {noun}" if isinstance(items, list) else f"a JSON {type(items).__name__}"
+        raise ApiError(422, f"{key}: expected a list of 1 to {options.max_batch} {noun} (--max-batch), got {got}")
+    return body, items
+
+
 def _describe(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, float) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
