@@ -4,6 +4,8 @@ model can, and a bad request gets a 4xx naming the problem."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -198,3 +200,41 @@ def test_an_exported_text_model_without_its_tokenizer_is_refused_by_name(folders
     with pytest.raises(LstmkitError, match=r"tags.onnx: expected its tokenizer.json beside it as "
                                            r"tags.tokenizer.json; export it again"):
         load_backend(result.path)
+
+
+def _stream(client, messages):
+    """Send JSON or binary ``messages`` over ``/v1/stream`` of the server behind ``client``; the answers, in order."""
+    from websockets.sync.client import connect
+
+    with connect(str(client.base_url).replace("http://", "ws://").rstrip("/") + "/v1/stream") as ws:
+        ws.send(json.dumps({"op": "open", "ref": 1}))
+        session = json.loads(ws.recv(timeout=10))["id"]
+        answers = []
+        for message in messages:
+            ws.send(message if isinstance(message, bytes) else json.dumps({**message, "id": session}))
+            answers.append(json.loads(ws.recv(timeout=10)))
+        return answers
+
+
+def test_a_regressor_and_a_tagger_stream_over_the_websocket_as_over_http(servers, folders):
+    rng = np.random.default_rng(2)
+    steps = rng.normal(3.0, 2.0, size=(4, 3)).astype(np.float32)
+    regressor = servers("regressor", "onnx")
+    session = ok(regressor.post("/v1/sessions"))["id"]
+    over_http = ok(regressor.post(f"/v1/sessions/{session}/step", json={"inputs": steps.tolist()}))["outputs"]
+    (answer,) = _stream(regressor, [{"op": "step", "inputs": steps.tolist()}])
+    assert answer["op"] == "output" and answer["steps"] == 4
+    for got, want in zip(answer["outputs"], over_http):
+        np.testing.assert_allclose(got["values"], want["values"], atol=1e-6)
+
+    tagger = servers("tagger", "torch")
+    from lstmkit.serve.frames import encode_steps
+
+    answers = _stream(tagger, [{"op": "step", "text": "Ada lives"}, {"op": "step", "text": "in Paris"},
+                               encode_steps([("0" * 32, 7, np.zeros((1, 1), np.float32))], 1)])
+    assert [a["op"] for a in answers[:2]] == ["output", "output"], answers
+    labels = [o["label"] for a in answers[:2] for o in a["outputs"]]
+    assert labels == lstmkit.load(folders["tagger"]).tag(["Ada lives in Paris"])[0]["labels"]
+    assert answers[2]["op"] == "error" and answers[2]["status"] == 400
+    assert answers[2]["error"] == ('binary frames carry float32 steps; this model reads tokens: send JSON '
+                                   '{"op": "step", "id": ..., "text": "the next tokens"} messages')

@@ -69,6 +69,8 @@ class StreamEndpoint:
         """How a task other than the classifier reads a step and answers it (``lstmkit.serve.task_io``), or None."""
         self.takes_binary = task_io is None or not hasattr(task_io, "text")
         """Whether steps can come as binary float32 frames: not for models that read tokens (send JSON)."""
+        self.step_keys = {"text"} if not self.takes_binary else {"inputs"}
+        """The keys of a JSON step message's steps: a token model's HTTP step body has "text", others "inputs"."""
         self.options = options
         self.state = state
         self.limiter = limiter
@@ -295,7 +297,8 @@ class _Connection:
         op = body.get("op")
         if op not in _JSON_OPS:
             raise ApiError(400, f"message: expected \"op\" to be one of {', '.join(_JSON_OPS)}, got {op!r}")
-        allowed = {"op", "ref"} | ({"id"} if op in ("step", "close") else set()) | ({"inputs"} if op == "step" else set())
+        step_keys = self.endpoint.step_keys if op == "step" else set()
+        allowed = {"op", "ref"} | ({"id"} if op in ("step", "close") else set()) | step_keys
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise ApiError(400, f"message: unknown key {unknown[0]!r} for op {op!r}; expected only "
@@ -311,12 +314,13 @@ class _Connection:
 
     def _json_step(self, body: dict[str, Any], ref: Any) -> None:
         session = self.store.get(self._session_id(body))
-        if "inputs" not in body:
-            raise ApiError(400, 'message: expected "inputs" holding the steps, each a list of numbers')
-        step_body = {"inputs": body["inputs"]}
         task_io = self.endpoint.task_io
-        x = (parse_steps(step_body, self.info, self.options) if task_io is None
-             else task_io.parse_step(step_body, self.options))
+        if task_io is not None:  # the step's keys as the task's HTTP step body has them ("inputs", or "text")
+            x = task_io.parse_step({k: v for k, v in body.items() if k not in ("op", "id", "ref")}, self.options)
+        else:
+            if "inputs" not in body:
+                raise ApiError(400, 'message: expected "inputs" holding the steps, each a list of numbers')
+            x = parse_steps({"inputs": body["inputs"]}, self.info, self.options)
         future = self.stepper.submit(session, x)
         self._spawn(self._json_answer(future, session, ref))
 
@@ -335,7 +339,7 @@ class _Connection:
         if not self.endpoint.takes_binary:
             self._count("binary", 400)
             self._answer([_error(400, "binary frames carry float32 steps; this model reads tokens: send JSON "
-                                      '{"op": "step", "id", "inputs"} messages')])
+                                      '{"op": "step", "id": ..., "text": "the next tokens"} messages')])
             return
         try:
             records = frames.decode_steps(data, self.info.input_size, self.options.max_batch,
