@@ -198,20 +198,20 @@ def test_the_readme_streams_a_recording_frame_by_frame_as_written(speech_run, tm
     """The README's speech-streaming block, as written but for the port, in a folder laid out as the README's
     (runs/fsdd/model, ../shared beside it), against a live server of the tiny FSDD model: an answer after every
     40 ms chunk that completes a frame, the last one equal to predict on the whole file."""
-    from conftest import FSDD_RECORDINGS
-
     from lstmkit.serve import create_app, load_backend
     from lstmkit.tasks import predict_trained
 
     sys.path.insert(0, str(ROOT / "tests" / "serve"))
     from serve_helpers import LiveServer
 
+    shared = ROOT.resolve().parent / "shared"  # beside the repository, where the speech_run fixture read
+    recordings = shared / "datasets" / "fsdd" / "recordings"
     match = re.search(r"<!-- stream:speech .*?-->\n```python\n(.*?)```", (ROOT / "README.md").read_text("utf-8"), re.S)
     assert match, "README.md has no block marked stream:speech"
     repository = tmp_path / "repo"
     (repository / "runs" / "fsdd").mkdir(parents=True)
     (repository / "runs" / "fsdd" / "model").symlink_to(speech_run / "model")
-    (tmp_path / "shared").symlink_to(FSDD_RECORDINGS.parent.parent.parent)
+    (tmp_path / "shared").symlink_to(shared)
     with LiveServer(create_app(load_backend(speech_run / "model"))) as live:
         block = match.group(1)
         assert "http://127.0.0.1:8000" in block
@@ -224,7 +224,7 @@ def test_the_readme_streams_a_recording_frame_by_frame_as_written(speech_run, tm
     assert len(lines) > 20, result.stdout
     for line in lines:
         assert re.fullmatch(r"\d\.\d\d s heard: \d \((0|1)\.\d\d\)", line), line
-    (whole,) = predict_trained(speech_run / "model", [str(FSDD_RECORDINGS / "8_nicolas_2.wav")])
+    (whole,) = predict_trained(speech_run / "model", [str(recordings / "8_nicolas_2.wav")])
     assert lines[-1].split(" heard: ")[1].split(" ")[0] == whole["label"]
 
 def _docs_lines_on_the_demo_run() -> list[str]:
