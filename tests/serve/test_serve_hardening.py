@@ -16,16 +16,16 @@ import torch
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serve_helpers import FEATURES, LABELS, OPTIONS, SPEC, LiveServer
 
+from lstmkit.artifacts.model_folder import save_model
 from lstmkit.cli import main
 from lstmkit.config import Config, ModelConfig
 from lstmkit.data import Standardizer
 from lstmkit.export import export_onnx
-from lstmkit.artifacts.model_folder import save_model
 from lstmkit.models import build_model
 from lstmkit.serve import ServeOptions, create_app, load_backend
 from lstmkit.serve.connections import RateLimitedLogFilter, server_config
-from serve_helpers import FEATURES, LABELS, OPTIONS, SPEC, LiveServer
 
 OVERFLOWS = 3.4e38  # a float32, but (x - mean) / std with std 0.01 is not
 
@@ -146,13 +146,13 @@ ONE = {"inputs": [[[0.5] * FEATURES] * 3]}
 class ServeServer:
     """The app under ``server_config(app, options)`` (what ``lstmkit serve`` runs), on 127.0.0.1, in a thread."""
 
-    def __init__(self, backend, options):
+    def __init__(self, backend, options, http="auto"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else ~40 ms per request (Nagle)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = server_config(create_app(backend, options), options, port=self.port, log_level="warning")
+        config = server_config(create_app(backend, options), options, port=self.port, log_level="warning", http=http)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -185,15 +185,21 @@ def _closed_within(conn, seconds):
     try:
         while chunk := conn.recv(4096):
             data += chunk
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False, data
     except ConnectionResetError:
         pass
     return True, data
 
 
-def test_headers_sent_one_line_at_a_time_time_out(torch_backend):
-    with ServeServer(torch_backend, ServeOptions(header_timeout=1.0)) as live:
+@pytest.fixture(params=["httptools", "h11"])
+def http_parser(request):
+    """Each HTTP parser ``lstmkit serve`` can run on: httptools (the default) and h11 (the fallback)."""
+    return request.param
+
+
+def test_headers_sent_one_line_at_a_time_time_out(torch_backend, http_parser):
+    with ServeServer(torch_backend, ServeOptions(header_timeout=1.0), http_parser) as live:
         conn = live.connect()
         conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
@@ -213,8 +219,8 @@ def test_headers_sent_one_line_at_a_time_time_out(torch_backend):
             assert client.post("/v1/predict", json=ONE).status_code == 200
 
 
-def test_connections_beyond_the_cap_get_503_and_idle_ones_are_closed(torch_backend):
-    with ServeServer(torch_backend, ServeOptions(max_connections=4, header_timeout=1.0)) as live:
+def test_connections_beyond_the_cap_get_503_and_idle_ones_are_closed(torch_backend, http_parser):
+    with ServeServer(torch_backend, ServeOptions(max_connections=4, header_timeout=1.0), http_parser) as live:
         idle = [live.connect() for _ in range(4)]
         time.sleep(0.2)
         extra = live.connect()
@@ -227,9 +233,9 @@ def test_connections_beyond_the_cap_get_503_and_idle_ones_are_closed(torch_backe
         assert httpx.get(f"{live.url}/healthz", timeout=5).status_code == 200
 
 
-def test_trickling_bodies_hold_no_concurrency_slot_and_get_408(torch_backend):
+def test_trickling_bodies_hold_no_concurrency_slot_and_get_408(torch_backend, http_parser):
     options = ServeOptions(max_concurrency=2, body_timeout=1.5, header_timeout=5)
-    with ServeServer(torch_backend, options) as live:
+    with ServeServer(torch_backend, options, http_parser) as live:
         body = json.dumps(ONE).encode()
         slow = []
         for _ in range(6):  # 3x --max-concurrency clients, each sending half a body and then nothing
@@ -247,6 +253,62 @@ def test_trickling_bodies_hold_no_concurrency_slot_and_get_408(torch_backend):
             assert closed and answer.startswith(b"HTTP/1.1 408 "), answer
             assert b"request body: not received within 1.5 s (--body-timeout)" in answer
             conn.close()
+
+
+def _request(path=b"/v1/predict", headers=b"", body=None):
+    body = json.dumps(ONE).encode() if body is None else body
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def test_a_head_over_16_kib_is_refused_before_it_is_held_and_one_under_it_is_served(torch_backend, http_parser):
+    with ServeServer(torch_backend, ServeOptions(), http_parser) as live:
+        conn = live.connect()  # a 15 KiB header is served, on a connection that stays open
+        conn.sendall(_request(headers=b"X-Pad: " + b"a" * (15 * 1024) + b"\r\n"))
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+        conn.sendall(_request())
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+        conn.close()
+        conn = live.connect()  # 1 MiB of one header, sent in pieces: refused at 16 KiB, the rest never read
+        refused = b"HTTP/1.1 431 " if http_parser == "httptools" else b"HTTP/1.1 400 "
+        try:
+            conn.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(64):
+                conn.sendall(b"a" * 16384)
+        except OSError:  # the server closed the connection while the header was still coming
+            pass
+        closed, answer = _closed_within(conn, 5)
+        assert closed and answer.startswith(refused), answer[:80]
+        if http_parser == "httptools":
+            assert b'"error": "request line and headers: more than 16384 bytes"' in answer
+        conn.close()
+        assert httpx.get(f"{live.url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("smuggled", [
+    _request(headers=b"Transfer-Encoding: chunked\r\n", body=b"0\r\n\r\nGET /v1/metadata HTTP/1.1\r\nHost: x\r\n\r\n"),
+    b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef",
+], ids=["content-length-and-chunked", "bad-chunk-size", "two-content-lengths"])
+def test_ambiguous_bodies_are_a_400_and_close_the_connection(torch_backend, http_parser, smuggled):
+    with ServeServer(torch_backend, ServeOptions(), http_parser) as live:
+        conn = live.connect()
+        conn.sendall(smuggled)
+        closed, answer = _closed_within(conn, 5)
+        assert closed and answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+        assert answer.count(b"HTTP/1.1 ") == 1  # nothing smuggled behind it was answered
+        conn.close()
+
+
+def test_pipelined_requests_are_each_answered_in_order(torch_backend, http_parser):
+    with ServeServer(torch_backend, ServeOptions(), http_parser) as live:
+        conn = live.connect()
+        conn.sendall(_request() + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + _request())
+        data, deadline = b"", time.monotonic() + 10
+        while data.count(b"HTTP/1.1 200 ") < 3 and time.monotonic() < deadline:
+            data += conn.recv(65536)
+        conn.close()
+        assert data.count(b"HTTP/1.1 200 ") == 3 and data.index(b'"status"') < data.rindex(b'"probabilities"'), data
 
 
 def test_x_forwarded_for_does_not_escape_the_rate_limit(torch_backend, caplog):
