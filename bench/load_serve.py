@@ -113,25 +113,20 @@ def start_server(model: Path, backend: str, port: int, args: argparse.Namespace)
                "--backend", backend, "--max-sessions", str(max(args.sessions, 1) + 10), "--max-batch",
                str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue",
                str(max(4096, 2 * args.sessions)), "--max-connections", str(args.sessions + 200),
-               "--max-concurrency", str(max(256, args.sessions + 100))]
+               "--max-concurrency", str(max(256, args.sessions + 100)), "--workers", str(args.workers)]
     if args.profile_server:
         # py-spy samples the server (not this process) 200 times a second; collapsed stacks, one file per backend.
         args.profile_server.mkdir(parents=True, exist_ok=True)
-        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking", "--output",
-                   str(args.profile_server / f"{backend}.txt"), "--", *command]
+        command = ["py-spy", "record", "--format", "raw", "--rate", "200", "--nonblocking", "--subprocesses",
+                   "--output", str(args.profile_server / f"{backend}.txt"), "--", *command]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                start_new_session=bool(args.profile_server))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stderr.read()}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("the server did not start within 120 s")
+    # "Uvicorn running on" is logged once the model is loaded (with --workers N: once every worker serves).
+    for line in process.stderr:
+        if "Uvicorn running on" in line:
+            return process
+    process.wait()
+    raise RuntimeError(f"the server exited with status {process.returncode} before serving")
 
 
 SERVER_PIDS: dict[int, int] = {}  # port -> the server's process id
@@ -331,6 +326,7 @@ def main() -> int:
                         help="sample the server with py-spy (on PATH) into DIR/BACKEND.txt (collapsed stacks)")
     parser.add_argument("--phases", nargs="+", choices=["predict", "sessions", "stream"],
                         default=["predict", "sessions", "stream"], help="what to measure (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="the server's --workers (default 1)")
     parser.add_argument("--max-batch", type=int, default=256, help="the server's --max-batch (default 256)")
     parser.add_argument("--batch-wait-ms", type=float, default=2.0, help="the server's --batch-wait-ms (default 2)")
     args = parser.parse_args()
@@ -359,7 +355,7 @@ def main() -> int:
 
     info = machine_info()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
-    print(f"server: one uvicorn worker, --threads 1, --max-batch {args.max_batch}, --batch-wait-ms {args.batch_wait_ms:g}; "
+    print(f"server: --workers {args.workers}, --threads 1, --max-batch {args.max_batch}, --batch-wait-ms {args.batch_wait_ms:g}; "
           f"client: this process, {args.seconds:g} s per phase; load average before: "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print()

@@ -112,7 +112,7 @@ def test_the_api_key_comes_from_the_environment_unless_given(model_dir, monkeypa
     import lstmkit.serve
 
     seen = {}
-    monkeypatch.setattr(lstmkit.serve, "serve", lambda model, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(lstmkit.serve, "serve", lambda model, **kwargs: seen.update(kwargs) or 0)
     monkeypatch.setenv("LSTMKIT_API_KEY", "e" * 20)
     assert main(["serve", str(model_dir), "--host", "0.0.0.0", "--rate-limit", "5", "--access-log"]) == 0
     options = seen["options"]

@@ -35,6 +35,10 @@ def register(subparsers: Any) -> None:
                        help=f"most sequences or step requests waiting before 503 (default {defaults.max_queue})")
     serve.add_argument("--threads", type=int, default=1,
                        help="CPU threads of each model call (default 1: the event loop needs a core; 0: all cores)")
+    serve.add_argument("--workers", type=int, default=defaults.workers,
+                       help="server processes sharing the port (default 1). More than one runs /v1/predict's HTTP "
+                            "and JSON handling on several cores; HTTP sessions then answer 409 (use /v1/stream), and "
+                            "every limit and /metrics is per worker")
     serve.add_argument("--max-concurrency", type=int, default=defaults.max_concurrency,
                        help=f"most requests in progress before 503 (default {defaults.max_concurrency})")
     serve.add_argument("--request-timeout", type=float, default=defaults.request_timeout,
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         insecure=args.insecure, access_log=args.access_log, header_timeout=args.header_timeout,
         body_timeout=args.body_timeout, max_connections=args.max_connections,
         forwarded_allow_ips=args.forwarded_allow_ips, stream_max_pending=args.stream_max_pending,
+        workers=args.workers,
     )
-    serve(args.model, host=args.host, port=args.port, backend=args.backend, options=options, threads=args.threads)
-    return 0
+    return serve(args.model, host=args.host, port=args.port, backend=args.backend, options=options,
+                 threads=args.threads)

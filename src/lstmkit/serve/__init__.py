@@ -39,21 +39,18 @@ def __getattr__(name: str) -> Any:
 
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
-          options: ServeOptions | None = None, threads: int = 1, sock: socket.socket | None = None) -> None:
-    """Load ``model`` and serve it on ``host:port`` until interrupted (SIGINT or SIGTERM).
+          options: ServeOptions | None = None, threads: int = 1, sock: socket.socket | None = None) -> int:
+    """Load ``model`` and serve it on ``host:port`` until interrupted (SIGINT or SIGTERM); ``options.workers``
+    processes share the address (``lstmkit.serve.workers``). Returns the exit status (0 after a signal).
 
     The address is bound before the model is loaded, so a port in use fails at once.
 
     Raises:
         LstmkitError: ``host`` (or ``sock``'s address) is not a loopback address and ``options`` has neither
-            an ``api_key`` nor ``insecure``; ``port`` or ``threads`` is out of range; the address cannot be
-            bound (in use, or not this machine's). All checked before the model is loaded.
+            an ``api_key`` nor ``insecure``; ``port``, ``threads`` or ``workers`` is out of range; the address
+            cannot be bound (in use, or not this machine's). All checked before the model is loaded.
     """
-    import uvicorn
-
-    from lstmkit.serve.app import create_app
-    from lstmkit.serve.backends import load_backend
-    from lstmkit.serve.connections import install_log_rate_limit, server_config
+    from lstmkit.serve.connections import install_log_rate_limit
 
     options = options or ServeOptions()
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -62,6 +59,9 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, backend:
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= 4 * cores:
         raise LstmkitError(f"serve --threads: expected 0 (all cores) to {4 * cores} (4 per core of this machine), "
                            f"got {threads!r}")
+    workers = options.workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 4 * cores:
+        raise LstmkitError(f"serve --workers: expected 1 to {4 * cores} (4 per core of this machine), got {workers!r}")
     address = host if sock is None else str(sock.getsockname()[0])
     options.check_bind(address)
     options = _fit_connections_to_file_limit(options)
@@ -77,18 +77,47 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000, backend:
     if options.access_log:
         _json_lines_to_stderr(logging.getLogger("lstmkit.serve.access"))
     try:
-        app = create_app(load_backend(model, backend, threads), options)
-        config = server_config(app, options, host=host, port=sock.getsockname()[1])
-        server = uvicorn.Server(config)
         install_log_rate_limit()
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown,
-                                                bound_port)
-        server.run(sockets=[sock])
+        many = f" with {workers} worker processes" if workers > 1 else ""
+
+        def announce() -> None:
+            logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d%s (Press CTRL+C to quit)",
+                                                    shown, bound_port, many)
+
+        if workers == 1:
+            _run_server(model, backend, threads, options, host, sock, loaded=announce)
+            return 0
+        from lstmkit.serve.workers import supervise
+
+        return supervise(workers, lambda ready: _run_server(model, backend, threads, options, host, sock,
+                                                            ready=ready), all_ready=announce)
     finally:
         if own_socket:
             sock.close()
+
+
+def _run_server(model: str | Path, backend: str, threads: int, options: ServeOptions, host: str,
+                sock: socket.socket, loaded: Any = None, ready: Any = None) -> None:
+    """Load the model and serve it on ``sock`` until the server stops; ``loaded()`` once the model is loaded,
+    ``ready()`` once the server accepts requests."""
+    import uvicorn
+
+    from lstmkit.serve.app import create_app
+    from lstmkit.serve.backends import load_backend
+    from lstmkit.serve.connections import server_config
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and ready is not None:
+                ready()
+
+    app = create_app(load_backend(model, backend, threads), options)
+    if loaded is not None:
+        loaded()
+    Server(server_config(app, options, host=host, port=sock.getsockname()[1])).run(sockets=[sock])
 
 
 def _bind(host: str, port: int) -> socket.socket:

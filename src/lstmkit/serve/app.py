@@ -251,6 +251,11 @@ def create_app(backend: Backend, options: ServeOptions | None = None) -> FastAPI
             endpoint = "/v1/predict" if task_io is None else f"/v1/{task_io.verb}"
             raise ApiError(409, f"sessions are not supported for this model: {info.streaming_unsupported}; "
                                 f"use {endpoint} with whole sequences")
+        if options.workers > 1:
+            raise ApiError(409, f"HTTP sessions need one server process, and this server runs {options.workers} "
+                                "(--workers): a session's state lives in one of them, and the next request may "
+                                "reach another. Stream over the WebSocket /v1/stream, whose connection stays with "
+                                "one worker, or serve with --workers 1")
         session = state["store"].create()
         return JSONResponse(_session_info(session), status_code=201)
 

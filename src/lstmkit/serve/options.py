@@ -12,7 +12,7 @@ __all__ = ["ServeOptions", "is_loopback"]
 
 MIN_API_KEY_LENGTH = 16
 _MAXIMA = {"session_ttl": 365 * 86400.0, "request_timeout": 86400.0, "header_timeout": 3600.0,
-           "body_timeout": 3600.0, "batch_wait_ms": 10_000.0, "rate_limit": 1e6}
+           "body_timeout": 3600.0, "batch_wait_ms": 10_000.0, "rate_limit": 1e6, "workers": 1024}
 """Upper bounds beyond the default 1e9 (a timer of 1e300 s overflows the event loop)."""
 _NOT_NUMBERS = {"api_key", "insecure", "access_log", "forwarded_allow_ips"}
 _ZERO_MEANS_OFF = {"batch_wait_ms", "rate_limit", "request_timeout", "header_timeout", "body_timeout"}
@@ -76,6 +76,9 @@ class ServeOptions:
     """Most messages of one ``/v1/stream`` WebSocket between their arrival and the sending of their answer;
     at the limit the server stops reading that connection until answers have gone out, so a client that
     sends without reading holds at most this many messages (and their answers) in server memory."""
+    workers: int = 1
+    """Server processes sharing the address (``lstmkit.serve.workers``). Every other limit here is per worker;
+    HTTP sessions need one worker (``POST /v1/sessions`` answers 409 otherwise), ``/v1/stream`` works with any."""
     forwarded_allow_ips: str | None = None
     """Comma-separated addresses of the reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto``
     headers are trusted (uvicorn's ``forwarded_allow_ips``; ``*`` trusts every peer). None, the default: no
