@@ -129,10 +129,57 @@ def test_the_forecaster_refuses_the_fcn_architectures():
         build_model(ModelConfig(task="forecaster", architecture="lstm-fcn"), SPEC)
 
 
-def test_onnx_export_refuses_the_fcn_architecture_by_name(italy_power_run, tmp_path):
-    from lstmkit.export import ExportError, export_onnx
+def test_the_trained_lstm_fcn_exports_and_serves_as_the_model_folder_answers(italy_power_run, tmp_path):
+    """The ONNX graph of the trained ItalyPowerDemand model, through the ONNX serving backend, against the
+    model folder through the torch serving backend, on the 1,029 real test series."""
+    from lstmkit.data import load_source
+    from lstmkit.export import export_onnx
+    from lstmkit.serve import load_backend
 
-    with pytest.raises(ExportError, match=r"export: \[model\] architecture = 'lstm-fcn' is not supported by the ONNX "
-                                          r"exporter yet \(supported: 'lstm'\); serve the model folder"):
-        export_onnx(italy_power_run, tmp_path / "fcn.onnx")
-    assert not list(tmp_path.iterdir())
+    result = export_onnx(italy_power_run, tmp_path / "fcn.onnx")  # verified in ONNX Runtime before writing
+    assert max(result.checks.values()) < 1e-4, result.checks
+    test = load_source("italy-power-demand").test
+    x = test.x.astype(np.float32)
+    lengths = np.full(len(x), x.shape[1])
+    onnx_backend, torch_backend = load_backend(tmp_path / "fcn.onnx"), load_backend(italy_power_run / "model")
+    assert onnx_backend.info.streaming_unsupported and "dimension shuffle" in onnx_backend.info.streaming_unsupported
+    np.testing.assert_allclose(onnx_backend.predict(x, lengths), torch_backend.predict(x, lengths), atol=1e-4)
+
+
+@pytest.mark.parametrize("architecture, options", [
+    ("mlstm-fcn", {"bidirectional": True, "num_layers": 2, "merge_mode": "sum", "head_hidden": 5}),
+    ("lstm-fcn", {"layer_norm": True, "peephole": True, "shuffle_length": 12, "proj_size": 3}),
+], ids=["mlstm-fcn-bidirectional", "lstm-fcn-variants-cut-to-12"])
+def test_every_kind_of_lstm_fcn_exports_with_variable_lengths(architecture, options, tmp_path):
+    """Untrained models with batch-norm statistics and SE weights away from their defaults: the export verifies
+    a padded variable-length batch against each series alone, and ONNX Runtime agrees here too."""
+    import onnxruntime as ort
+
+    from lstmkit.artifacts.model_folder import save_model
+    from lstmkit.config import Config
+    from lstmkit.data import Standardizer
+    from lstmkit.export import export_onnx
+
+    torch.manual_seed(1)
+    config = Config(model=ModelConfig(architecture=architecture, **{**SMALL, **options}))
+    module = build_model(config.model, SPEC).eval()
+    with torch.no_grad():
+        for norm in module.fcn.norms:
+            norm.running_mean.normal_(0.0, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+            norm.weight.normal_(1.0, 0.3)
+            norm.bias.normal_(0.0, 0.3)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(8, 20, 3)).astype(np.float32)
+    folder = save_model(tmp_path / "model", module, config, SPEC, ["a", "b", "c", "d"], Standardizer().fit(x))
+    result = export_onnx(folder, tmp_path / "fcn.onnx")
+    assert max(result.checks.values()) < 1e-4 and "variable_length" in result.checks, result.checks
+    lengths = np.array([20, 3, 11, 17, 1, 20, 8, 14])
+    padded = np.where(np.arange(20)[None, :, None] < lengths[:, None, None], x, 1e3).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "fcn.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(["logits"], {"input": padded, "lengths": lengths.astype(np.int64)})[0]
+    standardizer = Standardizer().fit(x)
+    with torch.no_grad():
+        alone = torch.cat([module(torch.from_numpy(((x[i:i + 1, :n] - standardizer.mean) / standardizer.std)
+                                                   .astype(np.float32))) for i, n in enumerate(lengths)])
+    np.testing.assert_allclose(logits, alone.numpy(), atol=1e-4)

@@ -25,7 +25,7 @@ from lstmkit.export.registry import ExportRequest, GraphSet, register_exporter
 from lstmkit.export.verify import verify_onnx
 
 __all__ = ["TOLERANCE", "build_onnx_graphs", "build_verified_graphs", "check_exportable", "classifier_graph",
-           "export_classifier", "sequence_network", "sequence_outputs"]
+           "export_classifier", "merge_final_states_graph", "sequence_network", "sequence_outputs"]
 
 TOLERANCE = 1e-4
 
@@ -38,6 +38,8 @@ _KNOWN_MODEL_KEYS = {
     # the LSTM variants (lstm_graph writes each; lstm_refusals names what it cannot)
     "peephole", "coupled_gates", "layer_norm", "recurrent_dropout", "zoneout", "weight_drop", "cell_clip", "residual",
     "merge_mode",
+    # [model] architecture = "lstm-fcn" / "mlstm-fcn" (lstm_fcn_graph)
+    "architecture", "shuffle_length", "shuffle_dropout", "fcn_filters", "fcn_kernels",
 }
 
 
@@ -57,19 +59,19 @@ def check_exportable(model: LoadedModel, task: str = "classifier") -> None:
     """Raise an ``ExportError`` naming every option of ``model`` (a ``SequenceClassifier`` of ``[model] task =
     task``) that the ONNX exporter cannot write."""
     from lstmkit.models.classifier import ConvFrontEnd, SequenceClassifier
+    from lstmkit.models.lstm_fcn import LSTMFCN, FCNBranch, SqueezeExcite
     from lstmkit.nn import LSTM
 
     config = model.config.model
     architecture = getattr(config, "architecture", "lstm")
-    if config.task == task and architecture != "lstm":
-        raise ExportError(f"export: [model] architecture = {architecture!r} is not supported by the ONNX exporter "
-                          "yet (supported: 'lstm'); serve the model folder with the torch backend")
-    if config.task != task or type(model.module) is not SequenceClassifier:
-        raise ExportError(f"export: [model] task = {config.task!r} is not supported by the ONNX exporter "
-                          f"(supported: {task!r})")
+    networks = {"lstm": SequenceClassifier, "lstm-fcn": LSTMFCN, "mlstm-fcn": LSTMFCN}
+    if config.task != task or type(model.module) is not networks.get(architecture):
+        raise ExportError(f"export: [model] task = {config.task!r} with architecture = {architecture!r} is not "
+                          f"supported by the ONNX exporter (supported: {task!r} with {sorted(networks)})")
     refusals = _model_config_refusals(config)
     known_modules = (SequenceClassifier, ConvFrontEnd, LSTM, nn.Sequential, nn.Linear, nn.ReLU, nn.Dropout,
-                     nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d)
+                     nn.Conv1d, nn.Conv2d, nn.MaxPool1d, nn.MaxPool2d,
+                     LSTMFCN, FCNBranch, SqueezeExcite, nn.ModuleList, nn.BatchNorm1d, nn.Identity)
     for name, sub in model.module.named_modules():
         if type(sub) not in known_modules:
             refusals.append(f"module {name or 'model'} of type {type(sub).__name__}")
@@ -133,6 +135,12 @@ def sequence_network(g: GraphBuilder, module: nn.Module, x: str, lengths: str, i
     """A ``SequenceClassifier`` on standardised inputs ``x`` (N, L, F) with ``lengths`` int64 (N,): (its outputs
     before any softmax, (N, C), or with ``initial`` states (h0, c0) after every step (N, L, C); each layer's
     final h; each layer's final c)."""
+    from lstmkit.models.lstm_fcn import LSTMFCN
+
+    if isinstance(module, LSTMFCN):  # not causal: no step graph (initial is None)
+        from lstmkit.export.lstm_fcn_graph import lstm_fcn_network
+
+        return lstm_fcn_network(g, module, x, lengths), [], []
     lstm = module.lstm
     if module.front is not None:
         x, lengths = _front_end(g, module.front, x, lengths)
@@ -144,7 +152,7 @@ def sequence_network(g: GraphBuilder, module: nn.Module, x: str, lengths: str, i
     if initial is not None:
         return dense_head(g, module.head, outputs_seq, rank=3), final_h, final_c  # (N, L, C)
     if module.readout == "last":
-        summary = _merge_final_states(g, y_h, lstm.variants.merge_mode)  # (N, D * H_out) or (N, H_out)
+        summary = merge_final_states_graph(g, y_h, lstm.variants.merge_mode)  # (N, D * H_out) or (N, H_out)
     else:
         real = g.op("Unsqueeze", [g.time_mask(lengths, outputs_seq, 1), g.ints([2])])  # (N, L, 1) bool
         if module.readout == "mean":
@@ -158,7 +166,7 @@ def sequence_network(g: GraphBuilder, module: nn.Module, x: str, lengths: str, i
     return dense_head(g, module.head, summary, rank=2), final_h, final_c  # (N, C)
 
 
-def _merge_final_states(g: GraphBuilder, y_h: str, merge_mode: str) -> str:
+def merge_final_states_graph(g: GraphBuilder, y_h: str, merge_mode: str) -> str:
     """The top layer's final h (D, N, H_out) as the classifier's ``last`` readout: the directions merged
     as the LSTM merges its outputs (``SequenceClassifier._merge_final_states``)."""
     if merge_mode == "concat":  # also the one direction of a unidirectional LSTM
@@ -199,7 +207,7 @@ def _onnx_meta(model: LoadedModel, kind: str, step_file: str | None) -> dict[str
         "task": model.config.model.task,
         "input_size": module.input_size,
         "sequence_length": model.meta.get("sequence_length"),
-        "min_length": module.front.min_length() if module.front is not None else 1,
+        "min_length": module.min_length(),
         "label_names": model.label_names,
         "num_layers": lstm.num_layers,
         "hidden_size": lstm.hidden_size,

@@ -59,7 +59,7 @@ def regressor_graph(model: LoadedModel, step: bool) -> Any:
                               [port_info(p) for p in ports], g.initializers)
     meta = graph_meta(model, "step" if step else "predict", inputs, ports, lstm,
                       module.streaming_unsupported_reason(), standardizer_in_graph=model.standardizer is not None,
-                      min_length=module.front.min_length() if module.front is not None else 1)
+                      min_length=module.min_length())
     return model_proto(graph, meta)
 
 
@@ -73,7 +73,7 @@ def _probe(model: LoadedModel, x: np.ndarray, per_step: bool) -> Probe:
 
     return Probe(x=x, feeds=lambda seq, lengths: {"sequences": seq, "lengths": lengths.astype(np.int64)},
                  outputs=["values"], expected=expected, garbage=garbage_values, per_step=per_step,
-                 min_length=module.front.min_length() if module.front is not None else 1)
+                 min_length=module.min_length())
 
 
 @register_exporter("regressor")

@@ -70,7 +70,7 @@ def verify_onnx(model: LoadedModel, predict_proto: Any, step_proto: Any | None,
     rng = np.random.default_rng(seed)
     x = verification_inputs(model, samples, rng)
     length = x.shape[1]
-    min_length = module.front.min_length() if module.front is not None else 1
+    min_length = module.min_length()
     if length < min_length:
         raise ExportError(f"export: verification inputs have {length} steps; this model needs at least {min_length}")
 

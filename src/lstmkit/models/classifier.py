@@ -194,6 +194,10 @@ class SequenceClassifier(nn.Module):
                 summary = output.masked_fill(~mask, float("-inf")).amax(dim=1)
         return self.head(summary)  # (N, C)
 
+    def min_length(self) -> int:
+        """The fewest steps a sequence needs: those the conv front end's pooling takes, else 1."""
+        return self.front.min_length() if self.front is not None else 1
+
     # ----------------------------------------------------------------------------------------------------
     # Streaming: the output after every step, from the top layer's h_t through the head
 

@@ -184,6 +184,10 @@ class LSTMFCN(nn.Module):
         features = self.fcn(x, lengths)  # (N, C_last)
         return self.head(torch.cat([memory, features], dim=-1))  # (N, C)
 
+    def min_length(self) -> int:
+        """The fewest steps a sequence needs: 1 (the convolutions keep the length)."""
+        return 1
+
     def streaming_unsupported_reason(self) -> str:
         """Always a reason: neither branch is causal (see the module docstring)."""
         return NOT_STREAMABLE

@@ -25,7 +25,7 @@ import torch
 
 from lstmkit.errors import LstmkitError
 
-__all__ = ["Backend", "ModelInfo", "TorchBackend", "OnnxBackend", "load_backend"]
+__all__ = ["Backend", "ModelInfo", "OnnxBackend", "TorchBackend", "load_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,11 @@ class TorchBackend:
 
     def __init__(self, model: Any, source: str = "", threads: int = 1) -> None:
         from lstmkit.models.classifier import SequenceClassifier
+        from lstmkit.models.lstm_fcn import LSTMFCN
 
-        if not isinstance(model.module, SequenceClassifier):
-            raise LstmkitError(f"serve: expected a classifier model, got [model] task = {model.config.model.task!r}")
+        if model.config.model.task != "classifier" or not isinstance(model.module, (SequenceClassifier, LSTMFCN)):
+            raise LstmkitError(f"serve: expected a classifier model, got [model] task = {model.config.model.task!r} "
+                               f"({type(model.module).__name__})")
         self.model = model
         self.threads = threads
         module = model.module.eval()
@@ -89,7 +91,7 @@ class TorchBackend:
         self.info = ModelInfo(
             label_names=model.label_names,
             input_size=module.input_size,
-            min_length=module.front.min_length() if module.front is not None else 1,
+            min_length=module.min_length(),
             streaming_unsupported=module.streaming_unsupported_reason(),
             num_layers=lstm.num_layers,
             state_sizes=(lstm.output_size, lstm.hidden_size),
