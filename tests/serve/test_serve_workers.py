@@ -149,3 +149,17 @@ def test_workers_flag_errors(capsys, model_dir):
     assert main(["serve", str(model_dir), "--workers", str(too_many)]) == 2
     assert f"serve --workers: expected 1 to {too_many - 1} (4 per core of this machine), got {too_many}" in \
         capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_end_when_the_parent_is_killed(model_dir):
+    process = _start(model_dir, free_port())
+    workers = _workers(process)
+    process.kill()  # SIGKILL: the parent forwards nothing
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.2)
+    assert not alive, f"orphaned workers still running: {alive}"

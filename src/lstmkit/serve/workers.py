@@ -20,7 +20,8 @@ The parent (``supervise``):
 - stops everything and exits with the worker's status when a worker ends before it serves (a model that does
   not load: each worker would fail the same way); the worker has printed why;
 - forwards SIGINT and SIGTERM to the workers as SIGTERM (uvicorn's graceful shutdown), and kills those still
-  running ``STOP_SECONDS`` later.
+  running ``STOP_SECONDS`` later. On Linux a worker also gets SIGTERM when the parent dies by any means
+  (``PR_SET_PDEATHSIG``), so no orphan keeps the port.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class _Supervisor:
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(read_fd)
+            for other in self.workers.values():
+                os.close(other.ready_fd)
             _worker_main(self.run_worker, write_fd)  # never returns
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -178,6 +181,7 @@ def _worker_main(run_worker: Callable[[Callable[[], None]], None], ready_fd: int
     """The body of a forked worker: run the server, then leave without the parent's exit handlers."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own once it starts
+    _end_with_parent()
 
     def ready() -> None:
         try:
@@ -203,6 +207,23 @@ def _worker_main(run_worker: Callable[[Callable[[], None]], None], ready_fd: int
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _end_with_parent() -> None:
+    """Linux: have the kernel send this process SIGTERM when the parent dies, even by SIGKILL, so that no
+    orphaned worker keeps the port. Elsewhere nothing (the parent's SIGTERM still stops the workers)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
