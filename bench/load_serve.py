@@ -113,7 +113,9 @@ def start_server(model: Path, backend: str, port: int, args: argparse.Namespace)
                "--backend", backend, "--max-sessions", str(max(args.sessions, 1) + 10), "--max-batch",
                str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms), "--max-queue",
                str(max(4096, 2 * args.sessions)), "--max-connections", str(args.sessions + 200),
-               "--max-concurrency", str(max(256, args.sessions + 100)), "--workers", str(args.workers)]
+               "--max-concurrency", str(max(256, args.sessions + 100))]
+    if args.workers != 1:  # (a server from before --workers existed is measured with the default)
+        command += ["--workers", str(args.workers)]
     if args.profile_server:
         # py-spy samples the server (not this process) 200 times a second; collapsed stacks, one file per backend.
         args.profile_server.mkdir(parents=True, exist_ok=True)
