@@ -191,7 +191,7 @@ def test_user_file_training_and_forecast_from_input(tmp_path, capsys):
     newer = tmp_path / "newer.csv"
     newer.write_text("day,a,b\n" + "".join(f"{i},{10 + np.sin(i / 4):.5f},{5 + np.cos(i / 5):.5f}\n" for i in range(30)))
     assert main(["forecast", str(out / "model"), "--input", str(newer), "--horizon", "6",
-                 "--out", str(tmp_path / "f.csv")]) == 0
+                 "--out", str(tmp_path / "f.csv"), "--no-statistical"]) == 0
     rows = read_csv(tmp_path / "f.csv")
     assert len(rows) == 12 and rows[0]["time"] == "30"
     assert (tmp_path / "f.png").is_file()

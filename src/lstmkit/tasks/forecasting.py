@@ -370,16 +370,14 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
     def predict(x: np.ndarray) -> np.ndarray:
         return loaded.module(loaded.prepare(x)).numpy()
 
+    forecast = forecast_path(predict, scaler, values, steps, window, model_horizon)  # first: it checks the history
     baselines = {"naive": naive_forecast(values, steps), "seasonal_naive": seasonal_naive_forecast(values, steps, season)}
     notes: list[str] = []
     if statistical:
         found, notes = statistical_forecasts(values, steps, season)
         baselines.update(found)
-    result = ForecastResult(
-        names=list(series.names), times=list(times), history=values, future_times=future_times,
-        forecast=forecast_path(predict, scaler, values, steps, window, model_horizon),
-        baselines=baselines, actual=actual, notes=notes,
-    )
+    result = ForecastResult(names=list(series.names), times=list(times), history=values, future_times=future_times,
+                            forecast=forecast, baselines=baselines, actual=actual, notes=notes)
     if actual is not None:
         methods = {"lstm": result.forecast, **result.baselines}
         result.metrics = {m: forecast_metrics(actual, f, values, season) for m, f in methods.items()}
