@@ -215,3 +215,13 @@ def test_lstm_forecaster_fit_predict():
     assert est.baselines(5)["seasonal_naive"].shape == (5,)
     two = LSTMForecaster(window=6, horizon=2, val_fraction=0.2, overrides=["train.epochs=1"]).fit(np.c_[y, -y])
     assert two.predict(3).shape == (3, 2)
+
+
+def test_lstm_forecaster_takes_a_window_level():
+    y = 1000 + np.sin(np.arange(60) / 3)
+    est = LSTMForecaster(window=8, horizon=3, level=4, overrides=["train.epochs=2"]).fit(y)
+    assert est.scaler_.level == 4 and est.predict(6).shape == (6,)
+    assert np.all(np.abs(est.predict(6) - 1000) < 50)  # forecasts around the last level, fed back past H
+    with pytest.raises(DataError, match=r"LSTMForecaster: level 9 averages more points than the window of 8; "
+                                        r"expected level <= window"):
+        LSTMForecaster(window=8, horizon=3, level=9).fit(y)
