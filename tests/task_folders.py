@@ -52,13 +52,15 @@ def next_symbols_folder(path: Path, seed: int = 0) -> Path:
     return save_model(path, module, config, spec, [], None, extra_meta={"targets": "values"})
 
 
-def forecaster_folder(out: Path) -> Path:
-    """``configs/airline.toml`` trained for one epoch with LSTM(8): log, lag-1 differencing, window 36, H 12."""
+def forecaster_folder(out: Path, *overrides: str) -> Path:
+    """``configs/airline.toml`` trained for one epoch with LSTM(8): log, lag-1 differencing, window 36, H 12
+    (``overrides``: more ``--set`` items, such as ``data.level=12``)."""
     from lstmkit.cli import main
 
     configs = Path(__file__).parent.parent / "configs"
+    extra = [word for item in overrides for word in ("--set", item)]
     status = main(["train", str(configs / "airline.toml"), "--out", str(out), "--set", "train.epochs=1",
                    "--set", "model.hidden_size=8", "--set", "train.progress=false",
-                   "--set", "train.tensorboard=false", "--set", "train.report=false"])
+                   "--set", "train.tensorboard=false", "--set", "train.report=false", *extra])
     assert status == 0
     return out / "model"

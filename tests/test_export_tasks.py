@@ -82,6 +82,22 @@ def test_forecaster_takes_raw_values_and_forecasts_on_the_raw_scale(forecaster):
     assert 100 < float(forecast.min())  # passengers, not log-differences
 
 
+def test_forecaster_with_a_window_level_folds_it_into_the_graph(tmp_path):
+    folder = forecaster_folder(tmp_path / "run", "data.difference=0", "data.level=12", "train.epochs=3")
+    result = export_onnx(folder, tmp_path / "level.onnx")
+    assert max(result.checks.values()) <= TOLERANCE
+    meta = read_onnx_meta(result.path)
+    assert (meta["difference"], meta["level"], meta["min_history"]) == (0, 12, 36)
+    model = lstmkit.load(folder)
+    expected = model.forecast()
+    (forecast,) = session(result.path).run(["forecast"], {"history": expected.history[None].astype(np.float32)})
+    np.testing.assert_allclose(forecast[0], expected.forecast, atol=TOLERANCE)
+    # log values less the window's level: a history 1.5 times higher gives a forecast 1.5 times higher
+    raised = expected.history[None].astype(np.float32) * 1.5
+    (higher,) = session(result.path).run(["forecast"], {"history": raised})
+    np.testing.assert_allclose(higher[0], expected.forecast * 1.5, rtol=1e-3)
+
+
 def test_text_classifier_takes_token_ids_with_its_tokenizer_beside(tmp_path):
     folder = text_folder(tmp_path / "model", "text-classifier", bidirectional=True, merge_mode="sum")
     result = export_onnx(folder, tmp_path / "reviews.onnx")

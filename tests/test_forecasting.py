@@ -88,10 +88,12 @@ def test_evaluation_without_the_statistical_libraries_says_so(tmp_path, monkeypa
 
 def test_forecast_command_writes_csv_and_png(airline_run, tmp_path, capsys):
     out = tmp_path / "future.csv"
-    assert main(["forecast", str(airline_run / "model"), "--horizon", "18", "--out", str(out)]) == 0
+    assert main(["forecast", str(airline_run / "model"), "--horizon", "18", "--out", str(out),
+                 "--no-statistical"]) == 0
     rows = read_csv(out)
     assert len(rows) == 18 and rows[0]["time"] == "1961-01" and rows[-1]["time"] == "1962-06"
     assert all(r["actual"] == "" for r in rows) and rows[0]["naive"] == "432"
+    assert {r["auto_ets"] for r in rows} == {r["auto_arima"] for r in rows} == {""}  # --no-statistical
     assert all(float(r["forecast"]) > 0 for r in rows)
     assert out.with_suffix(".png").stat().st_size > 1000
 
@@ -119,8 +121,57 @@ def test_backtest_reproduces_the_runs_test_metrics(airline_run, tmp_path, capsys
     assert result.metrics["lstm"]["mase"] == pytest.approx(metrics["test_mase"], rel=1e-5)
     assert result.metrics["seasonal_naive"]["mae"] == pytest.approx(metrics["test_seasonal_naive_mae"])
     capsys.readouterr()
-    assert main(["forecast", str(airline_run / "model"), "--backtest", "--out", str(tmp_path / "b.csv")]) == 0
-    assert "seasonal_naive" in capsys.readouterr().out
+    assert main(["forecast", str(airline_run / "model"), "--backtest", "--out", str(tmp_path / "b.csv"),
+                 "--no-statistical"]) == 0
+    printed = capsys.readouterr().out
+    assert "seasonal_naive" in printed and "auto_ets" not in printed
+
+
+def printed_metrics(text: str) -> dict[str, dict[str, float]]:
+    """``lstmkit forecast --backtest``'s lines ``method  mae 1.2345   rmse ...`` as numbers."""
+    rows = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 11 and words[1] == "mae":
+            rows[words[0]] = {key: float(value) for key, value in zip(words[1::2], words[2::2])}
+    return rows
+
+
+def test_forecast_command_prints_autoets_and_autoarima_as_the_library_fits_them(airline_run, tmp_path, capsys):
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("pmdarima")
+    from lstmkit.data.forecast_sources import load_bundled_series
+    from lstmkit.evaluation.forecasting import forecast_metrics
+    from lstmkit.evaluation.statistical import auto_arima_forecast, auto_ets_forecast
+
+    values = load_bundled_series("airline").values  # (144, 1); the backtest holds out the last 12
+    history, actual = values[:-12], values[-12:]
+    capsys.readouterr()
+    out = tmp_path / "b.csv"
+    assert main(["forecast", str(airline_run / "model"), "--backtest", "--out", str(out)]) == 0
+    printed = printed_metrics(capsys.readouterr().out)
+    assert list(printed) == ["lstm", "naive", "seasonal_naive", "auto_ets", "auto_arima"]
+    rows = read_csv(out)
+    for name, fit in (("auto_ets", auto_ets_forecast), ("auto_arima", auto_arima_forecast)):
+        direct = fit(history[:, 0], 12, 12)  # (12,), fitted here, straight from lstmkit.evaluation.statistical
+        np.testing.assert_allclose([float(r[name]) for r in rows], direct, rtol=1e-5)
+        expected = forecast_metrics(actual, direct[:, None], history, 12)
+        assert printed[name] == pytest.approx(expected, abs=6e-5), name  # printed to 4 decimals
+    assert printed["auto_arima"]["mape"] < printed["seasonal_naive"]["mape"]
+
+
+def test_forecast_command_without_the_statistical_libraries_says_so(airline_run, tmp_path, capsys, monkeypatch):
+    from lstmkit.evaluation import statistical
+
+    monkeypatch.setattr(statistical, "statistical_available", lambda: False)
+    capsys.readouterr()
+    out = tmp_path / "b.csv"
+    assert main(["forecast", str(airline_run / "model"), "--backtest", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert list(printed_metrics("\n".join(lines))) == ["lstm", "naive", "seasonal_naive"]
+    assert lines[-1] == ("note: AutoETS and AutoARIMA were not run: they need statsmodels and pmdarima "
+                         "(pip install 'lstmkit[stats]')")
+    assert {r["auto_ets"] for r in read_csv(out)} == {""}
 
 
 def test_user_file_training_and_forecast_from_input(tmp_path, capsys):
@@ -140,7 +191,7 @@ def test_user_file_training_and_forecast_from_input(tmp_path, capsys):
     newer = tmp_path / "newer.csv"
     newer.write_text("day,a,b\n" + "".join(f"{i},{10 + np.sin(i / 4):.5f},{5 + np.cos(i / 5):.5f}\n" for i in range(30)))
     assert main(["forecast", str(out / "model"), "--input", str(newer), "--horizon", "6",
-                 "--out", str(tmp_path / "f.csv")]) == 0
+                 "--out", str(tmp_path / "f.csv"), "--no-statistical"]) == 0
     rows = read_csv(tmp_path / "f.csv")
     assert len(rows) == 12 and rows[0]["time"] == "30"
     assert (tmp_path / "f.png").is_file()
@@ -164,3 +215,13 @@ def test_lstm_forecaster_fit_predict():
     assert est.baselines(5)["seasonal_naive"].shape == (5,)
     two = LSTMForecaster(window=6, horizon=2, val_fraction=0.2, overrides=["train.epochs=1"]).fit(np.c_[y, -y])
     assert two.predict(3).shape == (3, 2)
+
+
+def test_lstm_forecaster_takes_a_window_level():
+    y = 1000 + np.sin(np.arange(60) / 3)
+    est = LSTMForecaster(window=8, horizon=3, level=4, overrides=["train.epochs=2"]).fit(y)
+    assert est.scaler_.level == 4 and est.predict(6).shape == (6,)
+    assert np.all(np.abs(est.predict(6) - 1000) < 50)  # forecasts around the last level, fed back past H
+    with pytest.raises(DataError, match=r"LSTMForecaster: level 9 averages more points than the window of 8; "
+                                        r"expected level <= window"):
+        LSTMForecaster(window=8, horizon=3, level=9).fit(y)

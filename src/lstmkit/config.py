@@ -122,6 +122,11 @@ class DataConfig:
     difference: int = field(default=0, metadata={"min": 0})
     """Forecasting: model differences ``y_t - y_{t-d}`` at this lag (0: none, 1: steps, 12: monthly seasons),
     after the log; forecasts are integrated back."""
+    level: int = field(default=0, metadata={"min": 0})
+    """Forecasting: take each window's level, the mean of its last ``level`` scaled points, out of its inputs
+    and targets, and add it back to the forecasts (0: none; a season, 12 for months, is the usual choice).
+    The network then sees and predicts values relative to the recent level (ES-RNN, N-BEATS, DeepAR do the
+    same); with ``log`` and ``difference = 0`` the targets are relative log levels, not changes to add up."""
     series: list[str] = field(default_factory=list)
     """Forecasting from a file: the series to use, by column name (wide) or id (long); empty: all of them."""
     time_column: str = ""

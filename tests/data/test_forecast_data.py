@@ -199,3 +199,64 @@ def test_series_values_beyond_the_bound_are_refused_from_arrays_too():
 
     with pytest.raises(DataError, match=r"series 'y0': expected values within ±1e\+30 .*got 1e\+308 at time '1'"):
         Series.from_array(np.array([1.0, 1e308]))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The window level ([data] level)
+
+
+def test_window_level_is_taken_out_of_inputs_and_targets():
+    z = np.arange(20, dtype=float).reshape(10, 2)  # (T=10, S=2)
+    scaler = SeriesScaler(level=2)
+    ds = make_windows(z, np.array([3, 5]), window=3, horizon=2, offset=0, scaler=scaler)
+    level = z[1:3].mean(axis=0)  # the mean of the last 2 points of the first window z[0:3]
+    np.testing.assert_allclose(ds.x[0], z[0:3] - level)
+    np.testing.assert_allclose(ds.y[0], (z[3:5] - level).reshape(-1))
+    np.testing.assert_allclose(ds.x[1, -2:].mean(axis=0), 0.0, atol=1e-6)  # every window ends at level 0
+
+
+def level_source(tmp_path, level=12, **data):
+    rng = np.random.default_rng(1)
+    t = np.arange(90)
+    values = np.exp(0.01 * t[:, None] + 0.1 * np.sin(2 * np.pi * t[:, None] / 12) + 0.02 * rng.normal(size=(90, 2)))
+    path = tmp_path / "s.csv"
+    path.write_text("t,a,b\n" + "".join(f"{i},{a},{b}\n" for i, (a, b) in enumerate(values)))
+    config = DataConfig(name="series", path=str(path), window=24, horizon=12, test_windows=2, val_fraction=0.0,
+                        log=True, level=level, **data)
+    return load_source("series", config=config), values
+
+
+@pytest.mark.parametrize("difference", [0, 1])
+def test_window_level_round_trips_to_the_values(tmp_path, difference):
+    source, values = level_source(tmp_path, difference=difference)
+    spec = source.forecast
+    assert spec.scaler.level == 12 and spec.to_meta()["scaler"]["level"] == 12
+    # the targets themselves, as outputs, give back the observed values of each test window
+    forecast = spec.to_values(source.test.y, spec.split.test)  # (2, 12, 2)
+    np.testing.assert_allclose(forecast.reshape(-1, 2), values[-24:], rtol=1e-6)
+    # and forecast_path feeds the network the same level-free window and adds the same level back
+    from lstmkit.tasks.forecasting import forecast_path
+
+    first = int(spec.split.test[0])
+
+    def oracle(x):
+        np.testing.assert_allclose(x[0], source.test.x[0], atol=1e-6)
+        return source.test.y[:1]
+
+    np.testing.assert_allclose(forecast_path(oracle, spec.scaler, values[:first], 12, 24, 12), values[first:first + 12],
+                               rtol=1e-6)
+
+
+def test_window_level_in_saved_scalings():
+    scaler = SeriesScaler(log=True, level=12).fit(np.arange(1.0, 40.0)[:, None])
+    assert SeriesScaler.from_dict(scaler.to_dict()).level == 12
+    older = {k: v for k, v in scaler.to_dict().items() if k != "level"}  # a model folder from before the level
+    assert SeriesScaler.from_dict(older).level == 0
+    with pytest.raises(DataError, match=r"expected 'level' to be a whole number >= 0, got -1"):
+        SeriesScaler.from_dict({**scaler.to_dict(), "level": -1})
+
+
+def test_window_level_longer_than_the_window_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r"series: \[data\] level = 30 averages more points than the window of 24; "
+                                        r"expected level <= window"):
+        level_source(tmp_path, level=30)

@@ -10,6 +10,16 @@ where ``z`` is the scaled series (``SeriesScaler``): optionally ``log y``, optio
 (``z_t = y_t - y_{t-d}``), then standardised per series with the mean and standard deviation of the
 training part only.
 
+With a window level (``[data] level = m``, ``SeriesScaler.level``) each sample is also made level-free, the
+way ES-RNN, N-BEATS and DeepAR take out a series' level before the network sees it::
+
+    l_n = mean(z[o_n - m : o_n])     (S,)      the mean of the window's last m scaled points
+    x_n = z[o_n - W : o_n] - l_n,    y_n = z[o_n : o_n + H] - l_n
+
+and the network's outputs get ``l_n`` added back before ``SeriesScaler.inverse``. With ``log`` and no
+differencing the targets are then log levels relative to the last season's mean, so a 36-step forecast is
+not the running sum of 36 predicted changes.
+
 The split is by time, never shuffled across its boundaries::
 
     | training windows ...... | validation windows | test: the last k * H points |
@@ -59,6 +69,9 @@ class SeriesScaler:
     normalize: bool = True
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    level: int = 0
+    """m > 0: each window's level, the mean of its last m scaled points, is taken out of its inputs and
+    targets (``window_level``) and added back to its forecasts; 0: none."""
 
     MIN_STD = 1e-8
 
@@ -107,22 +120,36 @@ class SeriesScaler:
             u = np.asarray(levels[d:]).reshape(u.shape)
         return np.exp(u) if self.log else u
 
+    def window_level(self, z: np.ndarray) -> np.ndarray:
+        """The level ``(S,)`` of a window of scaled points ``z`` (W, S): ``mean(z[-m:])`` with m = ``level``,
+        zeros without a level."""
+        z = np.asarray(z, dtype=np.float64)
+        if not self.level:
+            return np.zeros(z.shape[1])
+        if len(z) < self.level:
+            raise DataError(f"window level: expected a window of at least {self.level} points, got {len(z)}")
+        return z[-self.level:].mean(axis=0)
+
     def to_dict(self) -> dict[str, Any]:
         self._require_fitted()
         return {"log": self.log, "difference": self.difference, "normalize": self.normalize,
-                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "level": self.level}
 
     @classmethod
     def from_dict(cls, d: Any) -> SeriesScaler:
-        keys = {"log", "difference", "normalize", "mean", "std"}
-        if not isinstance(d, dict) or set(d) != keys:
+        keys = {"log", "difference", "normalize", "mean", "std"}  # and "level", absent from older model folders
+        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"level"}:
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
-            raise DataError(f"series scaling: expected a table with keys {sorted(keys)}, got {got}")
+            raise DataError(f"series scaling: expected a table with keys {sorted(keys)} (and 'level'), got {got}")
         mean, std = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64)
         if mean.ndim != 1 or mean.shape != std.shape or not np.all(np.isfinite(mean)) or not np.all(std > 0):
             raise DataError(f"series scaling: expected equal-length lists of finite means and positive stds, "
                             f"got {d['mean']} and {d['std']}")
-        return cls(bool(d["log"]), int(d["difference"]), bool(d["normalize"]), mean, std)
+        level = d.get("level", 0)
+        if isinstance(level, bool) or not isinstance(level, int) or level < 0:
+            raise DataError(f"series scaling: expected 'level' to be a whole number >= 0, got {level!r}")
+        return cls(log=bool(d["log"]), difference=int(d["difference"]), normalize=bool(d["normalize"]), mean=mean,
+                   std=std, level=level)
 
     def _require_fitted(self) -> None:
         if self.mean is None or self.std is None:
@@ -171,15 +198,21 @@ def split_windows(length: int, window: int, horizon: int, test_windows: int, val
     return WindowSplit(train=train, val=val, test=test, fit_end=fit_end, test_start=test_start)
 
 
-def make_windows(z: np.ndarray, origins: np.ndarray, window: int, horizon: int, offset: int) -> ArrayDataset:
-    """Samples ``x (N, W, S)`` and targets ``y (N, H * S)`` from scaled points ``z`` whose first is time ``offset``."""
+def make_windows(z: np.ndarray, origins: np.ndarray, window: int, horizon: int, offset: int,
+                 scaler: SeriesScaler | None = None) -> ArrayDataset:
+    """Samples ``x (N, W, S)`` and targets ``y (N, H * S)`` from scaled points ``z`` whose first is time ``offset``;
+    with a ``scaler`` that has a ``level``, each window's level is taken out of both (see the module docstring)."""
     s = z.shape[1]
     assert len(origins) == 0 or (origins.min() - offset - window >= 0 and origins.max() - offset + horizon <= len(z))
-    x = np.stack([z[o - offset - window:o - offset] for o in origins]) if len(origins) else np.zeros((0, window, s))
     if len(origins):
-        y = np.stack([z[o - offset:o - offset + horizon].reshape(-1) for o in origins])  # (N, H * S), step-major
+        x = np.stack([z[o - offset - window:o - offset] for o in origins])  # (N, W, S)
+        y = np.stack([z[o - offset:o - offset + horizon] for o in origins])  # (N, H, S)
+        if scaler is not None and scaler.level:
+            levels = np.stack([scaler.window_level(w) for w in x])[:, None, :]  # (N, 1, S)
+            x, y = x - levels, y - levels
+        y = y.reshape(len(origins), horizon * s)  # (N, H * S), step-major
     else:
-        y = np.zeros((0, horizon * s))
+        x, y = np.zeros((0, window, s)), np.zeros((0, horizon * s))
     return ArrayDataset(x.astype(np.float32), y.astype(np.float32), targets="values")
 
 
@@ -208,7 +241,11 @@ class ForecastSpec:
         """Forecast values ``(N, H, S)`` from scaled outputs ``(N, H * S)`` of the windows at ``origins``."""
         s = self.series.values.shape[1]
         z = np.asarray(outputs, dtype=np.float64).reshape(len(origins), self.horizon, s)
-        return np.stack([self.scaler.inverse(z[i], self.series.values[:o]) for i, o in enumerate(origins)])
+        values = self.series.values
+        if self.scaler.level:
+            z = z + np.stack([self.scaler.window_level(self.scaler.transform(values[:o])[-self.window:])
+                              for o in origins])[:, None, :]
+        return np.stack([self.scaler.inverse(z[i], values[:o]) for i, o in enumerate(origins)])
 
     def to_meta(self) -> dict[str, Any]:
         """What a saved model needs to forecast new data: geometry, season, names and the scaling."""
@@ -224,16 +261,20 @@ def forecast_source(series: Series, config: Any, name: str, window: int, horizon
     window = config.window or window
     horizon = config.horizon or horizon
     season = config.season or season
+    if config.level > window:
+        raise DataError(f"{name}: [data] level = {config.level} averages more points than the window of {window}; "
+                        "expected level <= window")
     values = series.values
     split = split_windows(len(values), window, horizon, config.test_windows, config.val_fraction,
                           config.difference, name)
-    scaler = SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize)
+    scaler = SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize,
+                          level=config.level)
     scaler.fit(values[:split.fit_end])
     z = scaler.transform(values)  # (T - d, S), z[i] is time i + d
     d = config.difference
 
     def windows(origins: np.ndarray) -> ArrayDataset:
-        return make_windows(z, origins, window, horizon, offset=d)
+        return make_windows(z, origins, window, horizon, offset=d, scaler=scaler)
 
     spec = ForecastSpec(name=name, series=series, window=window, horizon=horizon, season=season, scaler=scaler,
                         split=split)

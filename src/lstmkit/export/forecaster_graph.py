@@ -9,8 +9,10 @@ folded into the graph, in float64 like the library's own ``forecast_path``:
     \begin{array}{ll}
         v_t = \log y_t \text{ (with [data] log) else } y_t \\
         u_t = v_t - v_{t-d} \text{ (with [data] difference = d) else } v_t \\
-        z_t = (u_t - \mu) / \sigma \quad \text{over the last W steps, then the model's own standardizer} \\
-        \hat z = \mathrm{network}(z) \in \mathbb{R}^{H \times S} \\
+        z_t = (u_t - \mu) / \sigma \quad \text{over the last W steps} \\
+        l = \tfrac{1}{m} \textstyle\sum_{t > T - m} z_t \text{ (with [data] level = m) else } 0 \\
+        \hat z = \mathrm{network}(z - l) + l \in \mathbb{R}^{H \times S}
+            \quad \text{(the network after the model's own standardizer)} \\
         \hat u_h = \hat z_h \sigma + \mu, \qquad
         \hat v_h = \hat v_{h-d} + \hat u_h \ (\hat v_{h-d} = v_{T+h-d} \text{ for } h < d) \\
         \hat y_h = \exp \hat v_h \text{ (with log) else } \hat v_h
@@ -77,11 +79,17 @@ def forecaster_graph(model: LoadedModel) -> Any:
                                         g.op("Slice", [tail, g.ints([0]), g.ints([window]), g.ints([1])])])
     z = g.op("Div", [g.op("Sub", [u, g.const(scaler.mean, "series_mean", np.float64)]),
                      g.const(scaler.std, "series_std", np.float64)])  # (N, W, S)
+    if scaler.level:
+        recent = g.op("Slice", [z, g.ints([window - scaler.level]), g.ints([window]), g.ints([1])])  # (N, m, S)
+        level = g.op("ReduceMean", [recent], axes=[1], keepdims=1)  # (N, 1, S)
+        z = g.op("Sub", [z, level])
     x = standardized(g, g.op("Cast", [z], to=_FLOAT), model.standardizer)
     batch = g.op("Shape", [x], start=0, end=1)  # (1,)
     lengths = g.op("Expand", [g.const(window, dtype=np.int64), batch])  # (N,): every window is whole
     outputs, _, _ = sequence_network(g, model.module, x, lengths, None)  # (N, H * S)
     z_hat = g.op("Reshape", [g.op("Cast", [outputs], to=_DOUBLE), g.ints([0, horizon, series])])  # (N, H, S)
+    if scaler.level:
+        z_hat = g.op("Add", [z_hat, level])
     u_hat = g.op("Add", [g.op("Mul", [z_hat, g.const(scaler.std, "series_std", np.float64)]),
                          g.const(scaler.mean, "series_mean", np.float64)])
     if d:
@@ -96,7 +104,7 @@ def forecaster_graph(model: LoadedModel) -> Any:
                               g.initializers)
     meta = graph_meta(model, "predict", [history], [forecast], model.module.lstm,
                       "a forecaster answers a whole horizon from a whole window", window=window, horizon=horizon,
-                      difference=d, log=scaler.log, min_history=window + d,
+                      difference=d, log=scaler.log, level=scaler.level, min_history=window + d,
                       series=list(model.meta["forecast"].get("series") or []))
     return model_proto(graph, meta)
 

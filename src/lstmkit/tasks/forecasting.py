@@ -86,7 +86,7 @@ FORECAST_COLUMNS = ("time", "series", "window", "step", "actual", "forecast", "n
 * ``forecast``: the LSTM's forecast on the original scale;
 * ``naive``, ``seasonal_naive``: the baselines' forecasts for the same point from the same history;
 * ``auto_ets``, ``auto_arima``: the statistical forecasters' (empty where they were not run: without
-  ``lstmkit[stats]``, and always for ``lstmkit forecast``).
+  ``lstmkit[stats]``, or ``lstmkit forecast --no-statistical``).
 """
 
 
@@ -239,7 +239,8 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
 
 @dataclass
 class ForecastResult:
-    """A forecast of ``steps`` points after ``history``, with the baselines and, when known, the actuals."""
+    """A forecast of ``steps`` points after ``history``, with the baselines, the statistical forecasters and,
+    when known, the actuals."""
 
     names: list[str]
     times: list[str]
@@ -249,17 +250,22 @@ class ForecastResult:
     forecast: np.ndarray
     """(N, S) LSTM forecast."""
     baselines: dict[str, np.ndarray]
+    """(N, S) forecasts of the same points by ``naive``, ``seasonal_naive`` and, when they ran, ``auto_ets``
+    and ``auto_arima`` (``lstmkit.evaluation.statistical``), in that order."""
     actual: np.ndarray | None = None
     """(N, S) observed values (``backtest=True``), else None."""
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per method, when the actuals are known."""
+    notes: list[str] = field(default_factory=list)
+    """Why a statistical forecaster is missing or failed on a series."""
 
 
 def forecast_path(predict: Any, scaler: SeriesScaler, history: np.ndarray, steps: int, window: int,
                   horizon: int) -> np.ndarray:
     """Values ``(steps, S)`` after ``history`` (T, S): direct H-step forecasts, fed back for ``steps > H``.
 
-    ``predict`` maps scaled windows ``(N, W, S)`` to scaled outputs ``(N, H * S)``.
+    ``predict`` maps scaled windows ``(N, W, S)`` to scaled outputs ``(N, H * S)``; with a window level
+    (``SeriesScaler.level``) it sees each window less its level, which is added back to its outputs.
     """
     z = scaler.transform(history)  # (T - d, S)
     if len(z) < window:
@@ -269,7 +275,9 @@ def forecast_path(predict: Any, scaler: SeriesScaler, history: np.ndarray, steps
     s = z.shape[1]
     recent, chunks, made = z[-window:], [], 0
     while made < steps:
-        ahead = np.asarray(predict(recent[None].astype(np.float32)), dtype=np.float64).reshape(horizon, s)
+        level = scaler.window_level(recent)  # (S,), zeros without a level
+        ahead = np.asarray(predict((recent - level)[None].astype(np.float32)), dtype=np.float64).reshape(horizon, s)
+        ahead = ahead + level
         chunks.append(ahead)
         made += horizon
         recent = np.concatenate([recent, ahead])[-window:]
@@ -317,7 +325,7 @@ def _model_series(config: Config, meta: dict[str, Any], input: str | Path | None
 
 
 def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input: str | Path | None = None,
-                        backtest: bool = False) -> ForecastResult:
+                        backtest: bool = False, statistical: bool = False) -> ForecastResult:
     """Forecast ``horizon`` points (default: the model's H) with a forecaster's model folder.
 
     Args:
@@ -326,6 +334,9 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
         input: a CSV or Parquet series file laid out as the training data; default the model's own series.
         backtest: hold out the last ``horizon`` points and forecast them, so that the actuals (and the
             metrics of the LSTM and the baselines) are known; otherwise forecast past the data's end.
+        statistical: also fit AutoETS and AutoARIMA to the same history (when ``lstmkit[stats]`` is
+            installed; otherwise ``notes`` says so) and forecast the same points; off by default, as the
+            fits take seconds (``lstmkit forecast`` turns it on).
 
     Raises:
         ModelFolderError: if the folder is not a forecaster's.
@@ -359,13 +370,14 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
     def predict(x: np.ndarray) -> np.ndarray:
         return loaded.module(loaded.prepare(x)).numpy()
 
-    result = ForecastResult(
-        names=list(series.names), times=list(times), history=values, future_times=future_times,
-        forecast=forecast_path(predict, scaler, values, steps, window, model_horizon),
-        baselines={"naive": naive_forecast(values, steps),
-                   "seasonal_naive": seasonal_naive_forecast(values, steps, season)},
-        actual=actual,
-    )
+    forecast = forecast_path(predict, scaler, values, steps, window, model_horizon)  # first: it checks the history
+    baselines = {"naive": naive_forecast(values, steps), "seasonal_naive": seasonal_naive_forecast(values, steps, season)}
+    notes: list[str] = []
+    if statistical:
+        found, notes = statistical_forecasts(values, steps, season)
+        baselines.update(found)
+    result = ForecastResult(names=list(series.names), times=list(times), history=values, future_times=future_times,
+                            forecast=forecast, baselines=baselines, actual=actual, notes=notes)
     if actual is not None:
         methods = {"lstm": result.forecast, **result.baselines}
         result.metrics = {m: forecast_metrics(actual, f, values, season) for m, f in methods.items()}
@@ -383,7 +395,8 @@ def write_forecast(result: ForecastResult, csv_path: str | Path, png_path: str |
                                          None if result.actual is None else result.actual[None], forecasts, steps))
     if png_path is not None:
         plot_series_forecast(png_path, result.times, result.history, result.future_times, result.forecast,
-                      actual=result.actual, baselines=result.baselines, names=result.names, title=title,
+                      actual=result.actual, baselines={LABELS[b]: v for b, v in result.baselines.items()},
+                      names=result.names, title=title,
                       last=max(4 * steps, 48))
 
 
@@ -402,6 +415,8 @@ class LSTMForecaster:
         window, horizon: W and H.
         season: m for ``baselines`` (seasonal naive).
         log, difference: model ``log y`` and/or lag-``difference`` differences (see ``SeriesScaler``).
+        level: take each window's level (the mean of its last ``level`` scaled points) out of its inputs
+            and targets (0: none; see ``lstmkit.data.windows``).
         val_fraction: latest windows held out for validation (0: none; the best epoch is then the one
             with the lowest training loss).
         config: a ``Config``, TOML path or nested dicts for ``[model]`` and ``[train]`` (default: a 32-unit
@@ -417,9 +432,10 @@ class LSTMForecaster:
 
     def __init__(self, window: int = 12, horizon: int = 1, season: int = 1, log: bool = False,
                  difference: int = 0, val_fraction: float = 0.0, config: Any = None,
-                 overrides: Iterable[str] = ()) -> None:
+                 overrides: Iterable[str] = (), level: int = 0) -> None:
         self.window, self.horizon, self.season = window, horizon, season
         self.log, self.difference, self.val_fraction = log, difference, val_fraction
+        self.level = level
         self.config, self.overrides = config, list(overrides)
 
     def _config(self) -> Any:
@@ -440,10 +456,15 @@ class LSTMForecaster:
         series = Series.from_array(np.asarray(y, dtype=np.float64), names)
         split = split_windows(len(series.values), self.window, self.horizon, 0, self.val_fraction,
                               self.difference, "LSTMForecaster.fit")
-        self.scaler_ = SeriesScaler(log=self.log, difference=self.difference).fit(series.values[:split.fit_end])
+        if self.level > self.window:
+            raise DataError(f"LSTMForecaster: level {self.level} averages more points than the window of "
+                            f"{self.window}; expected level <= window")
+        self.scaler_ = SeriesScaler(log=self.log, difference=self.difference,
+                                    level=self.level).fit(series.values[:split.fit_end])
         z = self.scaler_.transform(series.values)
-        train = make_windows(z, split.train, self.window, self.horizon, self.difference)
-        val = make_windows(z, split.val, self.window, self.horizon, self.difference) if len(split.val) else None
+        train = make_windows(z, split.train, self.window, self.horizon, self.difference, self.scaler_)
+        val = (make_windows(z, split.val, self.window, self.horizon, self.difference, self.scaler_)
+               if len(split.val) else None)
         self.model_ = self._config()
         self.model_.fit(train, val)
         self.series_ = series
@@ -484,10 +505,12 @@ class SavedForecaster:
         self.folder, self.model = Path(folder), model
 
     def forecast(self, horizon: int | None = None, input: str | Path | None = None,
-                 backtest: bool = False) -> ForecastResult:
+                 backtest: bool = False, statistical: bool = False) -> ForecastResult:
         """``forecast_from_model`` on this folder: the next ``horizon`` values (default the model's own),
-        after the model's series or the series file ``input``; ``backtest`` holds the last ones out."""
-        return forecast_from_model(self.folder, horizon=horizon, input=input, backtest=backtest)
+        after the model's series or the series file ``input``; ``backtest`` holds the last ones out;
+        ``statistical`` adds AutoETS and AutoARIMA to the baselines."""
+        return forecast_from_model(self.folder, horizon=horizon, input=input, backtest=backtest,
+                                   statistical=statistical)
 
     def predict(self, x: Any, lengths: Any = None) -> np.ndarray:
         return self.model.predict(x, lengths)
