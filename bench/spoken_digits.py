@@ -6,6 +6,10 @@ default, so the runs do not fight over the cores). Prints a Markdown table and w
 command, wall time and confusion matrices) to ``--out``/results.json.
 
     python bench/spoken_digits.py --data ../shared/datasets/fsdd/recordings --seeds 0 1 2 --out runs/fsdd
+
+``--set`` adds a setting to every run, e.g. per-recording cepstral mean normalisation:
+
+    python bench/spoken_digits.py --data ../shared/datasets/fsdd/recordings --seeds 0 --set data.cmn=mean --out runs/fsdd-cmn
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="seeds of the official split")
     parser.add_argument("--speakers", nargs="*", default=SPEAKERS, help="speakers held out in turn (seed 0)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting added to every run, as lstmkit train --set (repeatable)")
     args = parser.parse_args()
-    data = [f"data.path={Path(args.data).resolve()}"]
+    data = [f"data.path={Path(args.data).resolve()}", *args.settings]
     runs = [train(f"official-seed{seed}", args.out, data + [f"train.seed={seed}"], args.threads)
             for seed in args.seeds]
     runs += [train(f"speaker-{speaker}", args.out, data + ["data.split=speaker", f'data.test_speakers=["{speaker}"]'],

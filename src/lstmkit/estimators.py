@@ -65,7 +65,8 @@ EXCLUDED_KEYS = {
              "format", "id_column", "value_column",
              "input_scale",  # generated long-lag sources only
              # the audio-folder source's splits and front end (fit() takes feature frames)
-             "split", "test_speakers", "features", "mel_bins", "num_ceps", "frame_length_ms", "frame_shift_ms"},
+             "split", "test_speakers", "features", "mel_bins", "num_ceps", "frame_length_ms", "frame_shift_ms",
+             "cmn"},
     "model": {"task", "vocab_size", "embedding_size", "embedding_dropout"},  # the class decides the task; no text
     "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
 }

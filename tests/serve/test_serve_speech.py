@@ -9,6 +9,7 @@ import pytest
 from serve_helpers import LiveServer
 
 from lstmkit.data.audio import FrontEnd, read_wav
+from lstmkit.errors import DataError
 from lstmkit.serve import create_app, load_backend
 from lstmkit.tasks import load_trained
 
@@ -35,3 +36,26 @@ def test_a_recording_streams_frame_by_frame_to_the_whole_file_answer(speech_run)
     whole = model.predict_proba(FrontEnd(rate).file_features(recording)[None])[0]
     assert len(answers) == FrontEnd(rate).file_features(recording).shape[0]
     np.testing.assert_allclose([answers[-1]["probabilities"][str(d)] for d in range(10)], whole, atol=1e-5)
+
+
+def test_a_model_trained_with_cmn_refuses_sessions_and_answers_whole_recordings(speech_cmn_run):
+    """Per-recording CMN needs the whole recording: /v1/sessions says so (409), and the client cannot build
+    such a stream either; /v1/predict takes the normalised frames of a whole file and answers as predict does."""
+    model = load_trained(speech_cmn_run / "model")
+    front = FrontEnd.from_meta(model.meta["audio_front_end"])
+    reason = ('its audio front end normalises each recording by its whole-utterance statistics (cmn = "mean"), '
+              'which a stream does not know until it ends; train with [data] cmn = "none" to stream')
+    with pytest.raises(DataError, match=r"audio front end: cannot stream: its audio front end normalises"):
+        front.online()
+    frames = front.file_features(FSDD / "8_nicolas_2.wav")  # (T, 13)
+    with LiveServer(create_app(load_backend(speech_cmn_run / "model"))) as live, \
+            httpx.Client(base_url=live.url) as client:
+        assert client.get("/healthz").json()["streaming"] is False
+        refused = client.post("/v1/sessions")
+        assert refused.status_code == 409
+        assert refused.json()["error"].startswith(f"sessions are not supported for this model: {reason}")
+        answer = client.post("/v1/predict", json={"inputs": [frames.tolist()]})
+        assert answer.status_code == 200, answer.text
+    whole = model.predict_proba(frames[None])[0]
+    np.testing.assert_allclose([answer.json()["predictions"][0]["probabilities"][str(d)] for d in range(10)], whole,
+                               atol=1e-5)

@@ -123,6 +123,16 @@ class LoadedModel:
         stats = self.meta.get("standardizer")
         return None if stats is None else Standardizer.from_dict(stats)
 
+    def streaming_unsupported_reason(self) -> str | None:
+        """Why this model cannot stream step by step, or None when it can: its module's reason
+        (``streaming_unsupported_reason``, where the module has one), then its audio front end's (a front end
+        that normalises whole recordings, ``[data] cmn``, cannot give frames as the audio arrives)."""
+        from lstmkit.data.audio import front_end_streaming_reason
+
+        module_reason = getattr(self.module, "streaming_unsupported_reason", None)
+        reasons = [module_reason() if module_reason is not None else None, front_end_streaming_reason(self.meta)]
+        return "; ".join(r for r in reasons if r) or None
+
     def prepare(self, x: np.ndarray) -> torch.Tensor:
         """Check raw inputs ``(N, L, F)`` and apply the training preprocessing."""
         x = np.asarray(x, dtype=np.float32)

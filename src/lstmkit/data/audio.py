@@ -17,6 +17,17 @@ Before the mel filterbank, Kaldi removes each frame's DC offset, applies pre-emp
 No dither is added, so the same file always gives the same features. Samples are read on the 16-bit scale
 (-32768..32767), as Kaldi expects.
 
+Cepstral mean (and variance) normalisation, ``cmn``, takes the speaker and the channel out of each recording.
+Over the T frames ``x_1..x_T`` of one recording, for each coefficient separately,
+
+* ``"mean"``: ``y_t = x_t - mu`` with ``mu = (1/T) sum_t x_t``;
+* ``"mean-variance"``: ``y_t = (x_t - mu) / max(sigma, 1e-5)`` with ``sigma^2 = (1/T) sum_t (x_t - mu)^2``;
+* ``"none"``: ``y_t = x_t``.
+
+``mu`` and ``sigma`` are statistics of the whole recording, which a stream does not know until it ends, so a
+front end with ``cmn`` other than ``"none"`` refuses ``online()``, and models trained with it cannot stream
+(``streaming_unsupported_reason``); ``features`` and ``file_features`` of whole signals apply it.
+
 Example::
 
     front = FrontEnd(sample_rate=8000)
@@ -36,9 +47,13 @@ import numpy as np
 
 from lstmkit.errors import DataError
 
-__all__ = ["FEATURE_KINDS", "FrontEnd", "OnlineFeatures", "read_wav"]
+__all__ = ["CMN_MODES", "FEATURE_KINDS", "FrontEnd", "OnlineFeatures", "front_end_streaming_reason",
+           "normalize_cepstra", "read_wav"]
 
 FEATURE_KINDS = ("mfcc", "fbank")
+CMN_MODES = ("none", "mean", "mean-variance")
+CMN_STD_FLOOR = 1e-5
+"""The smallest ``sigma`` that ``"mean-variance"`` divides by (a coefficient constant over the recording)."""
 
 _SAMPLE_RATES = (8000, 96000)  # the range accepted (Kaldi's mel banks need at least a few kHz)
 
@@ -89,6 +104,35 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+def normalize_cepstra(frames: np.ndarray, cmn: str) -> np.ndarray:
+    """Per-recording cepstral mean (and variance) normalisation of ``frames`` (T, F): float32 (T, F).
+
+    ``"mean"``: ``y_t = x_t - mu``; ``"mean-variance"``: ``y_t = (x_t - mu) / max(sigma, 1e-5)``, with ``mu`` and
+    ``sigma`` the mean and (population) standard deviation of each coefficient over the T frames; ``"none"``:
+    ``frames`` unchanged. Computed in float64.
+
+    Raises:
+        DataError: ``cmn`` is not one of ``CMN_MODES``.
+    """
+    if cmn not in CMN_MODES:
+        raise DataError(f'audio front end cmn: expected "none", "mean" or "mean-variance", got {cmn!r}')
+    if cmn == "none":
+        return frames
+    x = np.asarray(frames, dtype=np.float64)  # (T, F)
+    y = x - x.mean(axis=0)
+    if cmn == "mean-variance":
+        y /= np.maximum(x.std(axis=0), CMN_STD_FLOOR)
+    return y.astype(np.float32)
+
+
+def front_end_streaming_reason(meta: dict[str, Any]) -> str | None:
+    """Why a model whose ``meta.json`` is ``meta`` cannot stream because of its audio front end, or None."""
+    front_end = meta.get("audio_front_end") if isinstance(meta, dict) else None
+    if not isinstance(front_end, dict):
+        return None
+    return FrontEnd.from_meta(front_end).streaming_unsupported_reason()
+
+
 @dataclass(frozen=True)
 class FrontEnd:
     """Log-mel filterbank or MFCC features of a mono signal, computed by kaldi-native-fbank.
@@ -100,6 +144,8 @@ class FrontEnd:
         num_ceps: MFCC coefficients kept (at most ``mel_bins``); unused by ``fbank``.
         frame_length_ms: the window of each frame.
         frame_shift_ms: the step between frames (10 ms: 100 frames a second).
+        cmn: per-recording cepstral normalisation, ``"none"``, ``"mean"`` or ``"mean-variance"`` (see the
+            module's docstring); anything but ``"none"`` needs the whole recording, so it cannot stream.
     """
 
     sample_rate: int
@@ -108,10 +154,13 @@ class FrontEnd:
     num_ceps: int = 13
     frame_length_ms: float = 25.0
     frame_shift_ms: float = 10.0
+    cmn: Literal["none", "mean", "mean-variance"] = "none"
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
             raise DataError(f'audio front end kind: expected "mfcc" or "fbank", got {self.kind!r}')
+        if self.cmn not in CMN_MODES:
+            raise DataError(f'audio front end cmn: expected "none", "mean" or "mean-variance", got {self.cmn!r}')
         if not isinstance(self.sample_rate, int) or not _SAMPLE_RATES[0] <= self.sample_rate <= _SAMPLE_RATES[1]:
             raise DataError(f"audio front end sample_rate: expected an integer in {_SAMPLE_RATES[0]}..{_SAMPLE_RATES[1]} "
                             f"Hz, got {self.sample_rate!r}")
@@ -152,12 +201,26 @@ class FrontEnd:
             options.num_ceps = self.num_ceps
         return options
 
+    def streaming_unsupported_reason(self) -> str | None:
+        """Why these features cannot be computed frame by frame as the audio arrives, or None when they can."""
+        if self.cmn == "none":
+            return None
+        return (f'its audio front end normalises each recording by its whole-utterance statistics (cmn = '
+                f'"{self.cmn}"), which a stream does not know until it ends; train with [data] cmn = "none" to stream')
+
     def online(self) -> OnlineFeatures:
-        """An extractor that takes the signal in chunks and gives each frame as soon as its window is in."""
+        """An extractor that takes the signal in chunks and gives each frame as soon as its window is in.
+
+        Raises:
+            DataError: ``cmn`` is not ``"none"`` (see ``streaming_unsupported_reason``).
+        """
+        reason = self.streaming_unsupported_reason()
+        if reason is not None:
+            raise DataError(f"audio front end: cannot stream: {reason}")
         return OnlineFeatures(self)
 
     def features(self, samples: np.ndarray, sample_rate: int, what: str = "signal") -> np.ndarray:
-        """The frames of a whole signal: float32 of shape (T, F).
+        """The frames of a whole signal, normalised as ``cmn`` says: float32 of shape (T, F).
 
         Raises:
             DataError: the rate differs from ``sample_rate``, or the signal is shorter than one frame.
@@ -167,9 +230,9 @@ class FrontEnd:
         if samples.ndim != 1 or samples.size < self.window_samples:
             raise DataError(f"{what}: expected at least {self.window_samples} samples (one {self.frame_length_ms:g} ms "
                             f"frame at {self.sample_rate} Hz), got {samples.size}")
-        stream = self.online()
+        stream = OnlineFeatures(self)  # the raw frames; cmn below needs them all
         frames = stream.accept(samples)
-        return np.concatenate([frames, stream.finish()])
+        return normalize_cepstra(np.concatenate([frames, stream.finish()]), self.cmn)
 
     def file_features(self, path: str | Path) -> np.ndarray:
         """The frames of a WAV file (``read_wav``): float32 (T, F)."""
@@ -200,7 +263,8 @@ class FrontEnd:
 
 
 class OnlineFeatures:
-    """The frames of a signal that arrives in chunks, equal to ``FrontEnd.features`` of the whole signal.
+    """The frames of a signal that arrives in chunks, equal to ``FrontEnd.features`` of the whole signal (before
+    any ``cmn``: ``FrontEnd.online`` refuses a front end that normalises whole recordings).
 
     ``accept(chunk)`` returns the frames whose windows are now complete, (k, F) with k >= 0; ``finish()``
     returns any left (none, with frames wholly inside the signal, but it closes the stream).

@@ -13,7 +13,10 @@ folder, so ``lstmkit predict MODEL file.wav`` computes the same features.
   ``split = "speaker"``: the recordings of ``test_speakers`` are the test split, everyone else's train
   (how well the model hears a voice it never heard);
 - ``features`` (``"mfcc"`` or ``"fbank"``), ``mel_bins`` (0: 23 for MFCCs, 40 for filterbanks), ``num_ceps``,
-  ``frame_length_ms``, ``frame_shift_ms``: the front end.
+  ``frame_length_ms``, ``frame_shift_ms``: the front end;
+- ``cmn`` (``"none"``, ``"mean"`` or ``"mean-variance"``): per-recording cepstral mean (and variance)
+  normalisation, which takes some of the speaker out of the features; it needs the whole recording, so a
+  model trained with it cannot stream.
 
 Labels are sorted (numerically when they are all integers, so the digits keep their order). Every file must
 have the same sample rate; files at other rates are refused, not resampled.
@@ -82,7 +85,7 @@ def front_end_from_config(config, sample_rate: int) -> FrontEnd:
     """The ``FrontEnd`` that the ``[data]`` table asks for, at the files' ``sample_rate``."""
     mel_bins = config.mel_bins or DEFAULT_MEL_BINS[config.features]
     return FrontEnd(sample_rate=sample_rate, kind=config.features, mel_bins=mel_bins, num_ceps=config.num_ceps,
-                    frame_length_ms=config.frame_length_ms, frame_shift_ms=config.frame_shift_ms)
+                    frame_length_ms=config.frame_length_ms, frame_shift_ms=config.frame_shift_ms, cmn=config.cmn)
 
 
 def _sorted_labels(labels: set[str]) -> list[str]:

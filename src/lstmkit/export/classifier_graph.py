@@ -213,7 +213,7 @@ def _onnx_meta(model: LoadedModel, kind: str, step_file: str | None) -> dict[str
         "hidden_size": lstm.hidden_size,
         "output_size": lstm.output_size,  # the width of h0/h_n in the step graph (proj_size, if set)
         "standardizer_in_graph": model.standardizer is not None,
-        "streaming_unsupported": module.streaming_unsupported_reason(),
+        "streaming_unsupported": model.streaming_unsupported_reason(),
         "step_file": step_file,
         "data_name": model.meta.get("data_name"),
     }
@@ -229,7 +229,7 @@ def build_onnx_graphs(model: LoadedModel, step_file: str | None = None) -> tuple
 
     check_exportable(model)
     model.module.eval()
-    streamable = model.module.streaming_unsupported_reason() is None
+    streamable = model.streaming_unsupported_reason() is None
     protos = []
     for kind in ("predict", "step"):
         if kind == "step" and not streamable:
@@ -285,7 +285,7 @@ def export_classifier(request: ExportRequest, model: LoadedModel | None = None) 
     predict, step, checks = build_verified_graphs(model, tolerance=request.tolerance, samples=request.samples,
                                                   step=request.step, step_file="step", target=request.target)
     graphs = {"predict": predict} if step is None else {"predict": predict, "step": step}
-    reason = model.module.streaming_unsupported_reason() or (None if request.step else "not asked for")
+    reason = model.streaming_unsupported_reason() or (None if request.step else "not asked for")
     return GraphSet(graphs, checks, streaming_unsupported=reason)
 
 

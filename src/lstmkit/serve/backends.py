@@ -92,7 +92,7 @@ class TorchBackend:
             label_names=model.label_names,
             input_size=module.input_size,
             min_length=module.min_length(),
-            streaming_unsupported=module.streaming_unsupported_reason(),
+            streaming_unsupported=model.streaming_unsupported_reason(),
             num_layers=lstm.num_layers,
             state_sizes=(lstm.output_size, lstm.hidden_size),
             source=source,
