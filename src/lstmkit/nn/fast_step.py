@@ -14,26 +14,12 @@ declines (``None``) anything else, which then takes ``LSTM.step``'s full path, w
 * the state: ``None`` (zeros), or a tuple of two tensors of that dtype on the CPU, shaped for that input.
 
 The answer is the kernel's :math:`(h_t, (h, c))` for the step (:class:`lstmkit.nn.fast.StepPlan.step_into`):
-new output tensors written directly by the kernel, the given state only read. Non-contiguous inputs or states
-are copied first.
-
-Where the time goes. At batch 1 and H = 128 the kernel's step takes about 4.5 us, and ``torch.empty_like``
-takes 0.75 us per tensor, so three fresh outputs alone would cost half a stream step. The outputs are
-therefore cut from blocks: one ``torch.empty`` of ``K`` slots per output and one ``unbind`` give ``K`` steps'
-tensors at about half that time each. Each returned tensor is a view of its block's slot and owns that slot
-alone (no two answers share memory); a kept tensor keeps its block alive, which is why a block holds at most
-16 slots and ``_BLOCK_BYTES`` (``K = 1``, plain tensors, for outputs larger than that): a state kept while its
-block-mates are dropped pins at most 16 times its size, 32 KiB. ``clone()`` a state to store it compactly
-(``torch.save`` of a view writes its whole block).
-
-The state a call returns is remembered with its pointers; when the next call is given that same tuple (the
-loop ``h_t, state = lstm.step(x_t, state)``) only its pointers and contiguity are checked again, not its
-types, dtypes, devices and shapes, which cannot change without moving the memory or the strides.
+fresh output tensors written directly by the kernel, the given state only read, nothing else allocated.
+Non-contiguous inputs or states are copied first.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -45,40 +31,20 @@ if TYPE_CHECKING:
     from .lstm import LSTM
 
 _data_ptr = Tensor.data_ptr
+_empty_like = torch.empty_like
 _is_autocast_enabled = torch.is_autocast_enabled
 _MAX_LAYOUTS = 64  # input shapes planned per module
 
 
-_BLOCK_BYTES = 32 * 1024  # the most memory one block of output slots takes
-_BLOCK_SLOTS = 16  # the most slots (steps) one block holds: 0.49x empty_like's time per tensor (32: 0.46x, 8: 0.64x)
-
-
 class _Layout:
-    """What one input shape implies: the batch size, the state's shapes, and the pool of output slots
-    (``free``: (h, c, y) triples, each tensor a view of its own slot in a block; see the module)."""
+    """What one input shape implies: the batch size, the state's shapes, and templates of the outputs for
+    ``torch.empty_like`` (the fastest way to allocate a tensor from Python; the new tensors are contiguous)."""
 
-    __slots__ = ("batch_size", "c_shape", "dtype", "free", "h_shape", "slots", "y_shape")
+    __slots__ = ("batch_size", "c", "c_shape", "h", "h_shape", "y")
 
-    def __init__(self, batch_size: int, h_shape: tuple[int, ...], c_shape: tuple[int, ...],
-                 y_shape: tuple[int, ...], dtype: torch.dtype) -> None:  # fmt: skip
-        self.batch_size, self.dtype = batch_size, dtype
-        self.h_shape, self.c_shape, self.y_shape = torch.Size(h_shape), torch.Size(c_shape), torch.Size(y_shape)
-        largest = max(math.prod(h_shape), math.prod(c_shape), math.prod(y_shape), 1) * dtype.itemsize
-        self.slots = max(1, min(_BLOCK_SLOTS, _BLOCK_BYTES // largest))
-        self.free: list[tuple[Tensor, Tensor, Tensor]] = []
-
-    def refill(self) -> tuple[Tensor, Tensor, Tensor]:
-        """A new block of output slots: returns one (h, c, y) triple and leaves the others in ``free``."""
-        k, dtype = self.slots, self.dtype
-        if k == 1:
-            return (torch.empty(self.h_shape, dtype=dtype), torch.empty(self.c_shape, dtype=dtype),
-                    torch.empty(self.y_shape, dtype=dtype))  # fmt: skip
-        triples = list(zip(torch.empty((k, *self.h_shape), dtype=dtype).unbind(0),
-                           torch.empty((k, *self.c_shape), dtype=dtype).unbind(0),
-                           torch.empty((k, *self.y_shape), dtype=dtype).unbind(0)))  # fmt: skip
-        first = triples.pop()
-        self.free = triples  # a new list: a thread popping from the old one keeps what it popped
-        return first
+    def __init__(self, batch_size: int, h: Tensor, c: Tensor, y: Tensor) -> None:
+        self.batch_size, self.h, self.c, self.y = batch_size, h, c, y
+        self.h_shape, self.c_shape = h.shape, c.shape
 
 
 class FastStep:
@@ -106,7 +72,6 @@ class FastStep:
         self._h_size = (lstm.num_layers, lstm.output_size)
         self._c_size = (lstm.num_layers, lstm.hidden_size)
         self._layouts: dict[torch.Size, _Layout] = {}
-        self._last: tuple = (None, None, 0, 0)  # (state, layout, h pointer, c pointer) of the last answer
         self._call, self._address, self._pack = self._plan.into_function, self._plan.address, _fast.STEP_INTO.pack
 
     def current(self) -> bool:
@@ -119,7 +84,8 @@ class FastStep:
     def __call__(self, x_t: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]] | None:
         """``LSTM.step(x_t, state)`` for a call in evaluation mode without autograd (the caller checks those),
         or ``None`` when this call is not one the plan was made for."""
-        if type(x_t) is not Tensor or x_t.dtype is not self.dtype or not x_t.is_cpu or _is_autocast_enabled("cpu"):
+        dtype = self.dtype
+        if type(x_t) is not Tensor or x_t.dtype is not dtype or not x_t.is_cpu or _is_autocast_enabled("cpu"):
             return None
         layout = self._layouts.get(x_t.shape) or self._plan_layout(x_t.shape)
         if layout is None:
@@ -132,43 +98,25 @@ class FastStep:
         if state is None:
             h_in = c_in = 0
         else:
-            last = self._last  # (state, layout, h pointer, c pointer) of the previous answer, read once
-            h, c = state if type(state) is tuple and len(state) == 2 else (None, None)
-            if state is last[0] and layout is last[1]:  # the state this plan returned: only memory can move
-                h_in, c_in = _data_ptr(h), _data_ptr(c)
-                if h_in != last[2] or c_in != last[3] or not (h.is_contiguous() and c.is_contiguous()):
-                    h_in, c_in, h, c = self._state_pointers(h, c, layout)
-            else:
-                h_in, c_in, h, c = self._state_pointers(h, c, layout)
-            if h_in is None:
+            if type(state) is not tuple or len(state) != 2:
                 return None
+            h, c = state
+            if (
+                type(h) is not Tensor or type(c) is not Tensor or h.dtype is not dtype or c.dtype is not dtype
+                or h.shape != layout.h_shape or c.shape != layout.c_shape or not (h.is_cpu and c.is_cpu)
+            ):  # fmt: skip
+                return None
+            if not h.is_contiguous():
+                h = h.contiguous()  # kept in h until the call is done
+            if not c.is_contiguous():
+                c = c.contiguous()
+            h_in, c_in = _data_ptr(h), _data_ptr(c)
         if not x_t.is_contiguous():
             x_t = x_t.contiguous()
-        try:
-            h_n, c_n, h_t = layout.free.pop()
-        except IndexError:
-            h_n, c_n, h_t = layout.refill()
-        h_out, c_out = _data_ptr(h_n), _data_ptr(c_n)
+        h_n, c_n, h_t = _empty_like(layout.h), _empty_like(layout.c), _empty_like(layout.y)
         self._call(self._pack(self._address, layout.batch_size, _data_ptr(x_t), _data_ptr(h_t), h_in, c_in,
-                              h_out, c_out))  # fmt: skip
-        answer = (h_n, c_n)
-        self._last = (answer, layout, h_out, c_out)
-        return h_t, answer
-
-    def _state_pointers(self, h: object, c: object, layout: _Layout) -> tuple:
-        """``(h pointer, c pointer, h, c)`` of a state given as two tensors of the plan's dtype on the CPU,
-        shaped as ``layout`` says (copied when not contiguous), or ``(None, None, h, c)`` for anything else."""
-        dtype = self.dtype
-        if (
-            type(h) is not Tensor or type(c) is not Tensor or h.dtype is not dtype or c.dtype is not dtype
-            or h.shape != layout.h_shape or c.shape != layout.c_shape or not (h.is_cpu and c.is_cpu)
-        ):  # fmt: skip
-            return None, None, h, c
-        if not h.is_contiguous():
-            h = h.contiguous()  # returned, so that it lives until the call is done
-        if not c.is_contiguous():
-            c = c.contiguous()
-        return _data_ptr(h), _data_ptr(c), h, c
+                              _data_ptr(h_n), _data_ptr(c_n)))  # fmt: skip
+        return h_t, (h_n, c_n)
 
     def run(self, x: Tensor, h0: Tensor, c0: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """The step for ``LSTM.step``'s full path, its arguments validated: ``x`` (N, H_in) and the state
@@ -184,7 +132,13 @@ class FastStep:
             return None
         batch = () if len(shape) == 1 else (shape[0],)
         (layers, p), (_, h) = self._h_size, self._c_size
-        layout = _Layout(shape[0] if batch else 1, (layers, *batch, p), (layers, *batch, h), (*batch, p), self.dtype)
+        scalar = torch.empty((), dtype=self.dtype)  # the templates are views of it: shape and dtype, no memory
+        layout = _Layout(
+            batch_size=shape[0] if batch else 1,
+            h=scalar.expand((layers, *batch, p)),
+            c=scalar.expand((layers, *batch, h)),
+            y=scalar.expand((*batch, p)),
+        )
         if len(self._layouts) >= _MAX_LAYOUTS:  # a server steps ever-changing batch sizes: keep the recent ones
             self._layouts.clear()
         self._layouts[shape] = layout

@@ -529,9 +529,7 @@ class LSTM(nn.Module):
 
         ``h_t, state = lstm.step(x[t], state)`` for t = 0, 1, ... gives, in evaluation mode, ``forward(x)``'s
         output at each step and its final ``(h_n, c_n)`` (within float rounding), for every variant and
-        activation. The outputs are new tensors, each with memory of its own; the state passed in is never
-        modified. (On the fast path they are views of small blocks of output memory, cut in advance for speed;
-        ``clone()`` a state to keep it compactly.) In evaluation mode
+        activation. The outputs are new tensors; the state passed in is never modified. In evaluation mode
         with autograd off (``torch.no_grad()``), all layers' step is one call into the fast kernel (for a
         vanilla LSTM, once the kernel is built: the step loads a built one but never waits for a build),
         with the arguments checked and the call planned once per module and input shape
