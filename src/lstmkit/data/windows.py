@@ -243,7 +243,8 @@ class ForecastSpec:
         z = np.asarray(outputs, dtype=np.float64).reshape(len(origins), self.horizon, s)
         values = self.series.values
         if self.scaler.level:
-            z = z + np.stack([self.scaler.window_level(self.scaler.transform(values[:o])[-self.window:])
+            scaled, d = self.scaler.transform(values), self.scaler.difference  # once: scaled[i] is time i + d
+            z = z + np.stack([self.scaler.window_level(scaled[o - d - self.window:o - d])
                               for o in origins])[:, None, :]
         return np.stack([self.scaler.inverse(z[i], values[:o]) for i, o in enumerate(origins)])
 
