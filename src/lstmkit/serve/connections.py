@@ -67,14 +67,9 @@ class ConnectionGuard:
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.options.max_connections:
-            body = json.dumps({"error": f"server busy: {len(self.connections)} connections are open "
-                                        f"(--max-connections {self.options.max_connections}); retry"}).encode()
-            transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-                            b"retry-after: 1\r\nconnection: close\r\ncontent-length: " + str(len(body)).encode()
-                            + b"\r\n\r\n" + body)
-            transport.close()
             self.transport = transport
-            self._refused = True
+            self._refuse(b"503 Service Unavailable", f"server busy: {len(self.connections)} connections are open "
+                         f"(--max-connections {self.options.max_connections}); retry", b"retry-after: 1\r\n")
             log.warning("refused a connection: %d are open (--max-connections)", len(self.connections))
             return
         super().connection_made(transport)  # type: ignore[misc]
@@ -109,6 +104,15 @@ class ConnectionGuard:
     def _headers_complete(self) -> bool:
         """Whether the current request's line and headers have all arrived."""
         raise NotImplementedError
+
+    def _refuse(self, status: bytes, message: str, headers: bytes = b"") -> None:
+        """Answer ``{"error": message}`` with ``status`` straight on the transport, close the connection, and
+        ignore whatever else arrives on it."""
+        body = json.dumps({"error": message}).encode()
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n" + headers
+                             + b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.transport.close()
+        self._refused = True
 
     def _start_header_timer(self) -> None:
         self._cancel_header_timer()
@@ -182,12 +186,8 @@ if HttpToolsProtocol is not None:
             super().data_received(data)
 
         def _refuse_large_head(self) -> None:
-            body = json.dumps({"error": f"request line and headers: more than {MAX_HEADER_BYTES} bytes"}).encode()
-            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json"
-                                 b"\r\nconnection: close\r\ncontent-length: " + str(len(body)).encode()
-                                 + b"\r\n\r\n" + body)
-            self.transport.close()
-            self._refused = True
+            self._refuse(b"431 Request Header Fields Too Large",
+                         f"request line and headers: more than {MAX_HEADER_BYTES} bytes")
             log.info("closed a connection from %s: request line and headers over %d bytes",
                      self.client[0] if self.client else "unknown", MAX_HEADER_BYTES)
 
