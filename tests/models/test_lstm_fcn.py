@@ -183,3 +183,18 @@ def test_every_kind_of_lstm_fcn_exports_with_variable_lengths(architecture, opti
         alone = torch.cat([module(torch.from_numpy(((x[i:i + 1, :n] - standardizer.mean) / standardizer.std)
                                                    .astype(np.float32))) for i, n in enumerate(lengths)])
     np.testing.assert_allclose(logits, alone.numpy(), atol=1e-4)
+
+
+def test_the_classifier_backend_names_what_it_was_given_instead():
+    """(Before, an LSTM-FCN classifier was refused as "expected a classifier model, got task = 'classifier'".)"""
+    from types import SimpleNamespace
+
+    import torch
+
+    from lstmkit.errors import LstmkitError
+    from lstmkit.serve.backends import TorchBackend
+
+    model = SimpleNamespace(config=SimpleNamespace(model=SimpleNamespace(task="regressor")), module=torch.nn.Linear(1, 1))
+    with pytest.raises(LstmkitError, match=r"serve: expected a classifier model, got \[model\] task = 'regressor' "
+                                           r"\(Linear\)"):
+        TorchBackend(model)

@@ -300,6 +300,12 @@ def test_ambiguous_bodies_are_a_400_and_close_the_connection(torch_backend, http
         conn.close()
 
 
+def test_an_unknown_http_parser_is_refused_by_name(torch_backend):
+    with pytest.raises(ValueError, match=r"server_config: http: expected one of \['h11', 'httptools'\] or 'auto', "
+                                         r"got 'llhttp'"):
+        server_config(create_app(torch_backend, ServeOptions()), ServeOptions(), http="llhttp")
+
+
 def test_pipelined_requests_are_each_answered_in_order(torch_backend, http_parser):
     with ServeServer(torch_backend, ServeOptions(), http_parser) as live:
         conn = live.connect()

@@ -163,3 +163,14 @@ def test_workers_end_when_the_parent_is_killed(model_dir):
         alive = [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.2)
     assert not alive, f"orphaned workers still running: {alive}"
+
+
+def test_more_than_one_worker_needs_fork(monkeypatch):
+    from lstmkit.errors import LstmkitError
+    from lstmkit.serve.workers import supervise
+
+    monkeypatch.delattr(os, "fork")
+    with pytest.raises(LstmkitError, match=r"serve --workers: more than one worker needs os.fork, which this "
+                                           r"platform lacks; use --workers 1"):
+        supervise(2, lambda ready: None)
+
