@@ -58,7 +58,6 @@ class _Worker:
 
 @dataclass
 class _Supervisor:
-    count: int
     run_worker: Callable[[Callable[[], None]], None]
     workers: dict[int, _Worker] = field(default_factory=dict)
     restarts: deque[float] = field(default_factory=deque)
@@ -145,7 +144,7 @@ def supervise(count: int, run_worker: Callable[[Callable[[], None]], None],
     if not hasattr(os, "fork"):
         raise LstmkitError("serve --workers: more than one worker needs os.fork, which this platform lacks; "
                            "use --workers 1")
-    supervisor = _Supervisor(count, run_worker)
+    supervisor = _Supervisor(run_worker)
     previous = {sig: signal.signal(sig, supervisor.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for _ in range(count):
