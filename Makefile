@@ -46,7 +46,7 @@ demo: setup
 	$(BIN)/lstmkit predict runs/demo/model examples/digits_sample.csv
 
 test: setup-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: setup-dev
 	$(BIN)/python -m pytest -q -m "not slow"
