@@ -184,7 +184,14 @@ def test_user_file_training_and_forecast_from_input(tmp_path, capsys):
     config = tmp_path / "two.toml"
     config.write_text(f'[data]\nname = "series"\npath = {json.dumps(str(path))}\nwindow = 8\nhorizon = 4\n'
                       'test_windows = 2\nseason = 25\n[model]\ntask = "forecaster"\n')
-    assert main(["train", str(config), "--out", str(out), *QUICK]) == 0
+    # AutoARIMA's search at season 25 takes ~36 s a fit here, four fits; the switch that skips them is tested too
+    assert main(["train", str(config), "--out", str(out), *QUICK, "--set", "train.statistical=false"]) == 0
+    assert not any("auto_" in key for key in json.loads((out / "metrics.json").read_text()))
+    assert "note: AutoETS and AutoARIMA were not fitted ([train] statistical = false)" in (
+        out / "evaluation.txt").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json"]) == 0  # lstmkit evaluate keeps the run's choice
+    assert set(json.loads(capsys.readouterr().out)["metrics"]) == {"lstm", "naive", "seasonal_naive"}
     rows = read_csv(out / "forecast.csv")
     assert len(rows) == 2 * 4 * 2 and {r["series"] for r in rows} == {"a", "b"}
     assert [r["window"] for r in rows[::2]] == ["0"] * 4 + ["1"] * 4

@@ -300,6 +300,10 @@ class TrainConfig:
     """Also write ``checkpoints/last.pt`` every this many batches (0: only at the end of each epoch)."""
     deterministic: bool = True
     """Ask PyTorch for deterministic kernels, so the same seed gives bit-identical weights on the CPU."""
+    statistical: bool = True
+    """Forecasting runs: also fit AutoETS and AutoARIMA (``lstmkit[stats]``) to each series before each test
+    window and score them beside the LSTM; ``false`` skips them. AutoARIMA's search can take a minute per series
+    and window for long seasons (m = 25 on 72 points: ~36 s), so many series or long seasons may want it off."""
     report: bool = True
     """Write the HTML run report (``report.html``: curves, evaluation, gate and cell views) at the end."""
     tensorboard: bool = True

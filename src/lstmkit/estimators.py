@@ -68,7 +68,8 @@ EXCLUDED_KEYS = {
              "split", "test_speakers", "features", "mel_bins", "num_ceps", "frame_length_ms", "frame_shift_ms",
              "cmn"},
     "model": {"task", "vocab_size", "embedding_size", "embedding_dropout"},  # the class decides the task; no text
-    "train": {"checkpoint_every", "tensorboard", "report"},  # no run folder: pass callbacks to fit() instead
+    # no run folder (pass callbacks to fit() instead) and no test-window evaluation
+    "train": {"checkpoint_every", "tensorboard", "report", "statistical"},
 }
 """Config keys that are not constructor arguments, and why."""
 

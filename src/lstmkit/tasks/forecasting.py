@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import logging
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,7 +51,11 @@ from lstmkit.evaluation.forecasting import (
     naive_forecast,
     seasonal_naive_forecast,
 )
-from lstmkit.evaluation.statistical import STATISTICAL, statistical_forecasts
+from lstmkit.evaluation.statistical import (
+    STATISTICAL,
+    statistical_available,
+    statistical_forecasts,
+)
 
 __all__ = [
     "FORECAST_COLUMNS",
@@ -130,12 +135,20 @@ def backtest(spec: ForecastSpec, outputs: np.ndarray, statistical: bool = True) 
     }
     notes: list[str] = []
     if statistical:
+        started, available = time.perf_counter(), statistical_available()
+        if available:
+            log.info("fitting AutoETS and AutoARIMA to %d series before each of %d test windows (season %d); "
+                     "[train] statistical = false skips them", values.shape[1], len(origins), season)
         runs = [statistical_forecasts(values[:o], horizon, season) for o in origins]
+        if available:
+            log.info("AutoETS and AutoARIMA took %.1f s", time.perf_counter() - started)
         for _, window_notes in runs:
             notes += [note for note in window_notes if note not in notes]
         for method in STATISTICAL:
             if all(method in found for found, _ in runs):
                 forecasts[method] = np.stack([found[method] for found, _ in runs])  # (k, H, S)
+    else:
+        notes.append("AutoETS and AutoARIMA were not fitted ([train] statistical = false)")
     insample = values[:spec.split.test_start]
     s = values.shape[1]
     metrics = {method: forecast_metrics(actual.reshape(-1, s), f.reshape(-1, s), insample, season)
@@ -208,7 +221,8 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     from lstmkit.report.plots import plot_series_forecast
 
     spec: ForecastSpec = source.forecast
-    result = backtest(spec, model.predict(source.test.x).reshape(len(source.test), -1))
+    result = backtest(spec, model.predict(source.test.x).reshape(len(source.test), -1),
+                      statistical=config.train.statistical)
     text = format_backtest(result)
     (out_dir / "evaluation.txt").write_text(text + "\n", encoding="utf-8")
     report = {"data": result.name, "series": result.names, "window": result.window, "horizon": result.horizon,

@@ -141,7 +141,8 @@ class SequenceTask(Task):
         if source.forecast is not None and split == "test":
             from lstmkit.tasks.forecasting import backtest, format_backtest
 
-            result = backtest(source.forecast, model.predict(rows.x).reshape(len(rows), -1))
+            result = backtest(source.forecast, model.predict(rows.x).reshape(len(rows), -1),
+                              statistical=model.config.train.statistical)
             return Evaluation({"data": name, "split": split, "metrics": result.metrics},
                               f"{title}\n{format_backtest(result)}")
         report = model.evaluate(rows)
