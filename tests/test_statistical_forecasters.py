@@ -49,3 +49,25 @@ def test_without_the_libraries_the_run_says_why(monkeypatch):
     assert forecasts == {}
     assert notes == [("AutoETS and AutoARIMA were not run: they need statsmodels and pmdarima "
                       "(pip install 'lstmkit[stats]')")]
+
+
+def test_a_constant_history_forecasts_its_constant():
+    # pmdarima alone forecasts 0 here (ARIMA(0, 0, 0) without a mean, pmdarima #572); R's auto.arima the constant
+    for history in (np.full((40, 1), 5.0), np.array([[3.0]])):
+        forecasts, notes = statistical_forecasts(history, 4, 12)
+        assert notes == []
+        for name in statistical.STATISTICAL:
+            np.testing.assert_array_equal(forecasts[name], np.full((4, 1), history[0, 0]))
+
+
+def test_a_tiny_series_is_forecast_as_its_rescaled_self():
+    # a noisy upward line; at 1e-6 of its size pmdarima alone forecasts it flat (pmdarima #480). Its mean
+    # magnitude there, 1.2e-4, is fitted in units of 1e-4, as the same line at 1e-2 of its size is fitted.
+    rng = np.random.default_rng(0)
+    y = (0.5 * np.arange(80) + 100 + rng.normal(size=80))[:, None]
+    in_range, _ = statistical_forecasts(y * 1e-2, 5, 1)
+    tiny, notes = statistical_forecasts(y * 1e-6, 5, 1)
+    assert notes == []
+    for name in statistical.STATISTICAL:
+        np.testing.assert_allclose(tiny[name] * 1e4, in_range[name], rtol=1e-3)  # the optimisers round apart
+    assert np.all(np.diff(tiny["auto_arima"][:, 0]) > 0)  # the trend goes on

@@ -13,7 +13,14 @@ and 0.0415):
   ARIMA(p, d, q)(P, D, Q)_m, d and D from KPSS and OCSB tests, AIC), with its defaults.
 
 Each series is fitted on its own history (the original scale, not the LSTM's log or differences) and
-forecast ``horizon`` steps from the end of it. Both libraries are the optional extra ``lstmkit[stats]``;
+forecast ``horizon`` steps from the end of it, with two guards around the libraries (``_fit_guarded``):
+
+* a constant history forecasts its constant, as R's ``auto.arima`` does (pmdarima chooses ARIMA(0, 0, 0)
+  without a mean for it and forecasts 0: pmdarima issue #572);
+* a history of tiny magnitude, ``mean |y| < 1e-3``, is fitted in units of ``10^k`` that bring ``mean |y|``
+  into [1, 10), and the forecasts are scaled back (pmdarima's search is not scale-invariant: a trend at
+  1e-6 is forecast flat, pmdarima issue #480). Larger series are fitted as they are, so the published
+  numbers above are reproduced exactly. Both libraries are the optional extra ``lstmkit[stats]``;
 without them ``statistical_forecasts`` returns nothing and ``missing_note`` says why.
 
 Example::
@@ -123,6 +130,23 @@ FORECASTERS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {
 }
 
 
+TINY = 1e-3
+"""Histories with ``mean |y|`` below this are fitted in rescaled units (see the module docstring)."""
+
+
+def _fit_guarded(forecaster: Callable[[np.ndarray, int, int], np.ndarray], y: np.ndarray, horizon: int,
+                 season: int) -> np.ndarray:
+    """``forecaster``'s ``horizon`` forecasts of the series ``y`` (T,), with the module docstring's guards:
+    a constant ``y`` forecasts its constant, a tiny one is fitted in units of ``10^k``."""
+    if len(y) and np.all(y == y[0]):
+        return np.full(horizon, y[0], dtype=np.float64)
+    magnitude = float(np.mean(np.abs(y)))
+    if 0 < magnitude < TINY:
+        unit = 10.0 ** np.floor(np.log10(magnitude))  # mean |y / unit| in [1, 10)
+        return np.asarray(forecaster(y / unit, horizon, season), dtype=np.float64) * unit
+    return forecaster(y, horizon, season)
+
+
 def statistical_forecasts(history: np.ndarray, horizon: int, season: int) -> tuple[dict[str, np.ndarray], list[str]]:
     """AutoETS and AutoARIMA forecasts ``(horizon, S)`` after each series of ``history`` (T, S), and notes.
 
@@ -139,7 +163,7 @@ def statistical_forecasts(history: np.ndarray, horizon: int, season: int) -> tup
         columns = []
         for s in range(y.shape[1]):
             try:
-                columns.append(forecaster(y[:, s], horizon, season))
+                columns.append(_fit_guarded(forecaster, y[:, s], horizon, season))
             except Exception as exc:  # noqa: BLE001 - a library's failure on one series must not end the run
                 notes.append(f"{name} could not be fitted to series {s} ({len(y)} points): {exc}")
                 columns.append(np.full(horizon, np.nan))
