@@ -388,6 +388,9 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
     baselines = {"naive": naive_forecast(values, steps), "seasonal_naive": seasonal_naive_forecast(values, steps, season)}
     notes: list[str] = []
     if statistical:
+        if statistical_available():
+            log.info("fitting AutoETS and AutoARIMA to %d series (season %d); --no-statistical skips them",
+                     values.shape[1], season)
         found, notes = statistical_forecasts(values, steps, season)
         baselines.update(found)
     result = ForecastResult(names=list(series.names), times=list(times), history=values, future_times=future_times,
