@@ -137,8 +137,9 @@ def backtest(spec: ForecastSpec, outputs: np.ndarray, statistical: bool = True) 
     if statistical:
         started, available = time.perf_counter(), statistical_available()
         if available:
-            log.info("fitting AutoETS and AutoARIMA to %d series before each of %d test windows (season %d); "
-                     "[train] statistical = false skips them", values.shape[1], len(origins), season)
+            windows = "the test window" if len(origins) == 1 else f"each of the {len(origins)} test windows"
+            log.info("fitting AutoETS and AutoARIMA to %d series before %s (season %d); "
+                     "[train] statistical = false skips them", values.shape[1], windows, season)
         runs = [statistical_forecasts(values[:o], horizon, season) for o in origins]
         if available:
             log.info("AutoETS and AutoARIMA took %.1f s", time.perf_counter() - started)
