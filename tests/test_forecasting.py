@@ -10,11 +10,8 @@ import pytest
 
 from lstmkit.cli import main
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.tasks.forecasting import (
-    FORECAST_COLUMNS,
-    LSTMForecaster,
-    forecast_from_model,
-)
+from lstmkit.tasks.forecast_evaluation import FORECAST_COLUMNS
+from lstmkit.tasks.forecasting import LSTMForecaster, forecast_from_model
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 QUICK = ["--set", "train.epochs=2", "--set", "train.progress=false", "--set", "model.hidden_size=8",

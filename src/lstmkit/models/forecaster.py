@@ -6,7 +6,7 @@ read step-major (output ``h * S + s`` is series s at step h + 1)::
     x (N, W, S) --> LSTM --> h at the last step (N, H_out) --> Linear --> (N, H * S)
 
 It is trained on scaled points (``lstmkit.data.windows``) with MSE (or ``loss = "mae"``) and evaluated
-against naive and seasonal-naive forecasts on the original scale (``lstmkit.tasks.forecasting``).
+against naive and seasonal-naive forecasts on the original scale (``lstmkit.tasks.forecast_evaluation``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ fits the preprocessing and builds the network, and the objective of the model's 
 
 Test evaluation: accuracy, macro precision/recall/F1, the per-class table and the confusion matrix for
 classifiers; MAE and RMSE for regressors; for a forecasting source, the forecasts beside the naive
-baselines (``lstmkit.tasks.forecasting``); plus the task model's headline metrics (token F1, bits per character).
+baselines and the statistical forecasters (``lstmkit.tasks.forecast_evaluation``); plus the task model's
+headline metrics (token F1, bits per character).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _write_evaluation(model: Any, config: Config, source: Any, run: Any) -> dict
     from lstmkit.evaluation.classification import format_classification_report
 
     if source.forecast is not None:  # forecasting sources: LSTM vs naive baselines, forecast.csv and .png
-        from lstmkit.tasks.forecasting import write_forecast_evaluation
+        from lstmkit.tasks.forecast_evaluation import write_forecast_evaluation
 
         return write_forecast_evaluation(model, config, source, run.root)
     report = model.evaluate(source.test)
@@ -139,7 +140,7 @@ class SequenceTask(Task):
         rows = source.test if split == "test" else source.train
         title = f"{name} ({split} split, {len(rows)} samples)"
         if source.forecast is not None and split == "test":
-            from lstmkit.tasks.forecasting import backtest, format_backtest
+            from lstmkit.tasks.forecast_evaluation import backtest, format_backtest
 
             result = backtest(source.forecast, model.predict(rows.x).reshape(len(rows), -1),
                               statistical=model.config.train.statistical)
