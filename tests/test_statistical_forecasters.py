@@ -71,3 +71,19 @@ def test_a_tiny_series_is_forecast_as_its_rescaled_self():
     for name in statistical.STATISTICAL:
         np.testing.assert_allclose(tiny[name] * 1e4, in_range[name], rtol=1e-3)  # the optimisers round apart
     assert np.all(np.diff(tiny["auto_arima"][:, 0]) > 0)  # the trend goes on
+
+
+def test_a_long_season_gets_fourier_terms_not_a_seasonal_search(monkeypatch):
+    # pmdarima's seasonal search took 236 s for m = 52 on 208 points here; Fourier terms take seconds
+    import pmdarima
+
+    def no_seasonal_search(*args, **kwargs):
+        raise AssertionError(f"a seasonal auto_arima search was started: {kwargs}")
+
+    monkeypatch.setattr(pmdarima, "auto_arima", no_seasonal_search)
+    t = np.arange(130)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 26) + 0.1 * t + np.random.default_rng(0).normal(size=130)
+    forecasts, notes = statistical_forecasts(y[:104, None], 26, 26)
+    assert notes == []
+    assert mape(y[104:, None], forecasts["auto_arima"]) < 0.02  # the season and the trend both carried on
+    assert mape(y[104:, None], forecasts["auto_arima"]) < 0.5 * mape(y[104:, None], np.full((26, 1), y[103]))

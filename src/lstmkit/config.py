@@ -302,8 +302,8 @@ class TrainConfig:
     """Ask PyTorch for deterministic kernels, so the same seed gives bit-identical weights on the CPU."""
     statistical: bool = True
     """Forecasting runs: also fit AutoETS and AutoARIMA (``lstmkit[stats]``) to each series before each test
-    window and score them beside the LSTM; ``false`` skips them. AutoARIMA's search can take a minute per series
-    and window for long seasons (m = 25 on 72 points: ~36 s), so many series or long seasons may want it off."""
+    window and score them beside the LSTM; ``false`` skips them. The fits take seconds per series and window
+    (``lstmkit.evaluation.statistical``), so runs over many series or windows may want them off."""
     report: bool = True
     """Write the HTML run report (``report.html``: curves, evaluation, gate and cell views) at the end."""
     tensorboard: bool = True
