@@ -13,9 +13,9 @@ and 0.0415):
   ARIMA(p, d, q)(P, D, Q)_m, d and D from KPSS and OCSB tests, AIC), with its defaults, for seasons up to
   ``LONG_SEASON`` = 12. A longer season (weekly data with m = 52, hourly with m = 24) is modelled the way
   Hyndman & Athanasopoulos (*Forecasting: Principles and Practice*, dynamic harmonic regression) and
-  pmdarima's own docs advise, since the seasonal search takes minutes there (236 s for m = 52 on 208
-  points, against 7.6 s): a non-seasonal ``auto_arima`` with K pairs of Fourier terms of period m as
-  regressors (pmdarima's ``FourierFeaturizer``), K = 1..min(5, m // 2) chosen by AIC.
+  pmdarima's own docs advise, since the seasonal search takes minutes there (299 s for m = 52 on 208
+  points, against 9.5 s; RESULTS.md): a non-seasonal ``auto_arima`` with K pairs of Fourier terms of
+  period m as regressors (pmdarima's ``FourierFeaturizer``), K = 1..min(5, m // 2) chosen by AIC.
 
 Each series is fitted on its own history (the original scale, not the LSTM's log or differences) and
 forecast ``horizon`` steps from the end of it, with two guards around the libraries (``_fit_guarded``):
