@@ -174,3 +174,34 @@ def test_more_than_one_worker_needs_fork(monkeypatch):
                                            r"platform lacks; use --workers 1"):
         supervise(2, lambda ready: None)
 
+
+
+def _can_unshare_pid():
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _can_unshare_pid(),
+                    reason="needs unshare --pid (Linux, root)")
+def test_workers_serve_when_the_parent_is_pid_1(model_dir):
+    # A container's entrypoint is PID 1: a worker must not take getppid() == 1 for its parent's death
+    port = free_port()
+    process = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child=SIGTERM", sys.executable, "-m", "lstmkit", "serve",
+         str(model_dir), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not psutil.Process(process.pid).children():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+            time.sleep(0.1)
+        parent = psutil.Process(process.pid).children()[0]  # PID 1 of the new namespace
+        _wait_healthy(port)
+        assert len(parent.children()) == 2 and process.poll() is None
+        parent.terminate()  # unshare itself ignores SIGTERM while it waits for its child
+        out = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()  # unshare --kill-child then ends the rest
+    assert process.returncode == 0, out

@@ -65,12 +65,13 @@ class _Supervisor:
 
     def start_one(self) -> None:
         read_fd, write_fd = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(read_fd)
             for other in self.workers.values():
                 os.close(other.ready_fd)
-            _worker_main(self.run_worker, write_fd)  # never returns
+            _worker_main(self.run_worker, write_fd, parent)  # never returns
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.workers[pid] = _Worker(pid, read_fd)
@@ -176,11 +177,11 @@ def supervise(count: int, run_worker: Callable[[Callable[[], None]], None],
             signal.signal(sig, handler)
 
 
-def _worker_main(run_worker: Callable[[Callable[[], None]], None], ready_fd: int) -> None:
-    """The body of a forked worker: run the server, then leave without the parent's exit handlers."""
+def _worker_main(run_worker: Callable[[Callable[[], None]], None], ready_fd: int, parent: int) -> None:
+    """The body of a worker forked by ``parent``: run the server, then leave without the parent's exit handlers."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own once it starts
-    _end_with_parent()
+    _end_with_parent(parent)
 
     def ready() -> None:
         try:
@@ -208,7 +209,7 @@ def _worker_main(run_worker: Callable[[Callable[[], None]], None], ready_fd: int
         os._exit(code)
 
 
-def _end_with_parent() -> None:
+def _end_with_parent(parent: int) -> None:
     """Linux: have the kernel send this process SIGTERM when the parent dies, even by SIGKILL, so that no
     orphaned worker keeps the port. Elsewhere nothing (the parent's SIGTERM still stops the workers)."""
     if not sys.platform.startswith("linux"):
@@ -221,7 +222,7 @@ def _end_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before the call
+    if os.getppid() != parent:  # the parent died before the call (compared by pid: it may itself be PID 1)
         os.kill(os.getpid(), signal.SIGTERM)
 
 
