@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -26,17 +27,15 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from lstmkit.data.audio import read_wav
+
 FACTORS = (0.9, 1.1)
 
 
-def read(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as fh:
-        if fh.getsampwidth() != 2 or fh.getnchannels() != 1:
-            raise SystemExit(f"{path}: expected 16-bit mono WAV")
-        return np.frombuffer(fh.readframes(fh.getnframes()), dtype=np.int16).astype(np.float64), fh.getframerate()
-
-
 def write(path: Path, samples: np.ndarray, rate: int) -> None:
+    """16-bit mono PCM, rounded and clipped."""
     with wave.open(str(path), "wb") as fh:
         fh.setnchannels(1)
         fh.setsampwidth(2)
@@ -58,11 +57,11 @@ def main() -> None:
             os.symlink(path.resolve(), link)
         if speaker == args.held_out:
             continue
-        samples, rate = read(path)
+        samples, rate = read_wav(path)  # float32 on the 16-bit scale
         for k, factor in enumerate(FACTORS, start=1):
             ratio = Fraction(factor).limit_denominator(100)  # a times faster: resample by 1 / a
             write(args.out / f"{label}_{speaker}_{int(index) + 1000 * k}.wav",
-                  resample_poly(samples, ratio.denominator, ratio.numerator), rate)
+                  resample_poly(samples.astype(np.float64), ratio.denominator, ratio.numerator), rate)
 
 
 if __name__ == "__main__":
