@@ -61,6 +61,7 @@ def forecaster_folder(out: Path, *overrides: str) -> Path:
     extra = [word for item in overrides for word in ("--set", item)]
     status = main(["train", str(configs / "airline.toml"), "--out", str(out), "--set", "train.epochs=1",
                    "--set", "model.hidden_size=8", "--set", "train.progress=false",
-                   "--set", "train.tensorboard=false", "--set", "train.report=false", *extra])
+                   "--set", "train.tensorboard=false", "--set", "train.report=false",
+                   "--set", "train.statistical=false", *extra])  # AutoETS/AutoARIMA: tests/test_forecasting.py
     assert status == 0
     return out / "model"
