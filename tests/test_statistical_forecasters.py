@@ -11,7 +11,11 @@ pytest.importorskip("pmdarima")
 from lstmkit.data.forecast_sources import load_bundled_series
 from lstmkit.evaluation import statistical
 from lstmkit.evaluation.forecasting import mape, seasonal_naive_forecast
-from lstmkit.evaluation.statistical import statistical_forecasts
+from lstmkit.evaluation.statistical import (
+    fit_jobs,
+    statistical_forecasts,
+    statistical_forecasts_many,
+)
 
 
 def test_airline_last_36_months_reproduces_sktimes_documented_mape():
@@ -41,6 +45,36 @@ def test_each_series_is_fitted_on_its_own_and_a_failure_is_a_note(monkeypatch):
     forecasts, notes = statistical_forecasts(history, 3, 1)
     assert np.isnan(forecasts["auto_ets"]).all() and np.isfinite(forecasts["auto_arima"]).all()
     assert notes[0] == "auto_ets could not be fitted to series 0 (40 points): the optimiser gave up"
+
+
+def test_series_and_windows_fitted_in_processes_match_the_fits_one_after_another(monkeypatch):
+    y = load_bundled_series("airline").values[:, 0]
+    history = np.stack([y, 0.5 * y + 20], axis=1)  # two series, two test windows: four fits
+    windows = [history[:96], history[:108]]
+    serial = statistical_forecasts_many(windows, 12, 12, jobs=1)
+    pooled = statistical_forecasts_many(windows, 12, 12, jobs=2)
+    for (one, notes_one), (two, notes_two) in zip(serial, pooled):
+        assert notes_one == notes_two == []
+        for name in statistical.STATISTICAL:
+            assert one[name].shape == (12, 2)
+            np.testing.assert_array_equal(one[name], two[name])
+    assert not np.array_equal(serial[0][0]["auto_ets"], serial[1][0]["auto_ets"])  # each window its own fit
+
+    def broken(y, horizon, season):  # travels to the worker processes with the task
+        raise ValueError("the optimiser gave up")
+
+    monkeypatch.setitem(statistical.FORECASTERS, "auto_arima", broken)
+    (forecasts, notes), _ = statistical_forecasts_many(windows, 12, 12, jobs=2)
+    assert np.isnan(forecasts["auto_arima"]).all() and np.isfinite(forecasts["auto_ets"]).all()
+    assert notes == ["auto_arima could not be fitted to series 0 (96 points): the optimiser gave up",
+                     "auto_arima could not be fitted to series 1 (96 points): the optimiser gave up"]
+
+
+def test_one_fit_gets_no_process_pool_and_many_get_one_per_core(monkeypatch):
+    monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [fit_jobs(n) for n in (1, 2, 3, 50)] == [1, 2, 3, 4]
+    monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert fit_jobs(50) == 1
 
 
 def test_without_the_libraries_the_run_says_why(monkeypatch):

@@ -27,6 +27,10 @@ forecast ``horizon`` steps from the end of it, with two guards around the librar
   1e-6 is forecast flat, pmdarima issue #480). Larger series are fitted as they are, so the published
   numbers above are reproduced exactly.
 
+The fits of several series, or of several test windows (``statistical_forecasts_many``), are independent
+and take seconds each, so they run side by side in joblib's process pool, one process per CPU core
+(``fit_jobs``); the forecasts are the same as one fit after another.
+
 Both libraries are the optional extra ``lstmkit[stats]``; without them ``statistical_forecasts`` returns
 nothing and ``missing_note`` says why.
 
@@ -40,8 +44,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -49,9 +54,11 @@ __all__ = [
     "STATISTICAL",
     "auto_arima_forecast",
     "auto_ets_forecast",
+    "fit_jobs",
     "missing_note",
     "statistical_available",
     "statistical_forecasts",
+    "statistical_forecasts_many",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,25 +190,70 @@ def _fit_guarded(forecaster: Callable[[np.ndarray, int, int], np.ndarray], y: np
     return forecaster(y, horizon, season)
 
 
-def statistical_forecasts(history: np.ndarray, horizon: int, season: int) -> tuple[dict[str, np.ndarray], list[str]]:
+def _fit_series(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], y: np.ndarray, horizon: int,
+                season: int, index: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every forecaster's ``horizon`` forecasts of the one series ``y`` (T,), NaN where a fit failed, and the
+    notes that say why (``index`` names the series in them)."""
+    forecasts: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    for name, forecaster in forecasters.items():
+        try:
+            forecasts[name] = _fit_guarded(forecaster, y, horizon, season)
+        except Exception as exc:  # noqa: BLE001 - a library's failure on one series must not end the run
+            notes.append(f"{name} could not be fitted to series {index} ({len(y)} points): {exc}")
+            forecasts[name] = np.full(horizon, np.nan)
+    return forecasts, notes
+
+
+def fit_jobs(fits: int) -> int:
+    """How many processes fit ``fits`` independent series: one per CPU core this process may use, at most
+    one per fit, and 1 (no pool) for a single fit or a single core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return max(1, min(fits, cores))
+
+
+def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, season: int,
+                               jobs: int | None = None) -> list[tuple[dict[str, np.ndarray], list[str]]]:
+    """``statistical_forecasts`` for each of several histories (one per test window), the series of all of
+    them fitted side by side in ``jobs`` processes (``None``: ``fit_jobs``; 1: in this process).
+
+    The fits are independent and each takes seconds, so a run over many series or windows spreads them over
+    the cores with joblib's process pool (loky: fresh interpreters, safe beside PyTorch's threads). The
+    forecasts are the same as one after another: each fit is deterministic and sees only its own series.
+    """
+    if not statistical_available():
+        return [({}, [missing_note()]) for _ in histories]
+    ys = [np.asarray(h, dtype=np.float64) for h in histories]
+    ys = [y[:, None] if y.ndim == 1 else y for y in ys]
+    tasks = [(w, s) for w, y in enumerate(ys) for s in range(y.shape[1])]
+    jobs = fit_jobs(len(tasks)) if jobs is None else max(1, min(jobs, len(tasks)))
+    forecasters = dict(FORECASTERS)
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        log.info("fitting %d series in %d processes", len(tasks), jobs)
+        fits = Parallel(n_jobs=jobs, backend="loky")(
+            delayed(_fit_series)(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks)
+    else:
+        fits = [_fit_series(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks]
+    results = []
+    for w, y in enumerate(ys):
+        mine = [fit for (window, _), fit in zip(tasks, fits) if window == w]  # series 0..S-1 of window w
+        forecasts = {name: np.stack([found[name] for found, _ in mine], axis=1) for name in forecasters}  # (H, S)
+        notes = [note for _, series_notes in mine for note in series_notes]
+        results.append((forecasts, notes))
+    return results
+
+
+def statistical_forecasts(history: np.ndarray, horizon: int, season: int,
+                          jobs: int | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """AutoETS and AutoARIMA forecasts ``(horizon, S)`` after each series of ``history`` (T, S), and notes.
 
     Returns ``({}, [missing_note()])`` when the libraries are absent. A series a forecaster cannot fit gets
-    NaN forecasts (and so NaN metrics) and a note naming it, so that one bad fit never stops a run.
+    NaN forecasts (and so NaN metrics) and a note naming it, so that one bad fit never stops a run. Several
+    series are fitted in ``jobs`` processes (see ``statistical_forecasts_many``).
     """
-    if not statistical_available():
-        return {}, [missing_note()]
-    y = np.asarray(history, dtype=np.float64)
-    y = y[:, None] if y.ndim == 1 else y
-    forecasts: dict[str, np.ndarray] = {}
-    notes: list[str] = []
-    for name, forecaster in FORECASTERS.items():
-        columns = []
-        for s in range(y.shape[1]):
-            try:
-                columns.append(_fit_guarded(forecaster, y[:, s], horizon, season))
-            except Exception as exc:  # noqa: BLE001 - a library's failure on one series must not end the run
-                notes.append(f"{name} could not be fitted to series {s} ({len(y)} points): {exc}")
-                columns.append(np.full(horizon, np.nan))
-        forecasts[name] = np.stack(columns, axis=1)  # (H, S)
-    return forecasts, notes
+    return statistical_forecasts_many([history], horizon, season, jobs)[0]

@@ -43,7 +43,7 @@ from lstmkit.evaluation.forecasting import (
 from lstmkit.evaluation.statistical import (
     STATISTICAL,
     statistical_available,
-    statistical_forecasts,
+    statistical_forecasts_many,
 )
 
 __all__ = [
@@ -125,7 +125,7 @@ def backtest(spec: ForecastSpec, outputs: np.ndarray, statistical: bool = True) 
             windows = "the test window" if len(origins) == 1 else f"each of the {len(origins)} test windows"
             log.info("fitting AutoETS and AutoARIMA to %d series before %s (season %d); "
                      "[train] statistical = false skips them", values.shape[1], windows, season)
-        runs = [statistical_forecasts(values[:o], horizon, season) for o in origins]
+        runs = statistical_forecasts_many([values[:o] for o in origins], horizon, season)
         if available:
             log.info("AutoETS and AutoARIMA took %.1f s", time.perf_counter() - started)
         for _, window_notes in runs:
