@@ -70,9 +70,9 @@ def test_series_and_windows_fitted_in_processes_match_the_fits_one_after_another
                      "auto_arima could not be fitted to series 1 (96 points): the optimiser gave up"]
 
 
-def test_one_fit_gets_no_process_pool_and_many_get_one_per_core(monkeypatch):
+def test_a_few_fits_get_no_process_pool_and_many_get_one_per_core(monkeypatch):
     monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert [fit_jobs(n) for n in (1, 2, 3, 50)] == [1, 2, 3, 4]
+    assert [fit_jobs(n) for n in (1, 2, 5, 6, 9, 50)] == [1, 1, 1, 2, 3, 4]  # at least 3 fits a process
     monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert fit_jobs(50) == 1
 

@@ -303,7 +303,7 @@ class TrainConfig:
     statistical: bool = True
     """Forecasting runs: also fit AutoETS and AutoARIMA (``lstmkit[stats]``) to each series before each test
     window and score them beside the LSTM; ``false`` skips them. The fits take seconds per series and window
-    (``lstmkit.evaluation.statistical``; several are fitted side by side, one process per CPU core), so runs
+    (``lstmkit.evaluation.statistical``; many are fitted side by side, one process per CPU core), so runs
     over many series or windows may want them off."""
     report: bool = True
     """Write the HTML run report (``report.html``: curves, evaluation, gate and cell views) at the end."""

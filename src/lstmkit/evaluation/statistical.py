@@ -28,8 +28,8 @@ forecast ``horizon`` steps from the end of it, with two guards around the librar
   numbers above are reproduced exactly.
 
 The fits of several series, or of several test windows (``statistical_forecasts_many``), are independent
-and take seconds each, so they run side by side in joblib's process pool, one process per CPU core
-(``fit_jobs``); the forecasts are the same as one fit after another.
+and take seconds each, so many of them run side by side in joblib's process pool, one process per CPU core
+once each has a few fits to make (``fit_jobs``); the forecasts are the same as one fit after another.
 
 Both libraries are the optional extra ``lstmkit[stats]``; without them ``statistical_forecasts`` returns
 nothing and ``missing_note`` says why.
@@ -190,6 +190,13 @@ def _fit_guarded(forecaster: Callable[[np.ndarray, int, int], np.ndarray], y: np
     return forecaster(y, horizon, season)
 
 
+FITS_PER_PROCESS = 3
+"""A worker process spends about 3 s importing statsmodels and pmdarima, and one series' two fits take about
+2-4 s (Airline, horizon 36), so a process pays for itself from about three series' fits on
+(``bench/statistical_jobs.py``: 4 fits on 2 cores took 8.5 s pooled from cold and 8.3 s one after another;
+8 fits 13.8 s and 18.8 s)."""
+
+
 def _fit_series(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], y: np.ndarray, horizon: int,
                 season: int, index: int) -> tuple[dict[str, np.ndarray], list[str]]:
     """Every forecaster's ``horizon`` forecasts of the one series ``y`` (T,), NaN where a fit failed, and the
@@ -206,13 +213,13 @@ def _fit_series(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarr
 
 
 def fit_jobs(fits: int) -> int:
-    """How many processes fit ``fits`` independent series: one per CPU core this process may use, at most
-    one per fit, and 1 (no pool) for a single fit or a single core."""
+    """How many processes fit ``fits`` independent series: one per CPU core this process may use, but at
+    least ``FITS_PER_PROCESS`` fits each, so 1 (no pool) for a few fits or a single core."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # no sched_getaffinity (macOS, Windows)
         cores = os.cpu_count() or 1
-    return max(1, min(fits, cores))
+    return max(1, min(fits // FITS_PER_PROCESS, cores))
 
 
 def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, season: int,
