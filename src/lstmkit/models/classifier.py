@@ -21,7 +21,22 @@ from lstmkit.errors import ConfigError, ShapeError
 from lstmkit.models.registry import InputSpec, register_model
 from lstmkit.nn import LSTM, LSTMOptions
 
-__all__ = ["LSTM_KEYS", "ConvFrontEnd", "SequenceClassifier", "build_sequence_model", "lstm_options", "merge_final_states"]
+__all__ = ["LSTM_KEYS", "ConvFrontEnd", "SequenceClassifier", "build_sequence_model", "dense_head", "lstm_options",
+           "merge_final_states"]
+
+
+def dense_head(config: ModelConfig, width: int, outputs: int) -> nn.Sequential:
+    """The dense head on a ``width``-wide representation:
+    ``[Dropout(head_dropout)] [Linear(width, head_hidden) -> ReLU] Linear(., outputs)``, the optional layers
+    present when their ``[model]`` setting is above 0 (its state-dict keys ``0.weight``, ... follow them)."""
+    layers: list[nn.Module] = []
+    if config.head_dropout > 0:
+        layers.append(nn.Dropout(config.head_dropout))
+    if config.head_hidden > 0:
+        layers += [nn.Linear(width, config.head_hidden), nn.ReLU()]
+        width = config.head_hidden
+    layers.append(nn.Linear(width, outputs))
+    return nn.Sequential(*layers)
 
 
 class ConvFrontEnd(nn.Module):
@@ -160,14 +175,7 @@ class SequenceClassifier(nn.Module):
         self.lstm = LSTM.from_options(lstm_options(config, features))
         directions = 2 if config.bidirectional and config.merge_mode == "concat" else 1
         width = directions * (config.proj_size or config.hidden_size)
-        head: list[nn.Module] = []
-        if config.head_dropout > 0:
-            head.append(nn.Dropout(config.head_dropout))
-        if config.head_hidden > 0:
-            head += [nn.Linear(width, config.head_hidden), nn.ReLU()]
-            width = config.head_hidden
-        head.append(nn.Linear(width, spec.num_outputs))
-        self.head = nn.Sequential(*head)
+        self.head = dense_head(config, width, spec.num_outputs)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.input_size:

@@ -39,7 +39,7 @@ from torch import nn
 
 from lstmkit.config import ModelConfig
 from lstmkit.errors import ConfigError, ShapeError
-from lstmkit.models.classifier import lstm_options, merge_final_states
+from lstmkit.models.classifier import dense_head, lstm_options, merge_final_states
 from lstmkit.models.registry import InputSpec
 from lstmkit.nn import LSTM
 
@@ -156,14 +156,7 @@ class LSTMFCN(nn.Module):
                              squeeze_excite=config.architecture == "mlstm-fcn")
         directions = 2 if config.bidirectional and config.merge_mode == "concat" else 1
         width = directions * (config.proj_size or config.hidden_size) + self.fcn.output_size
-        head: list[nn.Module] = []
-        if config.head_dropout > 0:
-            head.append(nn.Dropout(config.head_dropout))
-        if config.head_hidden > 0:
-            head += [nn.Linear(width, config.head_hidden), nn.ReLU()]
-            width = config.head_hidden
-        head.append(nn.Linear(width, spec.num_outputs))
-        self.head = nn.Sequential(*head)
+        self.head = dense_head(config, width, spec.num_outputs)
 
     def _shuffle(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """``(N, L, F) -> (N, F, T)``: each variable's series as one step, zero past its length, padded or cut to T."""

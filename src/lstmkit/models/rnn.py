@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmkit.config import ModelConfig
 from lstmkit.errors import ConfigError, ShapeError
-from lstmkit.models.classifier import ConvFrontEnd, lstm_options
+from lstmkit.models.classifier import ConvFrontEnd, dense_head, lstm_options
 from lstmkit.models.registry import InputSpec, register_model
 
 __all__ = ["RNNClassifier"]
@@ -60,14 +60,7 @@ class RNNClassifier(nn.Module):
                           batch_first=True, dropout=config.dropout if config.num_layers > 1 else 0.0,
                           bidirectional=config.bidirectional)
         width = (2 if config.bidirectional else 1) * config.hidden_size
-        head: list[nn.Module] = []
-        if config.head_dropout > 0:
-            head.append(nn.Dropout(config.head_dropout))
-        if config.head_hidden > 0:
-            head += [nn.Linear(width, config.head_hidden), nn.ReLU()]
-            width = config.head_hidden
-        head.append(nn.Linear(width, spec.num_outputs))
-        self.head = nn.Sequential(*head)
+        self.head = dense_head(config, width, spec.num_outputs)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.input_size:
