@@ -70,6 +70,24 @@ def test_series_and_windows_fitted_in_processes_match_the_fits_one_after_another
                      "auto_arima could not be fitted to series 1 (96 points): the optimiser gave up"]
 
 
+def test_a_pool_that_cannot_start_falls_back_to_fits_in_this_process(monkeypatch, caplog):
+    import joblib
+
+    def no_processes(*args, **kwargs):
+        raise OSError("[Errno 38] Function not implemented")  # e.g. a sandbox without process semaphores
+
+    monkeypatch.setattr(joblib, "Parallel", no_processes)
+    y = load_bundled_series("airline").values[:, 0]
+    history = np.stack([y[:96], 0.5 * y[:96] + 20], axis=1)
+    with caplog.at_level("WARNING", logger="lstmkit.evaluation.statistical"):
+        pooled = statistical_forecasts(history, 12, 12, jobs=2)
+    serial = statistical_forecasts(history, 12, 12, jobs=1)
+    for name in statistical.STATISTICAL:
+        np.testing.assert_array_equal(pooled[0][name], serial[0][name])
+    assert ("could not fit the statistical forecasters in 2 processes (OSError: [Errno 38] Function not "
+            "implemented); fitting them one after another") in caplog.text
+
+
 def test_a_few_fits_get_no_process_pool_and_many_get_one_per_core(monkeypatch):
     monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert [fit_jobs(n) for n in (1, 2, 5, 6, 9, 50)] == [1, 1, 1, 2, 3, 4]  # at least 3 fits a process

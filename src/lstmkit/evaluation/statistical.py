@@ -222,6 +222,24 @@ def fit_jobs(fits: int) -> int:
     return max(1, min(fits // FITS_PER_PROCESS, cores))
 
 
+def _fit_in_processes(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], ys: list[np.ndarray],
+                      tasks: list[tuple[int, int]], horizon: int, season: int,
+                      jobs: int) -> list[tuple[dict[str, np.ndarray], list[str]]] | None:
+    """The fits of ``tasks`` ((window, series) pairs) in ``jobs`` processes, or ``None`` when the pool itself
+    failed (no joblib, processes not allowed, a worker killed), so that the caller fits them here instead: a
+    run never ends for want of a pool. A forecaster's own failure is a note, inside ``_fit_series``."""
+    try:
+        from joblib import Parallel, delayed
+
+        log.info("fitting %d series in %d processes", len(tasks), jobs)
+        return Parallel(n_jobs=jobs, backend="loky")(
+            delayed(_fit_series)(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks)
+    except Exception as exc:  # noqa: BLE001 - the pool's failures are many (ImportError, OSError, loky's own)
+        log.warning("could not fit the statistical forecasters in %d processes (%s: %s); fitting them one after "
+                    "another", jobs, type(exc).__name__, exc)
+        return None
+
+
 def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, season: int,
                                jobs: int | None = None) -> list[tuple[dict[str, np.ndarray], list[str]]]:
     """``statistical_forecasts`` for each of several histories (one per test window), the series of all of
@@ -238,13 +256,8 @@ def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, se
     tasks = [(w, s) for w, y in enumerate(ys) for s in range(y.shape[1])]
     jobs = fit_jobs(len(tasks)) if jobs is None else max(1, min(jobs, len(tasks)))
     forecasters = dict(FORECASTERS)
-    if jobs > 1:
-        from joblib import Parallel, delayed
-
-        log.info("fitting %d series in %d processes", len(tasks), jobs)
-        fits = Parallel(n_jobs=jobs, backend="loky")(
-            delayed(_fit_series)(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks)
-    else:
+    fits = _fit_in_processes(forecasters, ys, tasks, horizon, season, jobs) if jobs > 1 else None
+    if fits is None:
         fits = [_fit_series(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks]
     results = []
     for w, y in enumerate(ys):
