@@ -89,9 +89,12 @@ def test_a_pool_that_cannot_start_falls_back_to_fits_in_this_process(monkeypatch
 
 
 def test_a_few_fits_get_no_process_pool_and_many_get_one_per_core(monkeypatch):
-    monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    import joblib
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 4)  # affinity, a cgroup quota and LOKY_MAX_CPU_COUNT lower it
     assert [fit_jobs(n) for n in (1, 2, 5, 6, 9, 50)] == [1, 1, 1, 2, 3, 4]  # at least 3 fits a process
-    monkeypatch.setattr(statistical.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.undo()
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")  # the documented way to keep every fit in one process
     assert fit_jobs(50) == 1
 
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -214,12 +213,16 @@ def _fit_series(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarr
 
 def fit_jobs(fits: int) -> int:
     """How many processes fit ``fits`` independent series: one per CPU core this process may use, but at
-    least ``FITS_PER_PROCESS`` fits each, so 1 (no pool) for a few fits or a single core."""
+    least ``FITS_PER_PROCESS`` fits each, so 1 (no pool) for a few fits or a single core.
+
+    The cores are joblib's count: the CPU affinity, a container's CPU quota (cgroups) and the environment
+    variable ``LOKY_MAX_CPU_COUNT`` each lower it, so ``LOKY_MAX_CPU_COUNT=1`` keeps every fit in this process.
+    """
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        cores = os.cpu_count() or 1
-    return max(1, min(fits // FITS_PER_PROCESS, cores))
+        from joblib import cpu_count
+    except ImportError:
+        return 1
+    return max(1, min(fits // FITS_PER_PROCESS, cpu_count()))
 
 
 def _fit_in_processes(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], ys: list[np.ndarray],
