@@ -178,6 +178,15 @@ def speech_cmn_run(tmp_path_factory) -> Path:
     return _train_speech(tmp_path_factory.mktemp("speech-cmn") / "run", "data.cmn=mean")
 
 
+@pytest.fixture(scope="session")
+def speech_speaker_cmvn_run(tmp_path_factory) -> Path:
+    """``speech_run`` with per-speaker cepstral mean and variance normalisation (``--set data.cmn=speaker``)."""
+    pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
+    if not FSDD_RECORDINGS.is_dir():
+        pytest.skip(f"needs the shared FSDD recordings at {FSDD_RECORDINGS}")
+    return _train_speech(tmp_path_factory.mktemp("speech-speaker-cmvn") / "run", "data.cmn=speaker")
+
+
 def _train_speech(out: Path, *overrides: str) -> Path:
     from lstmkit.cli import main
 

@@ -154,9 +154,11 @@ class DataConfig:
     """``audio-folder``: the window of each feature frame, in milliseconds."""
     frame_shift_ms: float = field(default=10.0, metadata={"min": 1, "max": 1000})
     """``audio-folder``: the step between feature frames, in milliseconds (one LSTM step each)."""
-    cmn: Literal["none", "mean", "mean-variance"] = "none"
-    """``audio-folder``: per-recording cepstral mean (and variance) normalisation of the features
-    (``lstmkit.data.audio``); it needs the whole recording, so a model trained with it cannot stream."""
+    cmn: Literal["none", "mean", "mean-variance", "speaker"] = "none"
+    """``audio-folder``: cepstral mean (and variance) normalisation of the features (``lstmkit.data.audio``):
+    per recording (``"mean"``, ``"mean-variance"``), or ``"speaker"``, mean and variance over all of a speaker's
+    recordings (the file names' speakers; ``lstmkit predict`` takes its ``.wav`` files as one speaker's). It needs
+    whole recordings, so a model trained with it cannot stream."""
 
 
 @dataclass

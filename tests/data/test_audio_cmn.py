@@ -1,4 +1,4 @@
-"""Per-recording cepstral mean (and variance) normalisation, ``[data] cmn``, against a NumPy reference."""
+"""Cepstral mean (and variance) normalisation, ``[data] cmn``, per recording and per speaker, against NumPy."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
 
 from lstmkit.config import DataConfig, load_config
 from lstmkit.data import load_source
-from lstmkit.data.audio import FrontEnd, front_end_streaming_reason, normalize_cepstra
+from lstmkit.data.audio import FrontEnd, front_end_streaming_reason, normalize_cepstra, normalize_speaker
 from lstmkit.errors import ConfigError, DataError
 
 FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "fsdd" / "recordings"
@@ -71,8 +71,8 @@ def test_cmn_travels_in_the_meta_and_old_meta_means_none():
 
 
 def test_cmn_errors_name_the_setting_and_what_was_received():
-    with pytest.raises(DataError, match=r'audio front end cmn: expected "none", "mean" or "mean-variance", '
-                                        r"got 'cepstral'"):
+    with pytest.raises(DataError, match=r'audio front end cmn: expected "none", "mean", "mean-variance" or '
+                                        r'"speaker", got \'cepstral\''):
         FrontEnd(8000, cmn="cepstral")
     with pytest.raises(DataError, match=r"audio front end cmn: expected .*, got 'utterance'"):
         normalize_cepstra(np.zeros((3, 2), np.float32), "utterance")
@@ -82,10 +82,12 @@ def test_cmn_errors_name_the_setting_and_what_was_received():
     FrontEnd(8000, cmn="none").online()  # streams as before
 
 
-def test_the_config_accepts_the_three_modes_only(tmp_path):
+def test_the_config_accepts_the_four_modes_only(tmp_path):
     recipe = tmp_path / "speech.toml"
     recipe.write_text('[data]\nname = "audio-folder"\ncmn = "mean-variance"\n')
     assert load_config(recipe).data.cmn == "mean-variance"
+    recipe.write_text('[data]\nname = "audio-folder"\ncmn = "speaker"\n')
+    assert load_config(recipe).data.cmn == "speaker"
     recipe.write_text('[data]\nname = "audio-folder"\ncmn = "cepstral"\n')
     with pytest.raises(ConfigError, match=r"cmn.*cepstral"):
         load_config(recipe)
@@ -104,4 +106,53 @@ def test_the_audio_folder_source_normalises_every_recording(tmp_path):
             frames = x[:length]  # the padding stays zero and outside the statistics
             np.testing.assert_allclose(frames.mean(axis=0), 0.0, atol=1e-4)
             np.testing.assert_allclose(frames.std(axis=0), 1.0, atol=1e-3)
+            assert not x[length:].any()
+
+
+@needs_fsdd
+def test_speaker_cmvn_equals_the_numpy_reference_over_a_speakers_recordings():
+    paths = [FSDD / f"{digit}_theo_{digit}.wav" for digit in range(4)]
+    raw = [FrontEnd(8000).file_features(p).astype(np.float64) for p in paths]
+    stacked = np.concatenate(raw)  # the statistics span every frame of every recording
+    mean, std = stacked.mean(axis=0), np.sqrt(((stacked - stacked.mean(axis=0)) ** 2).mean(axis=0))
+    out = normalize_speaker(raw)
+    for got, frames in zip(out, raw):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, (frames - mean) / std, atol=1e-5)
+    assert np.abs(out[0].mean(axis=0)).max() > 0.05  # unlike per-recording CMN, a single recording keeps its word
+    assert FrontEnd(8000, cmn="speaker").file_features(paths[0]).tolist() == raw[0].astype(np.float32).tolist()
+
+
+def test_speaker_cmvn_errors_and_refuses_to_stream():
+    with pytest.raises(DataError, match=r"per-speaker CMVN: expected one or more recordings of the same features, "
+                                        r"got \[\]"):
+        normalize_speaker([])
+    with pytest.raises(DataError, match=r"got \[\(3, 2\), \(3, 4\)\]"):
+        normalize_speaker([np.zeros((3, 2)), np.zeros((3, 4))])
+    with pytest.raises(DataError) as refused:
+        FrontEnd(8000, cmn="speaker").online()
+    assert str(refused.value) == (
+        'audio front end: cannot stream: its audio front end normalises each recording by its speaker\'s '
+        'statistics over many recordings (cmn = "speaker"), which a stream of one recording does not have; '
+        'train with [data] cmn = "none" to stream')
+
+
+def test_the_audio_folder_source_normalises_each_speaker_over_their_recordings(tmp_path):
+    from test_audio import tone, write_wav
+
+    names = ["1_ann_0.wav", "2_ann_7.wav", "1_ann_9.wav", "1_bob_0.wav", "2_bob_8.wav"]
+    for i, name in enumerate(names):
+        write_wav(tmp_path / name, tone(300 + 150 * i, 0.2 + 0.05 * i) + 50.0 * np.sin(np.arange(1600 + 400 * i)))
+    source = load_source("audio-folder", config=DataConfig(name="audio-folder", path=str(tmp_path), cmn="speaker"))
+    assert source.meta["audio_front_end"]["cmn"] == "speaker"
+    raw = {name: FrontEnd(8000).file_features(tmp_path / name) for name in names}
+    test = [n for n in sorted(names) if n.endswith("_0.wav")]  # the official split: index 0-4 tests
+    train = [n for n in sorted(names) if n not in test]
+    assert len(source.train) == len(train) and len(source.test) == len(test)
+    for order, data in ((train, source.train), (test, source.test)):
+        for name, x, length in zip(order, data.x, data.lengths):
+            speaker = name.split("_")[1]
+            mine = normalize_speaker([raw[n] for n in names if n.split("_")[1] == speaker])
+            expected = mine[[n for n in names if n.split("_")[1] == speaker].index(name)]
+            np.testing.assert_allclose(x[:length], expected, atol=1e-5)
             assert not x[length:].any()

@@ -22,11 +22,18 @@ Over the T frames ``x_1..x_T`` of one recording, for each coefficient separately
 
 * ``"mean"``: ``y_t = x_t - mu`` with ``mu = (1/T) sum_t x_t``;
 * ``"mean-variance"``: ``y_t = (x_t - mu) / max(sigma, 1e-5)`` with ``sigma^2 = (1/T) sum_t (x_t - mu)^2``;
-* ``"none"``: ``y_t = x_t``.
+* ``"none"``: ``y_t = x_t``;
+* ``"speaker"``: ``"mean-variance"`` with ``mu`` and ``sigma`` taken over every frame of every recording of one
+  speaker (Kaldi's per-speaker CMVN). A digit is one short word, so one recording's mean is largely the
+  word's own spectrum; over a speaker's many recordings the words average out and the voice and the channel
+  remain. ``features`` and ``file_features`` leave each recording as it is; ``normalize_speaker`` takes the
+  frames of one speaker's recordings together (``lstmkit predict`` takes the ``.wav`` files it is given
+  as one speaker's; the ``audio-folder`` source takes the file names' speakers).
 
-``mu`` and ``sigma`` are statistics of the whole recording, which a stream does not know until it ends, so a
-front end with ``cmn`` other than ``"none"`` refuses ``online()``, and models trained with it cannot stream
-(``streaming_unsupported_reason``); ``features`` and ``file_features`` of whole signals apply it.
+``mu`` and ``sigma`` are statistics of a whole recording (or of many), which a stream does not know until it
+ends, so a front end with ``cmn`` other than ``"none"`` refuses ``online()``, and models trained with it
+cannot stream (``streaming_unsupported_reason``); ``features`` and ``file_features`` of whole signals apply
+the per-recording modes.
 
 Example::
 
@@ -48,10 +55,11 @@ import numpy as np
 from lstmkit.errors import DataError
 
 __all__ = ["CMN_MODES", "FEATURE_KINDS", "FrontEnd", "OnlineFeatures", "front_end_streaming_reason",
-           "normalize_cepstra", "read_wav"]
+           "normalize_cepstra", "normalize_speaker", "read_wav"]
 
 FEATURE_KINDS = ("mfcc", "fbank")
-CMN_MODES = ("none", "mean", "mean-variance")
+CMN_MODES = ("none", "mean", "mean-variance", "speaker")
+_CMN_EXPECTED = 'expected "none", "mean", "mean-variance" or "speaker"'
 CMN_STD_FLOOR = 1e-5
 """The smallest ``sigma`` that ``"mean-variance"`` divides by (a coefficient constant over the recording)."""
 
@@ -108,21 +116,38 @@ def normalize_cepstra(frames: np.ndarray, cmn: str) -> np.ndarray:
     """Per-recording cepstral mean (and variance) normalisation of ``frames`` (T, F): float32 (T, F).
 
     ``"mean"``: ``y_t = x_t - mu``; ``"mean-variance"``: ``y_t = (x_t - mu) / max(sigma, 1e-5)``, with ``mu`` and
-    ``sigma`` the mean and (population) standard deviation of each coefficient over the T frames; ``"none"``:
-    ``frames`` unchanged. Computed in float64.
+    ``sigma`` the mean and (population) standard deviation of each coefficient over the T frames; ``"none"``
+    and ``"speaker"`` (whose statistics span many recordings: ``normalize_speaker``): ``frames`` unchanged.
+    Computed in float64.
 
     Raises:
         DataError: ``cmn`` is not one of ``CMN_MODES``.
     """
     if cmn not in CMN_MODES:
-        raise DataError(f'audio front end cmn: expected "none", "mean" or "mean-variance", got {cmn!r}')
-    if cmn == "none":
+        raise DataError(f"audio front end cmn: {_CMN_EXPECTED}, got {cmn!r}")
+    if cmn in ("none", "speaker"):
         return frames
     x = np.asarray(frames, dtype=np.float64)  # (T, F)
     y = x - x.mean(axis=0)
     if cmn == "mean-variance":
         y /= np.maximum(x.std(axis=0), CMN_STD_FLOOR)
     return y.astype(np.float32)
+
+
+def normalize_speaker(recordings: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-speaker cepstral mean and variance normalisation: the frames (T_i, F) of several recordings of one
+    speaker, each less ``mu`` and over ``max(sigma, 1e-5)``, the mean and (population) standard deviation of
+    each coefficient over all their frames together; float32, computed in float64.
+
+    Raises:
+        DataError: no recordings, or recordings with different numbers of features.
+    """
+    if not recordings or len({np.shape(r)[-1] for r in recordings}) != 1:
+        raise DataError(f"per-speaker CMVN: expected one or more recordings of the same features, got "
+                        f"{[np.shape(r) for r in recordings]}")
+    stacked = np.concatenate([np.asarray(r, dtype=np.float64) for r in recordings])  # (sum T_i, F)
+    mu, sigma = stacked.mean(axis=0), np.maximum(stacked.std(axis=0), CMN_STD_FLOOR)
+    return [((np.asarray(r, dtype=np.float64) - mu) / sigma).astype(np.float32) for r in recordings]
 
 
 def front_end_streaming_reason(meta: dict[str, Any]) -> str | None:
@@ -160,7 +185,7 @@ class FrontEnd:
         if self.kind not in FEATURE_KINDS:
             raise DataError(f'audio front end kind: expected "mfcc" or "fbank", got {self.kind!r}')
         if self.cmn not in CMN_MODES:
-            raise DataError(f'audio front end cmn: expected "none", "mean" or "mean-variance", got {self.cmn!r}')
+            raise DataError(f"audio front end cmn: {_CMN_EXPECTED}, got {self.cmn!r}")
         if not isinstance(self.sample_rate, int) or not _SAMPLE_RATES[0] <= self.sample_rate <= _SAMPLE_RATES[1]:
             raise DataError(f"audio front end sample_rate: expected an integer in {_SAMPLE_RATES[0]}..{_SAMPLE_RATES[1]} "
                             f"Hz, got {self.sample_rate!r}")
@@ -205,6 +230,10 @@ class FrontEnd:
         """Why these features cannot be computed frame by frame as the audio arrives, or None when they can."""
         if self.cmn == "none":
             return None
+        if self.cmn == "speaker":
+            return ('its audio front end normalises each recording by its speaker\'s statistics over many '
+                    'recordings (cmn = "speaker"), which a stream of one recording does not have; train with '
+                    '[data] cmn = "none" to stream')
         return (f'its audio front end normalises each recording by its whole-utterance statistics (cmn = '
                 f'"{self.cmn}"), which a stream does not know until it ends; train with [data] cmn = "none" to stream')
 
@@ -220,7 +249,8 @@ class FrontEnd:
         return OnlineFeatures(self)
 
     def features(self, samples: np.ndarray, sample_rate: int, what: str = "signal") -> np.ndarray:
-        """The frames of a whole signal, normalised as ``cmn`` says: float32 of shape (T, F).
+        """The frames of a whole signal, normalised as a per-recording ``cmn`` says (``"speaker"``: as they
+        are, for ``normalize_speaker``): float32 of shape (T, F).
 
         Raises:
             DataError: the rate differs from ``sample_rate``, or the signal is shorter than one frame.

@@ -15,8 +15,9 @@ folder, so ``lstmkit predict MODEL file.wav`` computes the same features.
 - ``features`` (``"mfcc"`` or ``"fbank"``), ``mel_bins`` (0: 23 for MFCCs, 40 for filterbanks), ``num_ceps``,
   ``frame_length_ms``, ``frame_shift_ms``: the front end;
 - ``cmn`` (``"none"``, ``"mean"`` or ``"mean-variance"``): per-recording cepstral mean (and variance)
-  normalisation, which takes some of the speaker out of the features; it needs the whole recording, so a
-  model trained with it cannot stream.
+  normalisation, which takes some of the speaker out of the features; ``"speaker"``: mean and variance over
+  all the recordings of each speaker (the file names' speakers, the test speakers' over their own recordings,
+  whose labels it never reads). Both need whole recordings, so a model trained with them cannot stream.
 
 Labels are sorted (numerically when they are all integers, so the digits keep their order). Every file must
 have the same sample rate; files at other rates are refused, not resampled.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.data.audio import FrontEnd, read_wav
+from lstmkit.data.audio import FrontEnd, normalize_speaker, read_wav
 from lstmkit.data.base import ArrayDataset, SourceData, register_source
 from lstmkit.errors import DataError
 
@@ -120,6 +121,16 @@ def _pad(frames: list[np.ndarray], labels: np.ndarray, length: int) -> ArrayData
     return ArrayDataset(x, labels, lengths, "classes")
 
 
+def _normalize_each_speaker(frames: list[np.ndarray], speakers: list[str]) -> list[np.ndarray]:
+    """``normalize_speaker`` over each speaker's recordings: ``frames[i]`` belongs to ``speakers[i]``."""
+    out = list(frames)
+    for speaker in sorted(set(speakers)):
+        rows = [i for i, who in enumerate(speakers) if who == speaker]
+        for i, normalised in zip(rows, normalize_speaker([frames[i] for i in rows])):
+            out[i] = normalised
+    return out
+
+
 @register_source("audio-folder", configurable=True)
 def load_audio_folder(data_dir: Path | None, download: bool, config) -> SourceData:
     """The recordings of the folder ``[data] path`` as feature sequences, split as ``[data] split`` says."""
@@ -136,6 +147,8 @@ def load_audio_folder(data_dir: Path | None, download: bool, config) -> SourceDa
         if front is None:
             front = front_end_from_config(config, rate)
         frames.append(front.features(samples, rate, f"audio-folder: {recording.path}"))
+    if front.cmn == "speaker":
+        frames = _normalize_each_speaker(frames, [r.speaker for r in recordings])
     label_names = _sorted_labels({r.label for r in recordings})
     index = {label: i for i, label in enumerate(label_names)}
     labels = np.array([index[r.label] for r in recordings], dtype=np.int64)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,6 +22,8 @@ from lstmkit.config import Config, apply_overrides, config_from_dict
 from lstmkit.errors import ConfigError, LstmkitError
 from lstmkit.tasks import Evaluation, Job, Task, metrics_text, register_task
 from lstmkit.tasks.schema import Port, Schema
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SequenceTask", "apply_source_settings", "MAX_PLOTTED_CLASSES"]
 
@@ -175,15 +178,10 @@ class SequenceTask(Task):
         length, features = loaded.input_shape
         image_shape = loaded.meta.get("image_shape")
         results: list[dict] = []
-        front_end = loaded.meta.get("audio_front_end")
+        audio = _wav_features(loaded.meta.get("audio_front_end"), sources)
         for source in sources:
-            if Path(source).suffix.lower() == ".wav":  # through the front end the model was trained with
-                from lstmkit.data.audio import FrontEnd
-
-                if front_end is None:
-                    raise LstmkitError(f"predict {source}: expected the sequences this model reads (.npy or .csv), "
-                                       "got a .wav file, but the model was not trained on audio")
-                x, lengths = FrontEnd.from_meta(front_end).file_features(source)[None], None  # (1, T, F)
+            if source in audio:  # through the front end the model was trained with
+                x, lengths = audio[source][None], None  # (1, T, F)
             else:
                 x, lengths = read_sequences(source, length, features,
                                             image_shape=tuple(image_shape) if image_shape else None,
@@ -257,3 +255,32 @@ def _predict_texts(loaded: Any, folder: Path, sources: list[str], texts: list[st
         raise LstmkitError("predict: expected --text TEXT or text files (one text per line)")
     return [{"input": source, "index": i, "text": text, **r}
             for (source, i, text), r in zip(items, model.predict([text for _, _, text in items]))]
+
+
+def _wav_features(front_end: dict[str, Any] | None, sources: list[str]) -> dict[str, Any]:
+    """The features of the ``.wav`` files among ``sources``, by source, through the model's audio front end.
+
+    With ``cmn = "speaker"`` the files are taken as recordings of one speaker and normalised together
+    (``lstmkit.data.audio.normalize_speaker``), so that needs at least two of them.
+
+    Raises:
+        LstmkitError: a ``.wav`` file for a model not trained on audio, or a single file for a speaker-normalised one.
+    """
+    wavs = [source for source in sources if Path(source).suffix.lower() == ".wav"]
+    if not wavs:
+        return {}
+    if front_end is None:
+        raise LstmkitError(f"predict {wavs[0]}: expected the sequences this model reads (.npy or .csv), "
+                           "got a .wav file, but the model was not trained on audio")
+    from lstmkit.data.audio import FrontEnd, normalize_speaker
+
+    front = FrontEnd.from_meta(front_end)
+    features = [front.file_features(path) for path in wavs]
+    if front.cmn == "speaker":
+        if len(wavs) < 2:
+            raise LstmkitError(f'predict {wavs[0]}: this model normalises its features by a speaker\'s statistics '
+                               f'over several recordings ([data] cmn = "speaker"); expected two or more .wav files of '
+                               f"the same speaker, got {len(wavs)}")
+        log.info("normalising the %d .wav files together as one speaker's recordings (cmn = \"speaker\")", len(wavs))
+        features = normalize_speaker(features)
+    return dict(zip(wavs, features))
