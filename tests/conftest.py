@@ -163,33 +163,30 @@ FSDD_RECORDINGS = Path(__file__).resolve().parent.parent.parent / "shared" / "da
 def speech_run(tmp_path_factory) -> Path:
     """configs/spoken_digits.toml on the real FSDD recordings, as the README runs it, shrunk to 2 epochs of an
     LSTM(48) on one thread (~10 s); shared by the speech tests of training, predict and serving."""
-    pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
-    if not FSDD_RECORDINGS.is_dir():
-        pytest.skip(f"needs the shared FSDD recordings at {FSDD_RECORDINGS}")
-    return _train_speech(tmp_path_factory.mktemp("speech") / "run")
+    return _train_speech(tmp_path_factory, "speech")
 
 
 @pytest.fixture(scope="session")
 def speech_cmn_run(tmp_path_factory) -> Path:
     """``speech_run`` with per-recording cepstral mean normalisation (``--set data.cmn=mean``), ~10 s."""
-    pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
-    if not FSDD_RECORDINGS.is_dir():
-        pytest.skip(f"needs the shared FSDD recordings at {FSDD_RECORDINGS}")
-    return _train_speech(tmp_path_factory.mktemp("speech-cmn") / "run", "data.cmn=mean")
+    return _train_speech(tmp_path_factory, "speech-cmn", "data.cmn=mean")
 
 
 @pytest.fixture(scope="session")
 def speech_speaker_cmvn_run(tmp_path_factory) -> Path:
     """``speech_run`` with per-speaker cepstral mean and variance normalisation (``--set data.cmn=speaker``)."""
+    return _train_speech(tmp_path_factory, "speech-speaker-cmvn", "data.cmn=speaker")
+
+
+def _train_speech(tmp_path_factory, name: str, *overrides: str) -> Path:
+    """The shrunk recipe with ``overrides``, in a fresh folder ``name``; skipped without the [audio] extra or
+    the shared recordings."""
     pytest.importorskip("kaldi_native_fbank")  # the [audio] extra
     if not FSDD_RECORDINGS.is_dir():
         pytest.skip(f"needs the shared FSDD recordings at {FSDD_RECORDINGS}")
-    return _train_speech(tmp_path_factory.mktemp("speech-speaker-cmvn") / "run", "data.cmn=speaker")
-
-
-def _train_speech(out: Path, *overrides: str) -> Path:
     from lstmkit.cli import main
 
+    out = tmp_path_factory.mktemp(name) / "run"
     with num_threads(1), process_globals_restored():
         status = main(["train", str(Path(__file__).parent.parent / "configs" / "spoken_digits.toml"), "--out",
                        str(out), "--set", f"data.path={FSDD_RECORDINGS}", "--set", "train.epochs=2",

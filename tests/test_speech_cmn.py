@@ -21,12 +21,14 @@ CMN_REASON = ('its audio front end normalises each recording by its whole-uttera
               'which a stream does not know until it ends; train with [data] cmn = "none" to stream')
 
 
-def test_the_cmn_recipe_learns_and_saves_its_front_end(speech_cmn_run):
-    metrics = json.loads((speech_cmn_run / "metrics.json").read_text())
+@pytest.mark.parametrize("run, cmn", [("speech_cmn_run", "mean"), ("speech_speaker_cmvn_run", "speaker")])
+def test_the_cmn_recipes_learn_and_save_their_front_end(request, run, cmn):
+    folder = request.getfixturevalue(run)
+    metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.6, metrics  # chance is 0.1
-    meta = json.loads((speech_cmn_run / "model" / "meta.json").read_text())
-    assert meta["audio_front_end"] == FrontEnd(8000, cmn="mean").to_meta()
-    assert meta["audio_front_end"]["cmn"] == "mean"
+    meta = json.loads((folder / "model" / "meta.json").read_text())
+    assert meta["audio_front_end"] == FrontEnd(8000, cmn=cmn).to_meta()
+    assert meta["audio_front_end"]["cmn"] == cmn
 
 
 def test_predict_normalises_wav_files_as_training_did(speech_cmn_run, capsys):
@@ -55,13 +57,6 @@ def test_export_writes_no_step_graph_and_says_why(speech_cmn_run, tmp_path, caps
 SPEAKER_REASON = ('its audio front end normalises each recording by its speaker\'s statistics over many recordings '
                   '(cmn = "speaker"), which a stream of one recording does not have; train with [data] cmn = "none" '
                   'to stream')
-
-
-def test_the_speaker_cmvn_recipe_learns_and_saves_its_front_end(speech_speaker_cmvn_run):
-    metrics = json.loads((speech_speaker_cmvn_run / "metrics.json").read_text())
-    assert metrics["test_accuracy"] >= 0.6, metrics  # chance is 0.1
-    meta = json.loads((speech_speaker_cmvn_run / "model" / "meta.json").read_text())
-    assert meta["audio_front_end"] == FrontEnd(8000, cmn="speaker").to_meta()
 
 
 def test_predict_normalises_the_wav_files_together_as_one_speakers(speech_speaker_cmvn_run, capsys, caplog):
