@@ -192,8 +192,8 @@ def _fit_guarded(forecaster: Callable[[np.ndarray, int, int], np.ndarray], y: np
 FITS_PER_PROCESS = 3
 """A worker process spends about 3 s importing statsmodels and pmdarima, and one series' two fits take about
 2-4 s (Airline, horizon 36), so a process pays for itself from about three series' fits on
-(``bench/statistical_jobs.py``: 4 fits on 2 cores took 8.5 s pooled from cold and 8.3 s one after another;
-8 fits 13.8 s and 18.8 s)."""
+(``bench/statistical_jobs.py`` on 2 cores, BENCHMARKS.md: 4 fits took 8.5 s pooled from cold and 8.3 s one
+after another; 8 fits 11.6 s pooled from cold, 8.9 s warm and 16.6 s one after another)."""
 
 
 def _fit_series(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], y: np.ndarray, horizon: int,
