@@ -65,3 +65,48 @@ def forecaster_folder(out: Path, *overrides: str) -> Path:
                    "--set", "train.statistical=false", *extra])  # AutoETS/AutoARIMA: tests/test_forecasting.py
     assert status == 0
     return out / "model"
+
+
+def write_ragged_panel(path: Path, count: int = 12, seed: int = 0, short: bool = True) -> Path:
+    """A long CSV of ``count`` monthly series of different lengths (48-95 points), start months and scales
+    (10 to 10^4), each with its own trend and a 12-month season proportional to its level (multiplicative, so
+    log-seasonal); with ``short``, also a series ``tiny`` of 20 points, too short for window 24 + horizon 12."""
+    import csv
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(count):
+        length, start = int(rng.integers(48, 96)), int(rng.integers(0, 36))
+        t = np.arange(length)
+        log_y = (np.log(10.0 * 10 ** (3 * i / max(count - 1, 1))) + rng.uniform(-0.01, 0.02) * t
+                 + rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * (start + t) / 12 + rng.uniform(0, 0.5))
+                 + 0.02 * rng.standard_normal(length))
+        rows += [(start + j, f"s{i}", f"{np.exp(v):.6g}") for j, v in enumerate(log_y)]
+    if short:
+        rows += [(j, "tiny", f"{50 + 5 * np.sin(j):.4g}") for j in range(20)]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["month", "id", "value"])
+        writer.writerows(sorted(rows, key=lambda r: (r[0], r[1])))
+    return path
+
+
+POOLED_SETTINGS = ["data.name=series", "data.pooled=true", "data.log=true", "data.level=12", "data.window=24",
+                   "data.horizon=12", "data.season=12", "data.val_fraction=0.1", "model.task=forecaster"]
+"""``--set`` items of a pooled run on ``write_ragged_panel``'s file (with ``data.path``)."""
+
+
+def pooled_forecaster_folder(out: Path, panel: Path, *overrides: str, epochs: int = 40) -> Path:
+    """A pooled forecaster (``[data] pooled = true``) trained on ``panel`` with LSTM(16); returns the run folder."""
+    from lstmkit.cli import main
+
+    settings = [*POOLED_SETTINGS, f"data.path={panel}", f"train.epochs={epochs}", "model.hidden_size=16",
+                "train.lr=0.01", "train.progress=false", "train.tensorboard=false", "train.report=false",
+                "train.statistical=false", "train.num_threads=1", *overrides]
+    config = out.parent / f"{out.name}.toml"
+    config.write_text("# settings come from --set\n")
+    status = main(["train", str(config), "--out", str(out), *[w for item in settings for w in ("--set", item)]])
+    assert status == 0
+    return out

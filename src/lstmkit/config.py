@@ -127,6 +127,12 @@ class DataConfig:
     and targets, and add it back to the forecasts (0: none; a season, 12 for months, is the usual choice).
     The network then sees and predicts values relative to the recent level (ES-RNN, N-BEATS, DeepAR do the
     same); with ``log`` and ``difference = 0`` the targets are relative log levels, not changes to add up."""
+    pooled: bool = False
+    """Forecasting from a file: train one network on the windows of every series (a *global* model, as
+    ES-RNN, N-BEATS and DeepAR are), instead of one joint network over aligned series. The series may
+    have different lengths and times; each sample is one window of one series, made scale-free by
+    ``log`` and location-free by ``level`` or ``difference`` (both required), and every series is scored
+    on its own last ``test_windows * horizon`` points (``lstmkit.data.pooled``)."""
     series: list[str] = field(default_factory=list)
     """Forecasting from a file: the series to use, by column name (wide) or id (long); empty: all of them."""
     time_column: str = ""

@@ -1,7 +1,8 @@
 """``lstmkit forecast MODEL``: forecast with a forecaster's model folder; writes a CSV and a PNG.
 
 The CSV and the plot hold the LSTM's forecast beside naive, seasonal naive and (with ``lstmkit[stats]``)
-AutoETS and AutoARIMA fitted to the same history; ``--backtest`` also prints each method's metrics."""
+AutoETS and AutoARIMA fitted to the same history; ``--backtest`` also prints each method's metrics. A pooled model
+(``[data] pooled = true``) forecasts every series of the file, each from its own history."""
 
 from __future__ import annotations
 
@@ -27,16 +28,25 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lstmkit.tasks.forecasting import forecast_from_model, write_forecast
+    import numpy as np
 
-    result = forecast_from_model(args.model, horizon=args.horizon, input=args.input, backtest=args.backtest,
-                                 statistical=args.statistical)
+    from lstmkit.tasks.forecasting import forecast_each_from_model, write_forecast
+
+    results = forecast_each_from_model(args.model, horizon=args.horizon, input=args.input, backtest=args.backtest,
+                                       statistical=args.statistical)
     out = args.out or Path("forecast.csv")
     png = out.with_suffix(".png")
-    write_forecast(result, out, png, title=f"{args.model}: {len(result.forecast)}-step forecast")
-    print(f"wrote {out} ({len(result.forecast)} steps of {len(result.names)} series) and {png}")
-    for name, metrics in result.metrics.items():
-        print(f"{name:<16}" + "   ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
-    for note in result.notes:
+    steps = len(results[0].forecast)
+    write_forecast(results, out, png, title=f"{args.model}: {steps}-step forecast")
+    count = sum(len(r.names) for r in results)
+    print(f"wrote {out} ({steps} steps of {count} series) and {png}")
+    if len(results) > 1 and results[0].metrics:
+        print(f"metrics: the mean over the {len(results)} series")
+    for name in results[0].metrics:
+        keys = results[0].metrics[name]
+        means = {key: float(np.mean([r.metrics[name][key] for r in results])) for key in keys}
+        print(f"{name:<16}" + "   ".join(f"{key} {value:.4f}" for key, value in means.items()))
+    notes = [note for r in results for note in r.notes]
+    for note in dict.fromkeys(notes):
         print(f"note: {note}")
     return 0

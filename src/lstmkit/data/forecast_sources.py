@@ -13,6 +13,9 @@ source             series                                                       
                    or many series; see ``lstmkit.data.timeseries``)
 =================  ===========================================================  ====  ======  =====
 
+With ``[data] pooled = true`` the series of the file may have different lengths and times, and one
+network learns from the windows of all of them (``lstmkit.data.pooled``).
+
 W (``window``), H (``horizon``) and m (``season``) are defaults that the ``[data]`` table overrides. The
 bundled files live in ``lstmkit/data/series/`` and need no download. Every source cuts its series into
 windows and splits it by time (``lstmkit.data.windows``); the test part is the last
@@ -26,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.data.base import SourceData, register_source
-from lstmkit.data.timeseries import Series, read_series
+from lstmkit.data.pooled import pooled_forecast_source
+from lstmkit.data.timeseries import Series, read_series, read_series_list
 from lstmkit.data.windows import forecast_source
 from lstmkit.errors import DataError
 
-__all__ = ["BUNDLED_SERIES", "load_bundled_series", "load_config_series"]
+__all__ = ["BUNDLED_SERIES", "load_bundled_series", "load_config_series", "load_config_series_list"]
 
 BUNDLED_SERIES: dict[str, dict[str, Any]] = {
     "airline": {"file": "airline.csv", "window": 24, "horizon": 12, "season": 12},
@@ -50,6 +54,18 @@ def load_bundled_series(name: str) -> Series:
 
 def load_config_series(config: Any) -> Series:
     """The raw series a ``[data]`` table names: a bundled one, or the file ``path`` of the ``series`` source."""
+    return _load(config, read_series)
+
+
+def load_config_series_list(config: Any) -> list[Series]:
+    """The series a ``[data]`` table names as separate one-column ``Series`` of their own lengths (a pooled
+    model's data, ``read_series_list``)."""
+    if config.name in BUNDLED_SERIES:
+        return [load_config_series(config)]
+    return _load(config, read_series_list)
+
+
+def _load(config: Any, read: Any) -> Any:
     if config.name in BUNDLED_SERIES:
         series = load_bundled_series(config.name)
         if config.series and list(config.series) != series.names:
@@ -65,14 +81,17 @@ def load_config_series(config: Any) -> Series:
     path = Path(config.path).expanduser()
     if not path.is_absolute() and config.data_dir:
         path = Path(config.data_dir).expanduser() / path
-    return read_series(path, time_column=config.time_column, format=config.format, series=config.series,
-                       id_column=config.id_column, value_column=config.value_column)
+    return read(path, time_column=config.time_column, format=config.format, series=config.series,
+                id_column=config.id_column, value_column=config.value_column)
 
 
 def _bundled(name: str):
     defaults = BUNDLED_SERIES[name]
 
     def load(data_dir: Path | None, download: bool, config: Any) -> SourceData:
+        if config.pooled:
+            raise DataError(f"{name}: [data] pooled = true pools the series of a file (name = \"series\"); "
+                            f"the bundled {name!r} is one series")
         return forecast_source(load_config_series(config), config, name, defaults["window"],
                                defaults["horizon"], defaults["season"])
 
@@ -87,5 +106,8 @@ for _name in BUNDLED_SERIES:
 
 @register_source("series", configurable=True)
 def load_series_file(data_dir: Path | None, download: bool, config: Any) -> SourceData:
-    """The user's series file ``[data] path`` (relative paths are looked up in ``data_dir`` when given)."""
+    """The user's series file ``[data] path`` (relative paths are looked up in ``data_dir`` when given);
+    with ``[data] pooled = true``, its series pooled into one global model's windows."""
+    if config.pooled:
+        return pooled_forecast_source(load_config_series_list(config), config, "series", **USER_DEFAULTS)
     return forecast_source(load_config_series(config), config, "series", **USER_DEFAULTS)

@@ -15,7 +15,10 @@ Two layouts are read:
       2020-01,south,80
 
 Every series must have a finite value at every time: a missing or non-numeric value is an error that
-names the column and the row, never silently filled. Times keep the file's order; repeated times are an
+names the column and the row, never silently filled. ``read_series_list`` reads the same layouts as
+separate series of their own lengths (a global model's data): each id of a long file keeps its own times,
+and each column of a wide file runs from its first to its last value (empty cells before and after are
+not part of it; an empty cell between values is still an error). Times keep the file's order; repeated times are an
 error, and times that parse as numbers or dates must increase.
 
 Example::
@@ -38,7 +41,14 @@ import numpy as np
 
 from lstmkit.errors import DataError
 
-__all__ = ["Series", "read_series", "series_from_frame", "SERIES_SUFFIXES"]
+__all__ = [
+    "SERIES_SUFFIXES",
+    "Series",
+    "read_series",
+    "read_series_list",
+    "series_from_frame",
+    "series_list_from_frame",
+]
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +224,73 @@ def series_from_frame(frame: Any, name: str, time_column: str = "", format: str 
     if long:
         _check_times(time_values, name, time_column)
     return Series(table.to_numpy(dtype=np.float64), [str(t) for t in time_values], names)
+
+
+def read_series_list(path: str | Path, time_column: str = "", format: str = "auto", series: Sequence[str] = (),
+                     id_column: str = "id", value_column: str = "value") -> list[Series]:
+    """Read a series file as separate one-column ``Series``, each with its own times (see the module docstring).
+
+    Takes the arguments of ``read_series``; raises a DataError for the same faults, naming the series.
+    """
+    path = Path(path).expanduser()
+    return series_list_from_frame(_read_frame(path), str(path), time_column, format, series, id_column,
+                                  value_column)
+
+
+def series_list_from_frame(frame: Any, name: str, time_column: str = "", format: str = "auto",
+                           series: Sequence[str] = (), id_column: str = "id", value_column: str = "value"
+                           ) -> list[Series]:
+    """``read_series_list`` on a pandas DataFrame already in memory; ``name`` appears in error messages."""
+    pd = _pandas()
+
+    if format not in ("auto", "wide", "long"):
+        raise DataError(f'series {name}: expected format "auto", "wide" or "long", got {format!r}')
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    if len(frame) == 0 or not columns:
+        raise DataError(f"series {name}: expected a time column and data rows, got {len(frame)} rows")
+    time_column = time_column or columns[0]
+    if time_column not in columns:
+        raise DataError(f"series {name}: expected a time column {time_column!r}, got columns {columns}")
+    long = format == "long" or (format == "auto" and id_column in columns and value_column in columns)
+    found: list[Series] = []
+    if long:
+        missing = [c for c in (id_column, value_column) if c not in columns]
+        if missing or len({time_column, id_column, value_column}) < 3:
+            raise DataError(f"series {name}: a long file needs three different columns for time, id and value, "
+                            f"got {time_column!r}, {id_column!r} and {value_column!r} in {columns}")
+        values = _numeric(frame[value_column], name, value_column)
+        ids = frame[id_column].astype(str)
+        for key in pd.unique(ids):
+            rows = (ids == key).to_numpy()
+            times = [str(t) for t in frame[time_column][rows]]
+            _check_times(times, f"{name} id {key!r}", time_column)
+            found.append(Series(values[rows].to_numpy(), times, [str(key)]))
+    else:
+        value_columns = [c for c in columns if c != time_column]
+        if not value_columns:
+            raise DataError(f"series {name}: expected at least one value column besides {time_column!r}, "
+                            f"got columns {columns}")
+        _check_times(list(frame[time_column]), name, time_column)
+        for column in value_columns:
+            present = np.flatnonzero(frame[column].notna().to_numpy()
+                                     & (frame[column].astype(str).str.strip() != "").to_numpy())
+            if len(present) == 0:
+                raise DataError(f"series {name} column {column!r}: expected at least one value, got none")
+            part = frame.iloc[present[0]:present[-1] + 1]
+            try:
+                numbers = _numeric(part[column].reset_index(drop=True), name, column)
+            except DataError as exc:  # the row in the message counts from the column's first value
+                raise DataError(f"{exc} (rows counted from the column's first value, file row {present[0] + 1})") from None
+            found.append(Series(numbers.to_numpy(), [str(t) for t in part[time_column]], [column]))
+    if series:
+        names = [s.names[0] for s in found]
+        unknown = [s for s in series if s not in names]
+        if unknown:
+            raise DataError(f"series {name}: expected series among {names[:20]}{' ...' if len(names) > 20 else ''}, "
+                            f"got unknown {unknown}")
+        found = [found[names.index(s)] for s in series]
+    return found
 
 
 def _rows(count: int) -> str:

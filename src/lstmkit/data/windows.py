@@ -90,12 +90,22 @@ class SeriesScaler:
 
     def fit(self, y: np.ndarray) -> SeriesScaler:
         """Fit the standardisation on the training points ``y`` (T_train, S); returns ``self``."""
-        u = self._difference(self._pre(y))
+        return self.fit_many([y])
+
+    def fit_many(self, histories: list[np.ndarray], within: bool = False) -> SeriesScaler:
+        """Fit one standardisation on the training points of several series (each (T_i, S)), each logged and
+        differenced on its own, so that no difference spans two series (a pooled model's scaling).
+
+        ``within``: the std is that of the points less their own series' mean, the spread a level-free
+        window sees, not the spread between the series' levels."""
+        parts = [self._difference(self._pre(y)) for y in histories]
+        u = np.concatenate(parts)
         if len(u) == 0:
-            raise DataError(f"SeriesScaler.fit: expected more than {self.difference} training points, got {len(y)}")
+            raise DataError(f"SeriesScaler.fit: expected more than {self.difference} training points, "
+                            f"got {max(len(y) for y in histories)}")
         if self.normalize:
             self.mean = u.mean(axis=0)
-            std = u.std(axis=0)
+            std = np.concatenate([p - p.mean(axis=0) for p in parts if len(p)]).std(axis=0) if within else u.std(axis=0)
             self.std = np.where(std < self.MIN_STD, 1.0, std)
         else:
             self.mean, self.std = np.zeros(u.shape[1]), np.ones(u.shape[1])

@@ -147,4 +147,5 @@ def quantize_graph_set(request: ExportRequest, graph_set: GraphSet, max_accuracy
     if report.drop_points > max_accuracy_drop:
         raise ExportError(f"export --quantize int8: {report.describe()}, more than --max-accuracy-drop "
                           f"{max_accuracy_drop:g}; {request.target} was not written")
-    return GraphSet(quantized, graph_set.checks, graph_set.side_files, graph_set.streaming_unsupported), report
+    return GraphSet(quantized, graph_set.checks, graph_set.side_files, graph_set.streaming_unsupported,
+                    graph_set.tolerance_scale), report

@@ -62,6 +62,9 @@ class GraphSet:
     checks: dict[str, float]
     side_files: dict[str, bytes] = field(default_factory=dict)
     streaming_unsupported: str | None = None
+    tolerance_scale: float = 1.0
+    """The checks are held against the tolerance times this (a forecaster's: its largest forecast's magnitude,
+    as its forecasts are on the series' own scale)."""
 
 
 Exporter = Callable[[ExportRequest], GraphSet]

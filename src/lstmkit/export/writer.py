@@ -108,8 +108,9 @@ def export_onnx(
         request = ExportRequest(contents.folder, contents.meta, tolerance, samples, step, str(out_path))
         graph_set = exporter_for(contents.meta.get("task"))(request)
     worst = max(graph_set.checks.values())
-    if not worst <= tolerance:  # every exporter refuses already; this keeps a new one honest (and refuses NaN)
-        raise ExportError(f"export: ONNX Runtime and PyTorch disagree by {worst:.3g} (tolerance {tolerance:g}); "
+    allowed = tolerance * graph_set.tolerance_scale
+    if not worst <= allowed:  # every exporter refuses already; this keeps a new one honest (and refuses NaN)
+        raise ExportError(f"export: ONNX Runtime and PyTorch disagree by {worst:.3g} (tolerance {allowed:g}); "
                           f"{out_path} was not written")
     report = None
     if quantize == "int8":

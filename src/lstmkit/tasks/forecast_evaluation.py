@@ -33,6 +33,7 @@ import numpy as np
 
 from lstmkit.config import Config
 from lstmkit.data.base import SourceData
+from lstmkit.data.pooled import PooledForecastSpec
 from lstmkit.data.windows import ForecastSpec
 from lstmkit.evaluation.forecasting import (
     BASELINES,
@@ -104,12 +105,38 @@ class Backtest:
     window: int
     notes: list[str] = field(default_factory=list)
     """Why a method is missing or failed on a series (``lstmkit.evaluation.statistical``)."""
+    series_times: list[list[str]] | None = None
+    """A pooled run's: each series' own k * H test times (``times`` is then the first series')."""
+    per_series: dict[str, dict[str, dict[str, float]]] | None = None
+    """A pooled run's: each series' own metrics, per method."""
 
 
-def backtest(spec: ForecastSpec, outputs: np.ndarray, statistical: bool = True) -> Backtest:
+def backtest(spec: ForecastSpec | PooledForecastSpec, outputs: np.ndarray, statistical: bool = True) -> Backtest:
     """Score the forecaster's scaled ``outputs`` (k, H * S) for the test windows of ``spec`` beside the
     naive, seasonal-naive and (``statistical`` and installed) AutoETS and AutoARIMA forecasts from the same
-    histories, all on the original scale."""
+    histories, all on the original scale.
+
+    A pooled spec (``lstmkit.data.pooled``) has ``outputs`` (S * k, H), series by series; each series is
+    scored on its own history and test part, and the metrics are over every series (MAPE, sMAPE and MASE
+    the mean of the series' own, as the M3 and M4 competitions average them).
+    """
+    parts = spec.parts() if isinstance(spec, PooledForecastSpec) else [spec]
+    k = len(parts[0].split.test)
+    outputs = np.asarray(outputs).reshape(len(parts), k, -1)
+    results = [_baselines(part, out) for part, out in zip(parts, outputs)]
+    notes: list[str] = []
+    if statistical:
+        notes = _add_statistical(parts, results)
+    else:
+        notes.append("AutoETS and AutoARIMA were not fitted ([train] statistical = false)")
+    if not isinstance(spec, PooledForecastSpec):
+        results[0].notes = notes
+        return results[0]
+    return _pooled(spec, results, notes)
+
+
+def _baselines(spec: ForecastSpec, outputs: np.ndarray) -> Backtest:
+    """The LSTM, naive and seasonal-naive forecasts of the test windows of one ``spec``, and their metrics."""
     values, horizon, season = spec.series.values, spec.horizon, spec.season
     origins = spec.split.test
     actual = np.stack([values[o:o + horizon] for o in origins])  # (k, H, S)
@@ -118,39 +145,78 @@ def backtest(spec: ForecastSpec, outputs: np.ndarray, statistical: bool = True) 
         "naive": np.stack([naive_forecast(values[:o], horizon) for o in origins]),
         "seasonal_naive": np.stack([seasonal_naive_forecast(values[:o], horizon, season) for o in origins]),
     }
-    notes: list[str] = []
-    if statistical:
-        started, available = time.perf_counter(), statistical_available()
-        if available:
-            windows = "the test window" if len(origins) == 1 else f"each of the {len(origins)} test windows"
-            log.info("fitting AutoETS and AutoARIMA to %d series before %s (season %d); "
-                     "[train] statistical = false skips them", values.shape[1], windows, season)
-        runs = statistical_forecasts_many([values[:o] for o in origins], horizon, season)
-        if available:
-            log.info("AutoETS and AutoARIMA took %.1f s", time.perf_counter() - started)
-        for _, window_notes in runs:
-            notes += [note for note in window_notes if note not in notes]
-        for method in STATISTICAL:
-            if all(method in found for found, _ in runs):
-                forecasts[method] = np.stack([found[method] for found, _ in runs])  # (k, H, S)
-    else:
-        notes.append("AutoETS and AutoARIMA were not fitted ([train] statistical = false)")
-    insample = values[:spec.split.test_start]
-    s = values.shape[1]
-    metrics = {method: forecast_metrics(actual.reshape(-1, s), f.reshape(-1, s), insample, season)
-               for method, f in forecasts.items()}
     times = [spec.series.times[o + h] for o in origins for h in range(horizon)]
-    return Backtest(name=spec.name, names=list(spec.series.names), times=times, actual=actual,
-                    forecasts=forecasts, metrics=metrics, horizon=horizon, season=season, window=spec.window,
-                    notes=notes)
+    result = Backtest(name=spec.name, names=list(spec.series.names), times=times, actual=actual,
+                      forecasts=forecasts, metrics={}, horizon=horizon, season=season, window=spec.window)
+    _score(result, values[:spec.split.test_start])
+    return result
+
+
+def _score(result: Backtest, insample: np.ndarray) -> None:
+    s = insample.shape[1]
+    result.metrics = {method: forecast_metrics(result.actual.reshape(-1, s), f.reshape(-1, s), insample,
+                                               result.season) for method, f in result.forecasts.items()}
+
+
+def _add_statistical(parts: list[ForecastSpec], results: list[Backtest]) -> list[str]:
+    """AutoETS and AutoARIMA fitted before every test window of every part, all in one pool of processes,
+    added to ``results`` with their metrics; returns the notes."""
+    started, available = time.perf_counter(), statistical_available()
+    histories = [part.series.values[:o] for part in parts for o in part.split.test]
+    if available:
+        count = sum(part.series.values.shape[1] for part in parts)
+        k = len(parts[0].split.test)
+        windows = "the test window" if k == 1 else f"each of the {k} test windows"
+        log.info("fitting AutoETS and AutoARIMA to %d series before %s (season %d); "
+                 "[train] statistical = false skips them", count, windows, parts[0].season)
+    runs = statistical_forecasts_many(histories, parts[0].horizon, parts[0].season)
+    if available:
+        log.info("AutoETS and AutoARIMA took %.1f s", time.perf_counter() - started)
+    notes: list[str] = []
+    for _, window_notes in runs:
+        notes += [note for note in window_notes if note not in notes]
+    first = 0
+    for part, result in zip(parts, results):
+        mine = runs[first:first + len(part.split.test)]
+        first += len(part.split.test)
+        for method in STATISTICAL:
+            if all(method in found for found, _ in mine):
+                result.forecasts[method] = np.stack([found[method] for found, _ in mine])  # (k, H, S)
+        _score(result, part.series.values[:part.split.test_start])
+    return notes
+
+
+def _pooled(spec: PooledForecastSpec, results: list[Backtest], notes: list[str]) -> Backtest:
+    """One ``Backtest`` of every series of a pooled run: arrays (k, H, S) with series as columns, each with its
+    own test times (``series_times``), and metrics over all of them."""
+    methods = [m for m in results[0].forecasts if all(m in r.forecasts for r in results)]
+    per_series = {r.names[0]: r.metrics for r in results}
+    metrics = {}
+    for method in methods:
+        each = {name: np.array([r.metrics[method][name] for r in results]) for name in METRICS}
+        unscaled = int(np.isnan(each["mase"]).sum())
+        if unscaled and unscaled < len(results):
+            notes.append(f"{LABELS[method]}: MASE is the mean over {len(results) - unscaled} of {len(results)} "
+                         "series (the others' histories are constant at lag m, so their scale is 0)")
+        metrics[method] = {"mae": float(each["mae"].mean()), "rmse": float(np.sqrt((each["rmse"] ** 2).mean())),
+                           "mape": float(each["mape"].mean()), "smape": float(each["smape"].mean()),
+                           "mase": float(np.nanmean(each["mase"])) if unscaled < len(results) else float("nan")}
+    notes += [f"left out: {reason}" for reason in spec.skipped]
+    return Backtest(name=spec.name, names=[r.names[0] for r in results], times=results[0].times,
+                    actual=np.concatenate([r.actual for r in results], axis=2),
+                    forecasts={m: np.concatenate([r.forecasts[m] for r in results], axis=2) for m in methods},
+                    metrics=metrics, horizon=spec.horizon, season=spec.season, window=spec.window, notes=notes,
+                    series_times=[r.times for r in results], per_series=per_series)
 
 
 def format_backtest(result: Backtest) -> str:
     """The methods side by side as plain text, with the LSTM's verdict (by MASE) against each other method."""
     k = result.actual.shape[0]
-    lines = [f"{result.name}: {result.horizon}-step forecasts of {len(result.names)} series from windows of "
-             f"{result.window}, over the last {k * result.horizon} points ({k} test window{'s' * (k > 1)}); "
-             f"season m = {result.season}",
+    pooled = " by one pooled model" if result.per_series is not None else ""
+    each = " of each" if result.per_series is not None else ""
+    lines = [(f"{result.name}: {result.horizon}-step forecasts of {len(result.names)} series{pooled} from windows "
+              f"of {result.window}, over the last {k * result.horizon} points{each} ({k} test window{'s' * (k > 1)}); "
+              f"season m = {result.season}"),
              "",
              f"{'method':<16}{'MAE':>12}{'RMSE':>12}{'MAPE':>9}{'sMAPE %':>10}{'MASE':>9}"]
     for method in result.forecasts:
@@ -170,14 +236,17 @@ def format_backtest(result: Backtest) -> str:
 
 
 def forecast_csv_rows(times: list[str], names: list[str], actual: np.ndarray | None,
-                      forecasts: dict[str, np.ndarray], horizon: int) -> list[list[Any]]:
-    """Rows of ``FORECAST_COLUMNS`` from arrays (k, H, S) (``actual`` may be None)."""
+                      forecasts: dict[str, np.ndarray], horizon: int,
+                      series_times: list[list[str]] | None = None) -> list[list[Any]]:
+    """Rows of ``FORECAST_COLUMNS`` from arrays (k, H, S) (``actual`` may be None); ``series_times`` gives
+    each series its own times (a pooled run's), else all share ``times``."""
     k, h, s = forecasts["lstm"].shape
     rows = []
     for w in range(k):
         for step in range(h):
             for j in range(s):
-                row = [times[w * horizon + step], names[j], w, step + 1,
+                row = [(times if series_times is None else series_times[j])[w * horizon + step], names[j], w,
+                       step + 1,
                        "" if actual is None else _number(actual[w, step, j])]
                 row += ["" if method not in forecasts else _number(forecasts[method][w, step, j])
                         for method in METHODS]
@@ -207,7 +276,7 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     """
     from lstmkit.report.plots import plot_series_forecast
 
-    spec: ForecastSpec = source.forecast
+    spec: ForecastSpec | PooledForecastSpec = source.forecast
     result = backtest(spec, model.predict(source.test.x).reshape(len(source.test), -1),
                       statistical=config.train.statistical)
     text = format_backtest(result)
@@ -215,16 +284,22 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     report = {"data": result.name, "series": result.names, "window": result.window, "horizon": result.horizon,
               "season": result.season, "test_windows": int(result.actual.shape[0]), "test_times": result.times,
               "metrics": result.metrics, "notes": result.notes}
+    if result.per_series is not None:
+        report.update(pooled=True, series_test_times=result.series_times, per_series=result.per_series)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     write_forecast_csv(out_dir / "forecast.csv",
-                       forecast_csv_rows(result.times, result.names, result.actual, result.forecasts, result.horizon))
-    start = spec.split.test_start
-    s = len(result.names)
-    plot_series_forecast(out_dir / "forecast.png", spec.series.times[:start], spec.series.values[:start], result.times,
-                  result.forecasts["lstm"].reshape(-1, s), actual=result.actual.reshape(-1, s),
-                  baselines={LABELS[b]: f.reshape(-1, s) for b, f in result.forecasts.items() if b != "lstm"},
-                  names=result.names,
-                  title=f"{result.name}: test forecast", last=max(4 * len(result.times), 3 * spec.window))
+                       forecast_csv_rows(result.times, result.names, result.actual, result.forecasts, result.horizon,
+                                         result.series_times))
+    shown = spec.parts()[0] if isinstance(spec, PooledForecastSpec) else spec  # a pooled run: its first series
+    start = shown.split.test_start
+    s = shown.series.values.shape[1]
+    title = f"{result.name}: test forecast" + (f" (the first of {len(result.names)} series)"
+                                               if shown is not spec else "")
+    plot_series_forecast(out_dir / "forecast.png", shown.series.times[:start], shown.series.values[:start],
+                  result.times, result.forecasts["lstm"][..., :s].reshape(-1, s),
+                  actual=result.actual[..., :s].reshape(-1, s),
+                  baselines={LABELS[b]: f[..., :s].reshape(-1, s) for b, f in result.forecasts.items() if b != "lstm"},
+                  names=result.names[:s], title=title, last=max(4 * len(result.times), 3 * spec.window))
     log.debug("%s", text)
     metrics: dict[str, Any] = {}
     for method in result.forecasts:

@@ -25,14 +25,26 @@ from typing import Any
 import numpy as np
 
 from lstmkit.config import Config
-from lstmkit.data.timeseries import Series, read_series
+from lstmkit.data.timeseries import Series, read_series, read_series_list
 from lstmkit.data.windows import SeriesScaler, make_windows, split_windows
 from lstmkit.errors import DataError, ModelFolderError
-from lstmkit.evaluation.forecasting import forecast_metrics, naive_forecast, seasonal_naive_forecast
-from lstmkit.evaluation.statistical import statistical_available, statistical_forecasts
-from lstmkit.tasks.forecast_evaluation import LABELS, forecast_csv_rows, write_forecast_csv
+from lstmkit.evaluation.forecasting import (
+    forecast_metrics,
+    naive_forecast,
+    seasonal_naive_forecast,
+)
+from lstmkit.evaluation.statistical import (
+    statistical_available,
+    statistical_forecasts_many,
+)
+from lstmkit.tasks.forecast_evaluation import (
+    LABELS,
+    forecast_csv_rows,
+    write_forecast_csv,
+)
 
-__all__ = ["ForecastResult", "LSTMForecaster", "SavedForecaster", "forecast_from_model", "write_forecast"]
+__all__ = ["ForecastResult", "LSTMForecaster", "SavedForecaster", "forecast_each_from_model", "forecast_from_model",
+           "write_forecast"]
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +123,29 @@ def _future_times(times: list[str], steps: int) -> list[str]:
     return [d.strftime(fmt) for d in future]
 
 
-def _model_series(config: Config, meta: dict[str, Any], input: str | Path | None) -> Series:
-    from lstmkit.data.forecast_sources import load_config_series
+def _model_series(config: Config, meta: dict[str, Any], input: str | Path | None) -> list[Series]:
+    """The series to forecast: a pooled model's one by one, each with its own times; another model's as the
+    one aligned ``Series`` it was trained on."""
+    from lstmkit.data.forecast_sources import (
+        load_config_series,
+        load_config_series_list,
+    )
 
+    dc = config.data
+    if meta.get("pooled"):
+        if input is None:
+            return load_config_series_list(dc)
+        return read_series_list(input, time_column=dc.time_column, format=dc.format, id_column=dc.id_column,
+                                value_column=dc.value_column)
     names = list(meta["series"])
     if input is None:
-        return load_config_series(config.data)
-    dc = config.data
+        return [load_config_series(dc)]
     series = read_series(input, time_column=dc.time_column, format=dc.format, id_column=dc.id_column,
                          value_column=dc.value_column)
     if all(n in series.names for n in names):
-        return Series(series.values[:, [series.names.index(n) for n in names]], series.times, names)
+        return [Series(series.values[:, [series.names.index(n) for n in names]], series.times, names)]
     if len(series.names) == len(names):
-        return series
+        return [series]
     raise DataError(f"forecast --input {input}: expected the model's {len(names)} series {names} (or "
                     f"{len(names)} value columns), got {series.names}")
 
@@ -142,10 +164,25 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
             installed; otherwise ``notes`` says so) and forecast the same points; off by default, as the
             fits take seconds (``lstmkit forecast`` turns it on).
 
+    A pooled model (``[data] pooled = true``) forecasts one series here; ``forecast_each_from_model``
+    forecasts every series of a file.
+
     Raises:
         ModelFolderError: if the folder is not a forecaster's.
-        DataError: if the series is too short or does not match the model's series.
+        DataError: if the series is too short or does not match the model's series, or a pooled model is
+            given several series.
     """
+    results = forecast_each_from_model(model_dir, horizon, input, backtest, statistical)
+    if len(results) > 1:
+        raise DataError(f"forecast: the pooled model {model_dir} forecasts one series at a time and got "
+                        f"{len(results)}; forecast_each_from_model (and lstmkit forecast) forecasts each of them")
+    return results[0]
+
+
+def forecast_each_from_model(model_dir: str | Path, horizon: int | None = None, input: str | Path | None = None,
+                             backtest: bool = False, statistical: bool = False) -> list[ForecastResult]:
+    """``forecast_from_model`` for every series a pooled model is given, one ``ForecastResult`` each (a model
+    of aligned series gives one result for all of them). The statistical fits of all series run side by side."""
     import torch
 
     from lstmkit.artifacts.model_folder import load_model
@@ -160,52 +197,75 @@ def forecast_from_model(model_dir: str | Path, horizon: int | None = None, input
     steps = model_horizon if horizon is None else int(horizon)
     if steps < 1:
         raise DataError(f"forecast --horizon: expected a positive number of steps, got {steps}")
-    series = _model_series(loaded.config, meta, input)
-    values, times = series.values, series.times
-    actual = None
-    if backtest:
-        if len(values) <= steps:
-            raise DataError(f"forecast --backtest: expected more than {steps} points to hold out {steps}, got {len(values)}")
-        values, actual, future_times, times = values[:-steps], values[-steps:], times[-steps:], times[:-steps]
-    else:
-        future_times = _future_times(times, steps)
 
     @torch.no_grad()
     def predict(x: np.ndarray) -> np.ndarray:
         return loaded.module(loaded.prepare(x)).numpy()
 
-    forecast = forecast_path(predict, scaler, values, steps, window, model_horizon)  # first: it checks the history
-    baselines = {"naive": naive_forecast(values, steps), "seasonal_naive": seasonal_naive_forecast(values, steps, season)}
-    notes: list[str] = []
+    results, skipped = [], []
+    for series in _model_series(loaded.config, meta, input):
+        values, times = series.values, series.times
+        try:
+            if backtest:
+                if len(values) <= steps:
+                    raise DataError(f"forecast --backtest: expected more than {steps} points to hold out {steps}, "
+                                    f"got {len(values)}")
+                values, actual, future_times, times = values[:-steps], values[-steps:], times[-steps:], times[:-steps]
+            else:
+                actual, future_times = None, _future_times(times, steps)
+            forecast = forecast_path(predict, scaler, values, steps, window, model_horizon)  # checks the history
+        except DataError as exc:
+            if not meta.get("pooled"):
+                raise
+            skipped.append(f"series {series.names[0]!r} left out: {exc}")
+            continue
+        baselines = {"naive": naive_forecast(values, steps),
+                     "seasonal_naive": seasonal_naive_forecast(values, steps, season)}
+        results.append(ForecastResult(names=list(series.names), times=list(times), history=values,
+                                      future_times=future_times, forecast=forecast, baselines=baselines,
+                                      actual=actual))
+    if not results:  # a pooled model given only series too short to forecast
+        raise DataError(f"forecast: no series long enough to forecast ({'; '.join(skipped[:3])})")
+    if skipped:
+        log.warning("forecast: %d of %d series are too short and were left out; the first: %s", len(skipped),
+                    len(skipped) + len(results), skipped[0])
     if statistical:
         if statistical_available():
             log.info("fitting AutoETS and AutoARIMA to %d series (season %d); --no-statistical skips them",
-                     values.shape[1], season)
-        found, notes = statistical_forecasts(values, steps, season)
-        baselines.update(found)
-    result = ForecastResult(names=list(series.names), times=list(times), history=values, future_times=future_times,
-                            forecast=forecast, baselines=baselines, actual=actual, notes=notes)
-    if actual is not None:
-        methods = {"lstm": result.forecast, **result.baselines}
-        result.metrics = {m: forecast_metrics(actual, f, values, season) for m, f in methods.items()}
-    return result
+                     sum(r.history.shape[1] for r in results), season)
+        for result, (found, notes) in zip(results, statistical_forecasts_many([r.history for r in results],
+                                                                               steps, season)):
+            result.baselines.update(found)
+            result.notes = notes
+    results[0].notes = [*skipped, *results[0].notes]
+    for result in results:
+        if result.actual is not None:
+            methods = {"lstm": result.forecast, **result.baselines}
+            result.metrics = {m: forecast_metrics(result.actual, f, result.history, season) for m, f in methods.items()}
+    return results
 
 
-def write_forecast(result: ForecastResult, csv_path: str | Path, png_path: str | Path | None = None,
-                   title: str = "Forecast") -> None:
-    """Write ``result`` as a CSV of ``forecast_evaluation.FORECAST_COLUMNS`` (window 0) and, if asked, a PNG plot."""
+def write_forecast(result: ForecastResult | list[ForecastResult], csv_path: str | Path,
+                   png_path: str | Path | None = None, title: str = "Forecast") -> None:
+    """Write ``result`` (or several, one after another) as a CSV of ``forecast_evaluation.FORECAST_COLUMNS``
+    (window 0) and, if asked, a PNG plot (of the first result's series)."""
     from lstmkit.report.plots import plot_series_forecast
 
-    steps, s = result.forecast.shape
-    forecasts = {"lstm": result.forecast[None], **{b: v[None] for b, v in result.baselines.items()}}
-    write_forecast_csv(Path(csv_path), forecast_csv_rows(result.future_times, result.names,
-                                                         None if result.actual is None else result.actual[None],
-                                                         forecasts, steps))
+    results = result if isinstance(result, list) else [result]
+    rows = []
+    for one in results:
+        steps = len(one.forecast)
+        forecasts = {"lstm": one.forecast[None], **{b: v[None] for b, v in one.baselines.items()}}
+        rows += forecast_csv_rows(one.future_times, one.names, None if one.actual is None else one.actual[None],
+                                  forecasts, steps)
+    write_forecast_csv(Path(csv_path), rows)
     if png_path is not None:
-        plot_series_forecast(png_path, result.times, result.history, result.future_times, result.forecast,
-                      actual=result.actual, baselines={LABELS[b]: v for b, v in result.baselines.items()},
-                      names=result.names, title=title,
-                      last=max(4 * steps, 48))
+        first = results[0]
+        if len(results) > 1:
+            title = f"{title} (the first of {len(results)} series)"
+        plot_series_forecast(png_path, first.times, first.history, first.future_times, first.forecast,
+                      actual=first.actual, baselines={LABELS[b]: v for b, v in first.baselines.items()},
+                      names=first.names, title=title, last=max(4 * len(first.forecast), 48))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""Pooled (global) forecasting, ``[data] pooled = true``: ragged series files, the pooled windows and scaling
+against a NumPy reference, every series scored on its own test part, a pooled model forecasting every series
+of a file (and one it never saw), its ONNX export, and each refusal with its message."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from task_folders import pooled_forecaster_folder, write_ragged_panel
+
+from lstmkit.cli import main
+from lstmkit.config import DataConfig
+from lstmkit.data.pooled import pooled_forecast_source
+from lstmkit.data.timeseries import Series, read_series_list
+from lstmkit.data.windows import SeriesScaler
+from lstmkit.errors import DataError
+from lstmkit.evaluation.forecasting import forecast_metrics
+from lstmkit.tasks.forecast_evaluation import backtest
+from lstmkit.tasks.forecasting import forecast_each_from_model, forecast_from_model
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def by_id(panel):
+    """The panel file's series by hand: id -> (times, values)."""
+    series = {}
+    for row in read_rows(panel):
+        times, values = series.setdefault(row["id"], ([], []))
+        times.append(row["month"])
+        values.append(float(row["value"]))
+    return series
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory):
+    return write_ragged_panel(tmp_path_factory.mktemp("panel") / "panel.csv")
+
+
+@pytest.fixture(scope="module")
+def pooled_run(panel, tmp_path_factory):
+    return pooled_forecaster_folder(tmp_path_factory.mktemp("runs") / "pooled", panel)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def test_a_long_file_reads_as_series_of_their_own_lengths_and_times(panel):
+    series = read_series_list(panel)
+    expected = by_id(panel)
+    assert sorted(s.names[0] for s in series) == sorted(expected)
+    for s in series:
+        times, values = expected[s.names[0]]
+        assert s.times == times and s.values.shape == (len(values), 1)
+        np.testing.assert_allclose(s.values[:, 0], values)
+    assert len({len(s.values) for s in series}) > 3  # ragged: the lengths differ
+
+
+def test_a_wide_file_trims_each_column_to_its_values(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("t,a,b\n1,,5\n2,1,6\n3,2,\n4,3,\n")
+    a, b = read_series_list(path)
+    assert (a.names, a.times, a.values[:, 0].tolist()) == (["a"], ["2", "3", "4"], [1.0, 2.0, 3.0])
+    assert (b.names, b.times, b.values[:, 0].tolist()) == (["b"], ["1", "2"], [5.0, 6.0])
+    path.write_text("t,a\n1,1\n2,\n3,3\n")
+    with pytest.raises(DataError, match=r"column 'a' row 2: expected a number, got a missing value \(NaN\) "
+                                        r"\(1 such row\); fill or drop them first \(rows counted from the "
+                                        r"column's first value, file row 1\)"):
+        read_series_list(path)
+
+
+def test_times_out_of_order_within_one_id_are_refused(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("month,id,value\n2,a,1\n1,a,2\n1,b,3\n")
+    with pytest.raises(DataError, match=r"series .*long.csv id 'a': expected increasing times in column 'month', "
+                                        r"got '1' after '2'"):
+        read_series_list(path)
+
+
+# ------------------------------------------------------------------------------------------------ windows
+
+
+def config(**changes):
+    base = {"name": "series", "pooled": True, "log": True, "level": 3, "window": 6, "horizon": 3, "season": 3,
+            "val_fraction": 0.0}
+    return DataConfig(**{**base, **changes})
+
+
+def three_series():
+    rng = np.random.default_rng(3)
+    return [Series(np.exp(rng.normal(np.log(scale), 0.3, size=(n, 1))), [str(t) for t in range(n)], [name])
+            for name, scale, n in (("a", 10.0, 15), ("b", 1000.0, 20), ("c", 5.0, 13))]
+
+
+def test_pooled_windows_and_scaling_match_a_numpy_reference():
+    series = three_series()
+    source = pooled_forecast_source(series, config(), "series", 6, 3, 3)
+    # by hand: log, each series' test part is its last 3 points, one (mu, sigma) over every training point,
+    # sigma the spread within each series; each window less the mean of its last 3 scaled points
+    logs = [np.log(s.values[:, 0]) for s in series]
+    train_points = [v[:-3] for v in logs]
+    mu = np.concatenate(train_points).mean()
+    sigma = np.concatenate([v - v.mean() for v in train_points]).std()
+    xs, ys, test_x, test_y = [], [], [], []
+    for v in logs:
+        z = (v - mu) / sigma
+        origins = range(6, len(v) - 3 - 3 + 1)  # targets end before the test part
+        for o in [*origins, len(v) - 3]:
+            level = z[o - 3:o].mean()
+            (xs if o < len(v) - 3 else test_x).append(z[o - 6:o] - level)
+            (ys if o < len(v) - 3 else test_y).append(z[o:o + 3] - level)
+    np.testing.assert_allclose(source.train.x[:, :, 0], np.array(xs), atol=1e-6)
+    np.testing.assert_allclose(source.train.y, np.array(ys), atol=1e-6)
+    np.testing.assert_allclose(source.test.x[:, :, 0], np.array(test_x), atol=1e-6)
+    np.testing.assert_allclose(source.test.y, np.array(test_y), atol=1e-6)
+    assert source.forecast.scaler.mean == pytest.approx([mu]) and source.forecast.scaler.std == pytest.approx([sigma])
+
+
+def test_pooled_differences_never_span_two_series():
+    series = three_series()
+    scaler = SeriesScaler(log=True, difference=1).fit_many([s.values for s in series], within=True)
+    diffs = [np.diff(np.log(s.values[:, 0])) for s in series]  # 14 + 19 + 12 differences, none across series
+    assert scaler.mean == pytest.approx([np.concatenate(diffs).mean()])
+    assert scaler.std == pytest.approx([np.concatenate([d - d.mean() for d in diffs]).std()])
+
+
+def test_a_series_too_short_to_validate_trains_and_one_too_short_to_test_is_left_out(caplog):
+    series = [*three_series(), Series(np.full((8, 1), 2.0), [str(t) for t in range(8)], ["short"])]
+    source = pooled_forecast_source(series, config(val_fraction=0.5), "series", 6, 3, 3)
+    spec = source.forecast
+    assert [s.names[0] for s in spec.series] == ["a", "b", "c"]
+    assert spec.skipped == [("series 'short': expected at least 12 points for window 6 + horizon 3 + 1 test "
+                             "window(s) of 3, got 8")]
+    assert "left out 1 of 4 series too short" in caplog.text
+    # c (13 points) has two windows before its test part, and validating on one would leave no training window
+    # whose targets end before it, so it trains on both without validation
+    assert len(spec.splits[2].val) == 0 and list(spec.splits[2].train) == [6, 7]
+    assert len(spec.splits[1].val) > 0
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"log": False}, (r"series: \[data\] pooled = true needs log = true, so that series of different scales "
+                      r"share one network \(a change of log y is a relative change\); got log = false")),
+    ({"level": 0}, (r"series: \[data\] pooled = true needs level > 0 or difference > 0, so that each window is "
+                    r"free of its series' level; got level = 0 and difference = 0 \(level = the season is the usual "
+                    r"choice\)")),
+    ({"window": 40}, (r"series: expected at least one series long enough to train and test on, got none of 3 "
+                      r"\(series 'a': expected at least 46 points for window 40 \+ horizon 3 \+ 1 test "
+                      r"window\(s\) of 3, got 15; series 'b'")),
+])
+def test_pooled_settings_that_cannot_work_are_refused(changes, message):
+    with pytest.raises(DataError, match=message):
+        pooled_forecast_source(three_series(), config(**changes), "series", 6, 3, 3)
+
+
+def test_a_bundled_series_refuses_pooled(tmp_path, capsys):
+    status = main(["train", "configs/airline.toml", "--out", str(tmp_path / "run"), "--set", "data.pooled=true"])
+    assert status != 0
+    assert ('airline: [data] pooled = true pools the series of a file (name = "series"); the bundled '
+            "'airline' is one series") in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ a run
+
+
+def test_a_pooled_run_learns_every_series_and_scores_each_on_its_own_test_part(pooled_run, panel):
+    metrics = json.loads((pooled_run / "metrics.json").read_text())
+    # one network for series from 10 to 10^4: it must beat both baselines by a wide margin
+    assert metrics["test_mase"] < 0.75 * metrics["test_seasonal_naive_mase"]
+    assert metrics["test_mase"] < 0.3 * metrics["test_naive_mase"]
+    report = json.loads((pooled_run / "evaluation.json").read_text())
+    expected = by_id(panel)
+    kept = [name for name in expected if name != "tiny"]
+    assert report["pooled"] and sorted(report["series"]) == sorted(kept)
+    assert report["notes"][-1] == ("left out: series 'tiny': expected at least 48 points for window 24 + horizon 12 "
+                                   "+ 1 test window(s) of 12, got 20")
+    rows = read_rows(pooled_run / "forecast.csv")
+    assert len(rows) == 12 * len(kept)
+    for name in kept:
+        times, values = expected[name]
+        mine = [r for r in rows if r["series"] == name]
+        assert [r["time"] for r in mine] == times[-12:]  # its own last 12 months
+        np.testing.assert_allclose([float(r["actual"]) for r in mine], values[-12:], rtol=1e-5)
+        forecast = np.array([float(r["forecast"]) for r in mine])
+        own = forecast_metrics(np.array(values[-12:]), forecast, np.array(values[:-12]), 12)
+        for key in ("mape", "mase"):
+            assert report["per_series"][name]["lstm"][key] == pytest.approx(own[key], rel=1e-4)
+    for key in ("mape", "smape", "mase"):  # the run's metric is the mean of the series' own
+        assert metrics[f"test_{key}"] == pytest.approx(np.mean([m["lstm"][key] for m in report["per_series"].values()]))
+    assert "12-step forecasts of 12 series by one pooled model" in (pooled_run / "evaluation.txt").read_text()
+    meta = json.loads((pooled_run / "model" / "meta.json").read_text())["forecast"]
+    assert meta["pooled"] and meta["series"] == ["value"] and meta["trained_series"] == 12
+
+
+def test_pooled_backtest_scores_each_series_as_its_own_run_would():
+    series = three_series()
+    source = pooled_forecast_source(series, config(), "series", 6, 3, 3)
+    outputs = np.random.default_rng(0).normal(size=(3, 3))  # any network outputs: (S * k, H)
+    pooled = backtest(source.forecast, outputs, statistical=False)
+    for i, part in enumerate(source.forecast.parts()):
+        own = backtest(part, outputs[i:i + 1], statistical=False)
+        np.testing.assert_allclose(pooled.forecasts["lstm"][..., i], own.forecasts["lstm"][..., 0])
+        assert pooled.per_series[part.series.names[0]]["lstm"] == own.metrics["lstm"]
+        assert pooled.series_times[i] == part.series.times[-3:]
+    assert pooled.metrics["lstm"]["mase"] == pytest.approx(np.mean([m["lstm"]["mase"]
+                                                                    for m in pooled.per_series.values()]))
+
+
+def test_pooled_statistical_forecasts_belong_to_their_own_series():
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("pmdarima")
+    from lstmkit.evaluation.statistical import statistical_forecasts
+
+    series = three_series()[:2]
+    source = pooled_forecast_source(series, config(test_windows=2), "series", 6, 3, 3)
+    result = backtest(source.forecast, np.zeros((4, 3)), statistical=True)
+    for i, s in enumerate(series):
+        for window, origin in enumerate(source.forecast.splits[i].test):
+            found, _ = statistical_forecasts(s.values[:origin], 3, 3, jobs=1)
+            np.testing.assert_allclose(result.forecasts["auto_ets"][window, :, i], found["auto_ets"][:, 0])
+            np.testing.assert_allclose(result.forecasts["auto_arima"][window, :, i], found["auto_arima"][:, 0])
+
+
+# ------------------------------------------------------------------------------------------------ forecasting
+
+
+def test_forecast_command_forecasts_every_series_and_reproduces_the_run(pooled_run, tmp_path, capsys):
+    out = tmp_path / "f.csv"
+    assert main(["forecast", str(pooled_run / "model"), "--backtest", "--no-statistical", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "12 steps of 12 series" in printed and "metrics: the mean over the 12 series" in printed
+    metrics = json.loads((pooled_run / "metrics.json").read_text())
+    line = next(line for line in printed.splitlines() if line.startswith("lstm "))
+    assert f"mase {metrics['test_mase']:.4f}" in line and f"mape {metrics['test_mape']:.4f}" in line
+    assert "note: series 'tiny' left out: forecast: expected at least 24 points of history (window 24), got 8" \
+        in printed
+    run_rows = {(r["series"], r["time"]): float(r["forecast"]) for r in read_rows(pooled_run / "forecast.csv")}
+    rows = {(r["series"], r["time"]): float(r["forecast"]) for r in read_rows(out)}
+    assert rows.keys() == run_rows.keys()
+    np.testing.assert_allclose([rows[k] for k in run_rows], list(run_rows.values()), rtol=1e-5)
+
+
+def test_a_pooled_model_forecasts_a_series_it_never_saw(pooled_run, tmp_path):
+    new = tmp_path / "new.csv"
+    t = np.arange(60)
+    values = 300 * np.exp(0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12))
+    new.write_text("month,value\n" + "".join(f"{m},{v:.6g}\n" for m, v in zip(t, values)))
+    result = forecast_from_model(pooled_run / "model", input=new, backtest=True)
+    assert result.names == ["value"] and result.forecast.shape == (12, 1)
+    assert result.metrics["lstm"]["mase"] < result.metrics["seasonal_naive"]["mase"] * 0.75
+    several = forecast_each_from_model(pooled_run / "model")  # the run's own file: 'tiny' is too short
+    assert len(several) == 12 and "tiny" not in [r.names[0] for r in several]
+    with pytest.raises(DataError, match=r"the pooled model .* forecasts one series at a time and got 12; "
+                                        r"forecast_each_from_model \(and lstmkit forecast\) forecasts each of them"):
+        forecast_from_model(pooled_run / "model")
+
+
+def test_a_pooled_model_exports_and_onnx_runtime_forecasts_as_lstmkit(pooled_run, panel, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from lstmkit.export import export_onnx
+
+    path = export_onnx(pooled_run / "model", tmp_path / "pooled.onnx").path
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for name, (times, values) in list(by_id(panel).items())[:4]:
+        if name == "tiny":
+            continue
+        one = tmp_path / f"{name}.csv"
+        one.write_text("month,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, values)))
+        expected = forecast_from_model(pooled_run / "model", input=one).forecast[:, 0]
+        history = np.asarray(values, dtype=np.float32)[None, :, None]
+        got = session.run(["forecast"], {"history": history})[0][0, :, 0]
+        np.testing.assert_allclose(got, expected, rtol=1e-4)
