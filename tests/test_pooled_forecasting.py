@@ -127,14 +127,17 @@ def test_pooled_differences_never_span_two_series():
     assert scaler.std == pytest.approx([np.concatenate([d - d.mean() for d in diffs]).std()])
 
 
-def test_a_series_too_short_to_validate_trains_and_one_too_short_to_test_is_left_out(caplog):
-    series = [*three_series(), Series(np.full((8, 1), 2.0), [str(t) for t in range(8)], ["short"])]
-    source = pooled_forecast_source(series, config(val_fraction=0.5), "series", 6, 3, 3)
+def test_short_series_train_without_validation_are_only_tested_or_are_left_out(caplog):
+    short = [Series(np.full((n, 1), 2.0), [str(t) for t in range(n)], [name]) for name, n in (("d", 10), ("e", 8))]
+    source = pooled_forecast_source([*three_series(), *short], config(val_fraction=0.5), "series", 6, 3, 3)
     spec = source.forecast
-    assert [s.names[0] for s in spec.series] == ["a", "b", "c"]
-    assert spec.skipped == [("series 'short': expected at least 12 points for window 6 + horizon 3 + 1 test "
-                             "window(s) of 3, got 8")]
-    assert "left out 1 of 4 series too short" in caplog.text
+    assert [s.names[0] for s in spec.series] == ["a", "b", "c", "d"]
+    assert spec.skipped == ["series 'e': expected at least 9 points for window 6 + 1 test window(s) of 3, got 8"]
+    assert "left out 1 of 5 series too short" in caplog.text
+    # d (10 points) has no window before its test part, so it trains on nothing, but the pooled model still
+    # forecasts it from its 7 points before the test part (a global model forecasts series it never saw)
+    assert len(spec.splits[3].train) == 0 and list(spec.splits[3].test) == [7]
+    assert len(source.test) == 4 and len(source.train) == sum(len(split.train) for split in spec.splits)
     # c (13 points) has two windows before its test part, and validating on one would leave no training window
     # whose targets end before it, so it trains on both without validation
     assert len(spec.splits[2].val) == 0 and list(spec.splits[2].train) == [6, 7]
@@ -148,8 +151,10 @@ def test_a_series_too_short_to_validate_trains_and_one_too_short_to_test_is_left
                     r"free of its series' level; got level = 0 and difference = 0 \(level = the season is the usual "
                     r"choice\)")),
     ({"window": 40}, (r"series: expected at least one series long enough to train and test on, got none of 3 "
-                      r"\(series 'a': expected at least 46 points for window 40 \+ horizon 3 \+ 1 test "
-                      r"window\(s\) of 3, got 15; series 'b'")),
+                      r"\(series 'a': expected at least 43 points for window 40 \+ 1 test window\(s\) of 3, got 15; "
+                      r"series 'b'.*; series 'c'.*\)$")),
+    ({"window": 15}, (r"series: expected a series with a training window \(window 15 \+ horizon 3 before its test "
+                      r"part\), got none among the 1 series long enough to forecast")),
 ])
 def test_pooled_settings_that_cannot_work_are_refused(changes, message):
     with pytest.raises(DataError, match=message):
@@ -175,8 +180,8 @@ def test_a_pooled_run_learns_every_series_and_scores_each_on_its_own_test_part(p
     expected = by_id(panel)
     kept = [name for name in expected if name != "tiny"]
     assert report["pooled"] and sorted(report["series"]) == sorted(kept)
-    assert report["notes"][-1] == ("left out: series 'tiny': expected at least 48 points for window 24 + horizon 12 "
-                                   "+ 1 test window(s) of 12, got 20")
+    assert report["notes"][-1] == ("left out: series 'tiny': expected at least 36 points for window 24 + 1 test "
+                                   "window(s) of 12, got 20")
     rows = read_rows(pooled_run / "forecast.csv")
     assert len(rows) == 12 * len(kept)
     for name in kept:

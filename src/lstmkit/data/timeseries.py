@@ -141,7 +141,8 @@ def _read_frame(path: Path) -> Any:
                                na_values=[""])
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, OverflowError) as exc:
             raise DataError(f"series file {name}: expected a readable CSV file, got {exc}") from None
-    raise DataError(f"series file {name}: expected one of the extensions {', '.join(SERIES_SUFFIXES)}, "
+    raise DataError(f"series file {name}: expected one of the extensions {', '.join(SERIES_SUFFIXES)} (or "
+                    f"{TSF_SUFFIX} with [data] pooled = true), "
                     f"got {suffix or 'no extension'!r}")
 
 
@@ -163,6 +164,9 @@ def read_series(path: str | Path, time_column: str = "", format: str = "auto", s
             series name.
     """
     path = Path(path).expanduser()
+    if path.suffix.lower() == TSF_SUFFIX:
+        raise DataError(f"series file {path}: a .tsf file holds series of their own lengths; read it with "
+                        "[data] pooled = true (one model for all of them)")
     return series_from_frame(_read_frame(path), str(path), time_column, format, series, id_column, value_column)
 
 
@@ -230,9 +234,12 @@ def read_series_list(path: str | Path, time_column: str = "", format: str = "aut
                      id_column: str = "id", value_column: str = "value") -> list[Series]:
     """Read a series file as separate one-column ``Series``, each with its own times (see the module docstring).
 
-    Takes the arguments of ``read_series``; raises a DataError for the same faults, naming the series.
+    Takes the arguments of ``read_series``; raises a DataError for the same faults, naming the series. Also
+    reads the Monash forecasting archive's ``.tsf`` files (``read_tsf``).
     """
     path = Path(path).expanduser()
+    if path.suffix.lower() == TSF_SUFFIX:
+        return _pick(read_tsf(path), series, str(path))
     return series_list_from_frame(_read_frame(path), str(path), time_column, format, series, id_column,
                                   value_column)
 
@@ -283,13 +290,58 @@ def series_list_from_frame(frame: Any, name: str, time_column: str = "", format:
             except DataError as exc:  # the row in the message counts from the column's first value
                 raise DataError(f"{exc} (rows counted from the column's first value, file row {present[0] + 1})") from None
             found.append(Series(numbers.to_numpy(), [str(t) for t in part[time_column]], [column]))
-    if series:
-        names = [s.names[0] for s in found]
-        unknown = [s for s in series if s not in names]
-        if unknown:
-            raise DataError(f"series {name}: expected series among {names[:20]}{' ...' if len(names) > 20 else ''}, "
-                            f"got unknown {unknown}")
-        found = [found[names.index(s)] for s in series]
+    return _pick(found, series, name)
+
+
+def _pick(found: list[Series], series: Sequence[str], name: str) -> list[Series]:
+    """The ``series`` of ``found`` by name, in that order (all of them when empty)."""
+    if not series:
+        return found
+    names = [s.names[0] for s in found]
+    unknown = [s for s in series if s not in names]
+    if unknown:
+        raise DataError(f"series {name}: expected series among {names[:20]}{' ...' if len(names) > 20 else ''}, "
+                        f"got unknown {unknown}")
+    return [found[names.index(s)] for s in series]
+
+
+TSF_SUFFIX = ".tsf"
+TSF_FREQUENCIES = {"yearly": ("YS", "%Y"), "quarterly": ("QS", "%Y-%m"), "monthly": ("MS", "%Y-%m"),
+                   "weekly": ("W", "%Y-%m-%d"), "daily": ("D", "%Y-%m-%d"), "hourly": ("h", "%Y-%m-%d %H:%M"),
+                   "half_hourly": ("30min", "%Y-%m-%d %H:%M"), "10_minutes": ("10min", "%Y-%m-%d %H:%M"),
+                   "minutely": ("min", "%Y-%m-%d %H:%M"), "4_seconds": ("4s", "%Y-%m-%d %H:%M:%S")}
+"""The Monash archive's ``@frequency`` names: pandas' frequency, and the format of the time labels made."""
+
+
+def read_tsf(path: str | Path) -> list[Series]:
+    """The series of a Monash Time Series Forecasting Archive file (``.tsf``; Godahewa et al. 2021), parsed by
+    aeon (``pip install 'lstmkit[aeon]'``). Each series is labelled by its ``start_timestamp`` and the file's
+    ``@frequency`` when it has both, else by 0, 1, ...; a missing value (``?``) is an error naming the series."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"series file {path}: expected an existing file, got no such file")
+    try:
+        from aeon.datasets import load_from_tsf_file
+    except ImportError:
+        raise DataError(f"series file {path}: reading .tsf files needs aeon (pip install 'lstmkit[aeon]'), "
+                        "which is not installed") from None
+    try:
+        frame, meta = load_from_tsf_file(str(path))
+    except Exception as exc:  # aeon raises bare Exceptions for malformed headers and data lines
+        raise DataError(f"series file {path}: expected a .tsf file, got {exc}") from None
+    pd = _pandas()
+    frequency = TSF_FREQUENCIES.get(str(meta.get("frequency") or ""))
+    found = []
+    for _, row in frame.iterrows():
+        values = np.asarray(row["series_value"], dtype=np.float64)
+        start = row.get("start_timestamp")
+        if frequency is not None and start is not None and not pd.isna(start):
+            times = [t.strftime(frequency[1]) for t in pd.date_range(start, periods=len(values), freq=frequency[0])]
+        else:
+            times = [str(t) for t in range(len(values))]
+        found.append(Series(values, times, [str(row["series_name"])]))
+    if not found:
+        raise DataError(f"series file {path}: expected at least one series, got none")
     return found
 
 
