@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -73,6 +74,7 @@ def main() -> None:
     for seed in seeds:
         run = args.out / f"seed{seed}"
         settings = [*SETTINGS, f"data.path={panel}", f"train.seed={seed}"]
+        shutil.rmtree(run, ignore_errors=True)  # a rerun replaces the seed's run folder
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "lstmkit", "train", str(config), "--out", str(run),
                         *[w for item in settings for w in ("--set", item)]], check=True, capture_output=True)
