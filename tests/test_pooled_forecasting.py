@@ -134,7 +134,7 @@ def test_short_series_train_without_validation_are_only_tested_or_are_left_out(c
     spec = source.forecast
     assert [s.names[0] for s in spec.series] == ["a", "b", "c", "d"]
     assert spec.skipped == ["series 'e': expected at least 9 points for window 6 + 1 test window(s) of 3, got 8"]
-    assert "left out 1 of 5 series too short" in caplog.text
+    assert "left out 1 of 5 series too short for window 6 + 1 test window(s) of 3; the first: series 'e'" in caplog.text
     # d (10 points) has no window before its test part, so it trains on nothing, but the pooled model still
     # forecasts it from its 7 points before the test part (a global model forecasts series it never saw)
     assert len(spec.splits[3].train) == 0 and list(spec.splits[3].test) == [7]
@@ -262,6 +262,11 @@ def test_a_pooled_model_forecasts_a_series_it_never_saw(pooled_run, tmp_path):
     with pytest.raises(DataError, match=r"the pooled model .* forecasts one series at a time and got 12; "
                                         r"forecast_each_from_model \(and lstmkit forecast\) forecasts each of them"):
         forecast_from_model(pooled_run / "model")
+    import lstmkit
+
+    loaded = lstmkit.load(pooled_run / "model")  # the same through the loaded model's verb
+    each = loaded.forecast_each(input=new, backtest=True)
+    assert len(each) == 1 and np.allclose(each[0].forecast, result.forecast)
 
 
 def test_a_pooled_model_exports_and_onnx_runtime_forecasts_as_lstmkit(pooled_run, panel, tmp_path):

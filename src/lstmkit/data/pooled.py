@@ -155,9 +155,8 @@ def pooled_forecast_source(series: list[Series], config: Any, name: str, window:
         raise DataError(f"{name}: expected at least one series long enough to train and test on, got none of "
                         f"{len(series)} ({reasons})")
     if skipped:
-        log.warning("%s: left out %d of %d series too short for window %d + horizon %d + %d test window(s); "
-                    "the first: %s", name, len(skipped), len(series), window, horizon, config.test_windows,
-                    skipped[0])
+        log.warning("%s: left out %d of %d series too short for window %d + %d test window(s) of %d; the first: %s",
+                    name, len(skipped), len(series), window, config.test_windows, horizon, skipped[0])
     scaler = SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize,
                           level=config.level)
     scaler.fit_many([s.values[:split.fit_end] for s, split in zip(kept, splits)], within=True)

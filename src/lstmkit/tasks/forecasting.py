@@ -367,6 +367,7 @@ class SavedForecaster:
         result = model.forecast(24)                  # 24 months after the series' end, on the original scale
         result.forecast, result.baselines["seasonal_naive"]
         model.forecast(backtest=True).metrics["lstm"]["mase"]
+        lstmkit.load("runs/m1-yearly").forecast_each()  # a pooled model: every series of its file
     """
 
     def __init__(self, folder: str | Path, model: Any) -> None:
@@ -379,6 +380,12 @@ class SavedForecaster:
         ``statistical`` adds AutoETS and AutoARIMA to the baselines."""
         return forecast_from_model(self.folder, horizon=horizon, input=input, backtest=backtest,
                                    statistical=statistical)
+
+    def forecast_each(self, horizon: int | None = None, input: str | Path | None = None,
+                      backtest: bool = False, statistical: bool = False) -> list[ForecastResult]:
+        """``forecast_each_from_model`` on this folder: a pooled model's forecast of every series, one result each."""
+        return forecast_each_from_model(self.folder, horizon=horizon, input=input, backtest=backtest,
+                                        statistical=statistical)
 
     def predict(self, x: Any, lengths: Any = None) -> np.ndarray:
         return self.model.predict(x, lengths)
