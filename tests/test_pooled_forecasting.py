@@ -359,3 +359,20 @@ def test_the_m1_yearly_recipe_learns_from_all_181_series(tmp_path):
     assert len(report["series"]) == 181  # every series is scored, the 15-year ones from their window alone
     # RESULTS.md: 3.38 against naive's 4.89 over seeds 0-4
     assert metrics["test_mase"] < 0.8 * metrics["test_naive_mase"]
+
+
+def test_lstm_forecaster_fits_one_pooled_model_on_a_list_of_series(panel):
+    from lstmkit.tasks.forecasting import LSTMForecaster
+
+    series = [np.array(values) for name, (_, values) in by_id(panel).items() if name != "tiny"]
+    est = LSTMForecaster(window=24, horizon=12, season=12, log=True, level=12,
+                         overrides=["train.epochs=40", "train.lr=0.01", "model.hidden_size=16",
+                                    "train.num_threads=1"]).fit([y[:-12] for y in series])
+    forecasts, baselines = est.predict(), est.baselines()
+    assert len(forecasts) == len(series) and all(f.shape == (12,) for f in forecasts)
+    scaled = [np.mean(np.abs(f - y[-12:])) / np.mean(np.abs(y[12:-12] - y[:-24])) for f, y in zip(forecasts, series)]
+    naive = [np.mean(np.abs(b - y[-12:])) / np.mean(np.abs(y[12:-12] - y[:-24]))
+             for b, y in zip(baselines["seasonal_naive"], series)]
+    assert np.mean(scaled) < 0.75 * np.mean(naive)  # MASE against seasonal naive's, as the pooled run
+    with pytest.raises(DataError, match=r"LSTMForecaster.fit: expected a list of 1-D series, got shape \(3, 2\) at 1"):
+        LSTMForecaster(log=True, level=1).fit([np.ones(20), np.ones((3, 2))])

@@ -296,6 +296,9 @@ class LSTMForecaster:
         est = LSTMForecaster(window=24, horizon=12, season=12, log=True, difference=12)
         est.fit(passengers)             # (144,) array, pandas Series, or (T, S) / DataFrame
         est.predict(24)                 # (24,): the next 24 points
+
+        pooled = LSTMForecaster(window=6, horizon=6, log=True, level=1).fit([y1, y2, y3])   # any lengths
+        pooled.predict()                # [(6,), (6,), (6,)]: one network, each series' own next 6
     """
 
     def __init__(self, window: int = 12, horizon: int = 1, season: int = 1, log: bool = False,
@@ -316,7 +319,12 @@ class LSTMForecaster:
         return Model.from_config(self.config, [*self.overrides, "model.task=forecaster"])
 
     def fit(self, y: Any) -> LSTMForecaster:
-        """Fit on ``y``: (T,) or (T, S) values, a pandas Series or a DataFrame (one column per series)."""
+        """Fit on ``y``: (T,) or (T, S) values, a pandas Series or a DataFrame (one column per series), or a list
+        of 1-D series of any lengths, which trains one pooled model on all of them (``lstmkit.data.pooled``;
+        it needs ``log=True`` and a ``level`` or ``difference``); ``predict`` then gives a list as well."""
+        if isinstance(y, list):
+            return self._fit_pooled(y)
+        self._pooled = False
         names = None
         if hasattr(y, "columns"):
             names = [str(c) for c in y.columns]
@@ -338,11 +346,36 @@ class LSTMForecaster:
         self.series_ = series
         return self
 
-    def predict(self, horizon: int | None = None) -> np.ndarray:
-        """The ``horizon`` points (default H) after the fitted series: (horizon,) or (horizon, S)."""
+    def _fit_pooled(self, ys: list[Any]) -> LSTMForecaster:
+        from types import SimpleNamespace
+
+        from lstmkit.data.pooled import pooled_forecast_source
+
+        series = []
+        for i, y in enumerate(ys):
+            values = np.asarray(y, dtype=np.float64)
+            if values.ndim != 1:
+                raise DataError(f"LSTMForecaster.fit: expected a list of 1-D series, got shape {values.shape} at {i}")
+            series.append(Series.from_array(values, [str(i)]))
+        data = SimpleNamespace(window=self.window, horizon=self.horizon, season=self.season, log=self.log,
+                               difference=self.difference, level=self.level, normalize=True, test_windows=0,
+                               val_fraction=self.val_fraction)
+        source = pooled_forecast_source(series, data, "LSTMForecaster.fit", self.window, self.horizon, self.season)
+        self.scaler_ = source.forecast.scaler
+        self.model_ = self._config()
+        self.model_.fit(source.train, source.val)
+        self._pooled, self.series_ = True, series
+        return self
+
+    def predict(self, horizon: int | None = None) -> np.ndarray | list[np.ndarray]:
+        """The ``horizon`` points (default H) after the fitted series: (horizon,) or (horizon, S); after a
+        pooled fit, a list of (horizon,) forecasts, one per series."""
         if not hasattr(self, "model_"):
             raise DataError("LSTMForecaster.predict: call fit() first")
         steps = self.horizon if horizon is None else int(horizon)
+        if self._pooled:
+            return [forecast_path(self.model_.predict, self.scaler_, s.values, steps, self.window, self.horizon)[:, 0]
+                    for s in self.series_]
         out = forecast_path(self.model_.predict, self.scaler_, self.series_.values, steps, self.window,
                             self.horizon)
         return out[:, 0] if self._univariate else out
@@ -350,6 +383,9 @@ class LSTMForecaster:
     def baselines(self, horizon: int | None = None) -> dict[str, np.ndarray]:
         """The naive and seasonal-naive forecasts of the same points, shaped as ``predict``'s."""
         steps = self.horizon if horizon is None else int(horizon)
+        if self._pooled:
+            return {"naive": [naive_forecast(s.values, steps)[:, 0] for s in self.series_],
+                    "seasonal_naive": [seasonal_naive_forecast(s.values, steps, self.season)[:, 0] for s in self.series_]}
         values = self.series_.values
         out = {"naive": naive_forecast(values, steps),
                "seasonal_naive": seasonal_naive_forecast(values, steps, self.season)}
