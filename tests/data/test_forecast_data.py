@@ -88,7 +88,8 @@ def test_malformed_files_are_rejected_by_name(tmp_path, text, kwargs, match):
 def test_missing_file_and_unknown_extension(tmp_path):
     with pytest.raises(DataError, match="expected an existing file, got no such file"):
         read_series(tmp_path / "nope.csv")
-    with pytest.raises(DataError, match=r"expected one of the extensions .csv, .txt, .parquet, .pq, got '.xlsx'"):
+    with pytest.raises(DataError, match=r"expected one of the extensions .csv, .txt, .parquet, .pq \(or .tsf with "
+                                        r"\[data\] pooled = true\), got '.xlsx'"):
         read_series(write(tmp_path / "s.xlsx", "x"))
 
 

@@ -107,13 +107,19 @@ def _load(config: Any, read: Any) -> Any:
                 id_column=config.id_column, value_column=config.value_column)
 
 
-def _bundled(name: str):
-    defaults = BUNDLED_SERIES[name]
+def _bundled(name: str, defaults: dict[str, Any], pooled: bool):
+    """Register the bundled source ``name``: one series (``BUNDLED_SERIES``), or a collection read pooled."""
 
     def load(data_dir: Path | None, download: bool, config: Any) -> SourceData:
-        if config.pooled:
+        if pooled and not config.pooled:
+            raise DataError(f"{name}: its series have lengths of their own; train one model on all of them with "
+                            "[data] pooled = true")
+        if config.pooled and not pooled:
             raise DataError(f"{name}: [data] pooled = true pools the series of a file (name = \"series\"); "
                             f"the bundled {name!r} is one series")
+        if pooled:
+            return pooled_forecast_source(load_config_series_list(config), config, name, defaults["window"],
+                                          defaults["horizon"], defaults["season"])
         return forecast_source(load_config_series(config), config, name, defaults["window"],
                                defaults["horizon"], defaults["season"])
 
@@ -122,8 +128,10 @@ def _bundled(name: str):
     return register_source(name, configurable=True)(load)
 
 
-for _name in BUNDLED_SERIES:
-    _bundled(_name)
+for _name, _defaults in BUNDLED_SERIES.items():
+    _bundled(_name, _defaults, pooled=False)
+for _name, _defaults in BUNDLED_PANELS.items():
+    _bundled(_name, _defaults, pooled=True)
 
 
 @register_source("series", configurable=True)
@@ -133,22 +141,3 @@ def load_series_file(data_dir: Path | None, download: bool, config: Any) -> Sour
     if config.pooled:
         return pooled_forecast_source(load_config_series_list(config), config, "series", **USER_DEFAULTS)
     return forecast_source(load_config_series(config), config, "series", **USER_DEFAULTS)
-
-
-def _panel(name: str):
-    defaults = BUNDLED_PANELS[name]
-
-    def load(data_dir: Path | None, download: bool, config: Any) -> SourceData:
-        if not config.pooled:
-            raise DataError(f"{name}: its series have lengths of their own; train one model on all of them with "
-                            "[data] pooled = true")
-        return pooled_forecast_source(load_config_series_list(config), config, name, defaults["window"],
-                                      defaults["horizon"], defaults["season"])
-
-    load.__name__ = f"load_{name.replace('-', '_')}"
-    load.__doc__ = f"The bundled {name!r} series, pooled, each split by its own time as ``[data]`` asks."
-    return register_source(name, configurable=True)(load)
-
-
-for _name in BUNDLED_PANELS:
-    _panel(_name)

@@ -170,11 +170,10 @@ def read_series(path: str | Path, time_column: str = "", format: str = "auto", s
     return series_from_frame(_read_frame(path), str(path), time_column, format, series, id_column, value_column)
 
 
-def series_from_frame(frame: Any, name: str, time_column: str = "", format: str = "auto",
-                      series: Sequence[str] = (), id_column: str = "id", value_column: str = "value") -> Series:
-    """``read_series`` on a pandas DataFrame already in memory; ``name`` appears in error messages."""
-    pd = _pandas()
-
+def _layout(frame: Any, name: str, time_column: str, format: str, id_column: str,
+            value_column: str) -> tuple[Any, list[str], str, bool]:
+    """The frame with string column names, its columns, its time column and whether it is long; a DataError for
+    an unknown format, an empty frame or a missing time column."""
     if format not in ("auto", "wide", "long"):
         raise DataError(f'series {name}: expected format "auto", "wide" or "long", got {format!r}')
     columns = [str(c) for c in frame.columns]
@@ -185,6 +184,15 @@ def series_from_frame(frame: Any, name: str, time_column: str = "", format: str 
     if time_column not in columns:
         raise DataError(f"series {name}: expected a time column {time_column!r}, got columns {columns}")
     long = format == "long" or (format == "auto" and id_column in columns and value_column in columns)
+    return frame, columns, time_column, long
+
+
+def series_from_frame(frame: Any, name: str, time_column: str = "", format: str = "auto",
+                      series: Sequence[str] = (), id_column: str = "id", value_column: str = "value") -> Series:
+    """``read_series`` on a pandas DataFrame already in memory; ``name`` appears in error messages."""
+    pd = _pandas()
+
+    frame, columns, time_column, long = _layout(frame, name, time_column, format, id_column, value_column)
     if long:
         missing = [c for c in (id_column, value_column) if c not in columns]
         if missing:
@@ -250,16 +258,7 @@ def series_list_from_frame(frame: Any, name: str, time_column: str = "", format:
     """``read_series_list`` on a pandas DataFrame already in memory; ``name`` appears in error messages."""
     pd = _pandas()
 
-    if format not in ("auto", "wide", "long"):
-        raise DataError(f'series {name}: expected format "auto", "wide" or "long", got {format!r}')
-    columns = [str(c) for c in frame.columns]
-    frame = frame.set_axis(columns, axis=1)
-    if len(frame) == 0 or not columns:
-        raise DataError(f"series {name}: expected a time column and data rows, got {len(frame)} rows")
-    time_column = time_column or columns[0]
-    if time_column not in columns:
-        raise DataError(f"series {name}: expected a time column {time_column!r}, got columns {columns}")
-    long = format == "long" or (format == "auto" and id_column in columns and value_column in columns)
+    frame, columns, time_column, long = _layout(frame, name, time_column, format, id_column, value_column)
     found: list[Series] = []
     if long:
         missing = [c for c in (id_column, value_column) if c not in columns]
