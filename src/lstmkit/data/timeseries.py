@@ -265,13 +265,15 @@ def series_list_from_frame(frame: Any, name: str, time_column: str = "", format:
         if missing or len({time_column, id_column, value_column}) < 3:
             raise DataError(f"series {name}: a long file needs three different columns for time, id and value, "
                             f"got {time_column!r}, {id_column!r} and {value_column!r} in {columns}")
-        values = _numeric(frame[value_column], name, value_column)
+        values = _numeric(frame[value_column], name, value_column).to_numpy()
         ids = frame[id_column].astype(str)
+        all_times = frame[time_column].astype(str).to_numpy()
+        rows_of = ids.groupby(ids, sort=False).indices  # id -> its row positions, in file order
         for key in pd.unique(ids):
-            rows = (ids == key).to_numpy()
-            times = [str(t) for t in frame[time_column][rows]]
+            rows = rows_of[key]
+            times = list(all_times[rows])
             _check_times(times, f"{name} id {key!r}", time_column)
-            found.append(Series(values[rows].to_numpy(), times, [str(key)]))
+            found.append(Series(values[rows], times, [str(key)]))
     else:
         value_columns = [c for c in columns if c != time_column]
         if not value_columns:
