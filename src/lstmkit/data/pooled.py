@@ -70,7 +70,7 @@ class PooledForecastSpec:
     scaler: SeriesScaler
     splits: list[WindowSplit]
     skipped: list[str] = field(default_factory=list)
-    """Why each series too short to train and test on was left out."""
+    """Why each series too short to forecast (less than one window before its test part) was left out."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def parts(self) -> list[ForecastSpec]:
@@ -79,10 +79,11 @@ class PooledForecastSpec:
                              scaler=self.scaler, split=split) for s, split in zip(self.series, self.splits)]
 
     def to_meta(self) -> dict[str, Any]:
-        """A one-series forecaster's meta, marked ``pooled``, with how many series it learnt from."""
+        """A one-series forecaster's meta, marked ``pooled``, with how many series it learnt from (those with a
+        training window)."""
         return {"window": self.window, "horizon": self.horizon, "season": self.season,
                 "series": [POOLED_SERIES_NAME], "scaler": self.scaler.to_dict(), "pooled": True,
-                "trained_series": len(self.series), **self.extra}
+                "trained_series": sum(1 for split in self.splits if len(split.train)), **self.extra}
 
 
 def _check_representation(config: Any, name: str) -> None:
