@@ -197,7 +197,8 @@ def _pooled(spec: PooledForecastSpec, results: list[Backtest], notes: list[str])
         unscaled = int(np.isnan(each["mase"]).sum())
         if unscaled and unscaled < len(results):
             notes.append(f"{LABELS[method]}: MASE is the mean over {len(results) - unscaled} of {len(results)} "
-                         "series (the others' histories are constant at lag m, so their scale is 0)")
+                         "series (the others' is undefined: a fit that failed, as noted, or a history constant at "
+                         "lag m, whose scale is 0)")
         metrics[method] = {"mae": float(each["mae"].mean()), "rmse": float(np.sqrt((each["rmse"] ** 2).mean())),
                            "mape": float(each["mape"].mean()), "smape": float(each["smape"].mean()),
                            "mase": float(np.nanmean(each["mase"])) if unscaled < len(results) else float("nan")}
