@@ -376,3 +376,31 @@ def test_lstm_forecaster_fits_one_pooled_model_on_a_list_of_series(panel):
     assert np.mean(scaled) < 0.75 * np.mean(naive)  # MASE against seasonal naive's, as the pooled run
     with pytest.raises(DataError, match=r"LSTMForecaster.fit: expected a list of 1-D series, got shape \(3, 2\) at 1"):
         LSTMForecaster(log=True, level=1).fit([np.ones(20), np.ones((3, 2))])
+
+
+def test_reading_refusals_name_the_problem(tmp_path, monkeypatch):
+    empty = tmp_path / "wide.csv"
+    empty.write_text("t,a,b\n1,1,\n2,2,\n")
+    with pytest.raises(DataError, match=r"wide.csv column 'b': expected at least one value, got none"):
+        read_series_list(empty)
+    bad = tmp_path / "bad.tsf"
+    bad.write_text("@relation x\n@data\nnot a series line\n")
+    pytest.importorskip("aeon")
+    with pytest.raises(DataError, match=r"bad.tsf: expected a .tsf file, got "):
+        read_series_list(bad)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)  # as if aeon were not installed
+    good = tmp_path / "demo.tsf"
+    good.write_text(TSF)
+    with pytest.raises(DataError, match=r"demo.tsf: reading .tsf files needs aeon \(pip install 'lstmkit\[aeon\]'\), "
+                                        r"which is not installed"):
+        read_series_list(good)
+
+
+def test_forecast_refuses_a_file_whose_every_series_is_too_short(pooled_run, tmp_path):
+    short = tmp_path / "short.csv"
+    short.write_text("month,id,value\n" + "".join(f"{t},x,{10 + t}\n" for t in range(10)))
+    with pytest.raises(DataError, match=r"forecast: no series long enough to forecast \(series 'x' left out: forecast: "
+                                        r"expected at least 24 points of history \(window 24\), got 10\)"):
+        forecast_each_from_model(pooled_run / "model", input=short)
