@@ -31,6 +31,13 @@ def test_smape_by_hand():
     assert smape([1], [-1]) == pytest.approx(200.0)  # the maximum
 
 
+def test_a_failed_forecast_scores_nan_on_every_metric_never_a_perfect_zero():
+    actual, failed = [100.0, 0.0], [float("nan"), float("nan")]  # a statistical fit that failed gives NaN
+    metrics = forecast_metrics(actual, failed, [1.0, 2.0, 4.0], 1)
+    assert set(metrics) == {"mae", "rmse", "mape", "smape", "mase"}
+    assert all(np.isnan(value) for value in metrics.values())
+
+
 def test_mape_by_hand():
     # |100 - 110| / 100 = 0.1, |200 - 150| / 200 = 0.25, |-50 - -40| / 50 = 0.2: a fraction, not percent
     assert mape([100, 200, -50], [110, 150, -40]) == pytest.approx((0.1 + 0.25 + 0.2) / 3)

@@ -230,6 +230,34 @@ def test_pooled_statistical_forecasts_belong_to_their_own_series():
             np.testing.assert_allclose(result.forecasts["auto_arima"][window, :, i], found["auto_arima"][:, 0])
 
 
+def test_a_failed_fit_is_named_and_left_out_of_every_pooled_mean(monkeypatch):
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("pmdarima")
+    from lstmkit.evaluation import statistical
+
+    def fails_on_large_series(y, horizon, season):
+        if y.max() > 100:
+            raise ValueError("the optimiser gave up")
+        return np.full(horizon, y[-1])
+
+    monkeypatch.setitem(statistical.FORECASTERS, "auto_ets", fails_on_large_series)
+    monkeypatch.setitem(statistical.FORECASTERS, "auto_arima", lambda y, horizon, season: np.full(horizon, y[-1]))
+    source = pooled_forecast_source(three_series(), config(), "series", 6, 3, 3)
+    result = backtest(source.forecast, np.zeros((3, 3)), statistical=True)
+    assert "auto_ets could not be fitted to series 'b' (17 points): the optimiser gave up" in result.notes
+    own = result.per_series
+    assert np.isnan(own["b"]["auto_ets"]["mape"]) and np.isnan(own["b"]["auto_ets"]["mase"])
+    for name in ("mae", "mape", "smape", "mase"):
+        assert result.metrics["auto_ets"][name] == pytest.approx((own["a"]["auto_ets"][name]
+                                                                  + own["c"]["auto_ets"][name]) / 2)
+    assert result.metrics["auto_ets"]["rmse"] == pytest.approx(np.sqrt((own["a"]["auto_ets"]["rmse"] ** 2
+                                                                        + own["c"]["auto_ets"]["rmse"] ** 2) / 2))
+    assert ("AutoETS: MAE, RMSE, MAPE, sMAPE and MASE are the mean over 2 of 3 series (the others' are "
+            "undefined: a fit that failed, as noted, a history constant at lag m, whose MASE scale is 0, or an "
+            "actual value of 0 for MAPE)") in result.notes
+    assert not any(note.startswith(("LSTM:", "AutoARIMA:")) for note in result.notes)
+
+
 # ------------------------------------------------------------------------------------------------ forecasting
 
 

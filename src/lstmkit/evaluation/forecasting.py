@@ -79,10 +79,12 @@ def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Symmetric MAPE in percent (0..200), ``200/n Σ |y - ŷ| / (|y| + |ŷ|)``; a 0/0 term counts 0."""
+    """Symmetric MAPE in percent (0..200), ``200/n Σ |y - ŷ| / (|y| + |ŷ|)``; a 0/0 term counts 0, and a NaN
+    forecast (a failed fit) makes it NaN, as it does every other metric."""
     a, f = _pair(actual, forecast)
     denominator = np.abs(a) + np.abs(f)
-    terms = np.divide(np.abs(a - f), denominator, out=np.zeros_like(a), where=denominator > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(denominator == 0, 0.0, np.abs(a - f) / denominator)
     return float(200.0 * np.mean(terms))
 
 

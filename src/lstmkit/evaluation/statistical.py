@@ -197,16 +197,16 @@ after another; 8 fits 11.6 s pooled from cold, 8.9 s warm and 16.6 s one after a
 
 
 def _fit_series(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], y: np.ndarray, horizon: int,
-                season: int, index: int) -> tuple[dict[str, np.ndarray], list[str]]:
+                season: int, label: str) -> tuple[dict[str, np.ndarray], list[str]]:
     """Every forecaster's ``horizon`` forecasts of the one series ``y`` (T,), NaN where a fit failed, and the
-    notes that say why (``index`` names the series in them)."""
+    notes that say why (``label`` names the series in them)."""
     forecasts: dict[str, np.ndarray] = {}
     notes: list[str] = []
     for name, forecaster in forecasters.items():
         try:
             forecasts[name] = _fit_guarded(forecaster, y, horizon, season)
         except Exception as exc:  # noqa: BLE001 - a library's failure on one series must not end the run
-            notes.append(f"{name} could not be fitted to series {index} ({len(y)} points): {exc}")
+            notes.append(f"{name} could not be fitted to series {label} ({len(y)} points): {exc}")
             forecasts[name] = np.full(horizon, np.nan)
     return forecasts, notes
 
@@ -226,7 +226,7 @@ def fit_jobs(fits: int) -> int:
 
 
 def _fit_in_processes(forecasters: dict[str, Callable[[np.ndarray, int, int], np.ndarray]], ys: list[np.ndarray],
-                      tasks: list[tuple[int, int]], horizon: int, season: int,
+                      tasks: list[tuple[int, int]], labels: list[list[str]], horizon: int, season: int,
                       jobs: int) -> list[tuple[dict[str, np.ndarray], list[str]]] | None:
     """The fits of ``tasks`` ((window, series) pairs) in ``jobs`` processes, or ``None`` when the pool itself
     failed (no joblib, processes not allowed, a worker killed), so that the caller fits them here instead: a
@@ -236,7 +236,7 @@ def _fit_in_processes(forecasters: dict[str, Callable[[np.ndarray, int, int], np
 
         log.info("fitting %d series in %d processes", len(tasks), jobs)
         return Parallel(n_jobs=jobs, backend="loky")(
-            delayed(_fit_series)(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks)
+            delayed(_fit_series)(forecasters, ys[w][:, s], horizon, season, labels[w][s]) for w, s in tasks)
     except Exception as exc:  # noqa: BLE001 - the pool's failures are many (ImportError, OSError, loky's own)
         log.warning("could not fit the statistical forecasters in %d processes (%s: %s); fitting them one after "
                     "another", jobs, type(exc).__name__, exc)
@@ -244,9 +244,13 @@ def _fit_in_processes(forecasters: dict[str, Callable[[np.ndarray, int, int], np
 
 
 def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, season: int,
-                               jobs: int | None = None) -> list[tuple[dict[str, np.ndarray], list[str]]]:
+                               jobs: int | None = None, names: Sequence[Sequence[str]] | None = None,
+                               ) -> list[tuple[dict[str, np.ndarray], list[str]]]:
     """``statistical_forecasts`` for each of several histories (one per test window), the series of all of
     them fitted side by side in ``jobs`` processes (``None``: ``fit_jobs``; 1: in this process).
+
+    ``names`` (one list per history, a name per column) name the series in the notes of failed fits, as
+    ``series 'name'``; without them a series is its column number.
 
     The fits are independent and each takes seconds, so a run over many series or windows spreads them over
     the cores with joblib's process pool (loky: fresh interpreters, safe beside PyTorch's threads). The
@@ -257,11 +261,12 @@ def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, se
     ys = [np.asarray(h, dtype=np.float64) for h in histories]
     ys = [y[:, None] if y.ndim == 1 else y for y in ys]
     tasks = [(w, s) for w, y in enumerate(ys) for s in range(y.shape[1])]
+    labels = _labels(ys, names)
     jobs = fit_jobs(len(tasks)) if jobs is None else max(1, min(jobs, len(tasks)))
     forecasters = dict(FORECASTERS)
-    fits = _fit_in_processes(forecasters, ys, tasks, horizon, season, jobs) if jobs > 1 else None
+    fits = _fit_in_processes(forecasters, ys, tasks, labels, horizon, season, jobs) if jobs > 1 else None
     if fits is None:
-        fits = [_fit_series(forecasters, ys[w][:, s], horizon, season, s) for w, s in tasks]
+        fits = [_fit_series(forecasters, ys[w][:, s], horizon, season, labels[w][s]) for w, s in tasks]
     results = []
     for w, y in enumerate(ys):
         mine = [fit for (window, _), fit in zip(tasks, fits) if window == w]  # series 0..S-1 of window w
@@ -269,6 +274,16 @@ def statistical_forecasts_many(histories: Sequence[np.ndarray], horizon: int, se
         notes = [note for _, series_notes in mine for note in series_notes]
         results.append((forecasts, notes))
     return results
+
+
+def _labels(ys: list[np.ndarray], names: Sequence[Sequence[str]] | None) -> list[list[str]]:
+    """How the notes name each column of each history: ``'name'`` given ``names``, else the column number."""
+    if names is None:
+        return [[str(s) for s in range(y.shape[1])] for y in ys]
+    if len(names) != len(ys) or any(len(n) != y.shape[1] for n, y in zip(names, ys)):
+        raise ValueError(f"statistical forecasts: expected a name for each of the series of {len(ys)} histories, "
+                         f"got {[len(n) for n in names]} names for {[y.shape[1] for y in ys]} series")
+    return [[repr(str(name)) for name in n] for n in names]
 
 
 def statistical_forecasts(history: np.ndarray, horizon: int, season: int,

@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 METHODS = ("lstm", *BASELINES, *STATISTICAL)
 """Every method a run's evaluation can score; the statistical ones only when their libraries are installed."""
 METRICS = ("mae", "rmse", "mape", "smape", "mase")
+METRIC_LABELS = {"mae": "MAE", "rmse": "RMSE", "mape": "MAPE", "smape": "sMAPE", "mase": "MASE"}
 LABELS = {"lstm": "LSTM", "naive": "naive", "seasonal_naive": "seasonal naive", "auto_ets": "AutoETS",
           "auto_arima": "AutoARIMA"}
 
@@ -117,8 +118,9 @@ def backtest(spec: ForecastSpec | PooledForecastSpec, outputs: np.ndarray, stati
     histories, all on the original scale.
 
     A pooled spec (``lstmkit.data.pooled``) has ``outputs`` (S * k, H), series by series; each series is
-    scored on its own history and test part, and the metrics are over every series (MAPE, sMAPE and MASE
-    the mean of the series' own, as the M3 and M4 competitions average them).
+    scored on its own history and test part, and each metric is the mean of the series' own, as the M3 and M4
+    competitions average them (RMSE the root of the mean square). A series whose value is undefined (a failed
+    statistical fit, a MASE scale of 0) is left out of that mean, and a note says over how many it is.
     """
     parts = spec.parts() if isinstance(spec, PooledForecastSpec) else [spec]
     k = len(parts[0].split.test)
@@ -169,7 +171,8 @@ def _add_statistical(parts: list[ForecastSpec], results: list[Backtest]) -> list
         windows = "the test window" if k == 1 else f"each of the {k} test windows"
         log.info("fitting AutoETS and AutoARIMA to %d series before %s (season %d); "
                  "[train] statistical = false skips them", count, windows, parts[0].season)
-    runs = statistical_forecasts_many(histories, parts[0].horizon, parts[0].season)
+    names = [list(part.series.names) for part in parts for _ in part.split.test]
+    runs = statistical_forecasts_many(histories, parts[0].horizon, parts[0].season, names=names)
     if available:
         log.info("AutoETS and AutoARIMA took %.1f s", time.perf_counter() - started)
     notes: list[str] = []
@@ -194,20 +197,44 @@ def _pooled(spec: PooledForecastSpec, results: list[Backtest], notes: list[str])
     metrics = {}
     for method in methods:
         each = {name: np.array([r.metrics[method][name] for r in results]) for name in METRICS}
-        unscaled = int(np.isnan(each["mase"]).sum())
-        if unscaled and unscaled < len(results):
-            notes.append(f"{LABELS[method]}: MASE is the mean over {len(results) - unscaled} of {len(results)} "
-                         "series (the others' is undefined: a fit that failed, as noted, or a history constant at "
-                         "lag m, whose scale is 0)")
-        metrics[method] = {"mae": float(each["mae"].mean()), "rmse": float(np.sqrt((each["rmse"] ** 2).mean())),
-                           "mape": float(each["mape"].mean()), "smape": float(each["smape"].mean()),
-                           "mase": float(np.nanmean(each["mase"])) if unscaled < len(results) else float("nan")}
+        metrics[method] = {name: _mean_defined(name, values) for name, values in each.items()}
+        note = _undefined_note(LABELS[method], each)
+        if note:
+            notes.append(note)
     notes += [f"left out: {reason}" for reason in spec.skipped]
     return Backtest(name=spec.name, names=[r.names[0] for r in results], times=results[0].times,
                     actual=np.concatenate([r.actual for r in results], axis=2),
                     forecasts={m: np.concatenate([r.forecasts[m] for r in results], axis=2) for m in methods},
                     metrics=metrics, horizon=spec.horizon, season=spec.season, window=spec.window, notes=notes,
                     series_times=[r.times for r in results], per_series=per_series)
+
+
+def _mean_defined(name: str, values: np.ndarray) -> float:
+    """The mean over the series of one metric, leaving out the series where it is undefined (NaN); RMSE is
+    the root of the mean square. NaN when no series has it."""
+    defined = values[~np.isnan(values)]
+    if not len(defined):
+        return float("nan")
+    return float(np.sqrt((defined ** 2).mean())) if name == "rmse" else float(defined.mean())
+
+
+def _undefined_note(label: str, each: dict[str, np.ndarray]) -> str:
+    """Which of a method's pooled metrics are means over fewer than all the series, and why; "" if none."""
+    total = len(next(iter(each.values())))
+    counts: dict[int, list[str]] = {}
+    for name, values in each.items():
+        counts.setdefault(int((~np.isnan(values)).sum()), []).append(METRIC_LABELS[name])
+    if list(counts) == [total]:
+        return ""
+    parts = [f"{_listed(names)} {'is' if len(names) == 1 else 'are'} the mean over {n} of {total} series"
+             for n, names in sorted(counts.items()) if n < total]
+    return (f"{label}: {'; '.join(parts)} (the others' are undefined: a fit that failed, as noted, a history "
+            "constant at lag m, whose MASE scale is 0, or an actual value of 0 for MAPE)")
+
+
+def _listed(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def format_backtest(result: Backtest) -> str:

@@ -233,8 +233,9 @@ def forecast_each_from_model(model_dir: str | Path, horizon: int | None = None, 
         if statistical_available():
             log.info("fitting AutoETS and AutoARIMA to %d series (season %d); --no-statistical skips them",
                      sum(r.history.shape[1] for r in results), season)
-        for result, (found, notes) in zip(results, statistical_forecasts_many([r.history for r in results],
-                                                                               steps, season)):
+        histories, names = [r.history for r in results], [r.names for r in results]
+        for result, (found, notes) in zip(results, statistical_forecasts_many(histories, steps, season,
+                                                                               names=names)):
             result.baselines.update(found)
             result.notes = notes
     results[0].notes = [*skipped, *results[0].notes]
