@@ -93,6 +93,29 @@ def write_ragged_panel(path: Path, count: int = 12, seed: int = 0, short: bool =
     return path
 
 
+def counts(length: int, mean: float, seed: int) -> np.ndarray:
+    """Monthly counts with a strong season, Poisson noise and, for small means, zeros."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    return rng.poisson(mean * (1 + 0.9 * np.sin(2 * np.pi * t / 12))).astype(np.float64)
+
+
+def write_count_panel(path: Path, count: int = 10) -> Path:
+    """A long CSV of ``count`` monthly count series of 72 points, means 0.5 to 0.5 * 2^(count-1): the small ones
+    mostly zeros and ones (``[data] log_offset``)."""
+    import csv
+
+    rows = []
+    for i in range(count):
+        mean = 0.5 * 2.0 ** i  # 0.5 to 256: the small ones are mostly zeros and ones
+        rows += [(t, f"c{i}", f"{v:g}") for t, v in enumerate(counts(72, mean, 100 + i))]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["month", "id", "value"])
+        writer.writerows(rows)
+    return path
+
+
 POOLED_SETTINGS = ["data.name=series", "data.pooled=true", "data.log=true", "data.level=12", "data.window=24",
                    "data.horizon=12", "data.season=12", "data.val_fraction=0.1", "model.task=forecaster"]
 """``--set`` items of a pooled run on ``write_ragged_panel``'s file (with ``data.path``)."""

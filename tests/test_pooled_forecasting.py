@@ -134,7 +134,8 @@ def test_short_series_train_without_validation_are_only_tested_or_are_left_out(c
     spec = source.forecast
     assert [s.names[0] for s in spec.series] == ["a", "b", "c", "d"]
     assert spec.skipped == ["series 'e': expected at least 9 points for window 6 + 1 test window(s) of 3, got 8"]
-    assert "left out 1 of 5 series too short for window 6 + 1 test window(s) of 3; the first: series 'e'" in caplog.text
+    assert ("left out 1 of 5 series (too short for window 6 + 1 test window(s) of 3, or not positive for the log); "
+            "the first: series 'e'") in caplog.text
     # d (10 points) has no window before its test part, so it trains on nothing, but the pooled model still
     # forecasts it from its 7 points before the test part (a global model forecasts series it never saw)
     assert len(spec.splits[3].train) == 0 and list(spec.splits[3].test) == [7]

@@ -119,6 +119,9 @@ class DataConfig:
     1 for a user file)."""
     log: bool = False
     """Forecasting: model ``log(y)`` instead of ``y`` (positive series whose swings grow with the level)."""
+    log_offset: float = field(default=0.0, metadata={"min": 0})
+    """Forecasting, with ``log``: model ``log(y + log_offset)`` and take it off the forecasts; 1 (``log1p``)
+    takes counts and sales that hold zeros, which the plain log (0) refuses."""
     difference: int = field(default=0, metadata={"min": 0})
     """Forecasting: model differences ``y_t - y_{t-d}`` at this lag (0: none, 1: steps, 12: monthly seasons),
     after the log; forecasts are integrated back."""

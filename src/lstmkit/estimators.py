@@ -61,8 +61,8 @@ EXCLUDED_KEYS = {
     "data": {"name", "data_dir", "download", "path", "length", "samples", "test_path", "test_fraction",
              "text_column", "label_column", "tokenizer", "lowercase", "max_vocab", "min_freq",
              # forecasting sources' keys (LSTMForecaster in lstmkit.tasks.forecasting takes those)
-             "window", "horizon", "test_windows", "season", "log", "difference", "level", "pooled", "series",
-             "time_column",
+             "window", "horizon", "test_windows", "season", "log", "log_offset", "difference", "level", "pooled",
+             "series", "time_column",
              "format", "id_column", "value_column",
              "input_scale",  # generated long-lag sources only
              # the audio-folder source's splits and front end (fit() takes feature frames)

@@ -191,7 +191,8 @@ def test_scaler_inverse_undoes_transform(log, difference):
 
 
 def test_log_rejects_non_positive_values():
-    with pytest.raises(DataError, match=r"log = true: expected positive values, got 0"):
+    with pytest.raises(DataError, match=r"log = true: expected positive values, got 0; set log_offset = 1 for counts "
+                                        r"with zeros, or log = false for negative values"):
         SeriesScaler(log=True).fit(np.array([[1.0], [0.0], [2.0]]))
 
 

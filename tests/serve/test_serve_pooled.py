@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 from serve_helpers import OPTIONS, LiveServer
-from task_folders import pooled_forecaster_folder, write_ragged_panel
+from task_folders import pooled_forecaster_folder, write_count_panel, write_ragged_panel
 
 from lstmkit.export import export_onnx
 from lstmkit.serve import create_app, load_backend
@@ -36,3 +36,19 @@ def test_a_pooled_forecaster_serves_each_series_as_load_forecasts_it(pooled, bac
         assert answer["series"] == ["value"] and answer["horizon"] == 12
         for got, want in zip(answer["forecasts"], (smallest, largest)):
             np.testing.assert_allclose(got, want.forecast, rtol=1e-4)
+
+
+def test_a_served_count_model_takes_zeros_and_refuses_values_below_minus_the_offset(tmp_path):
+    panel = write_count_panel(tmp_path / "counts.csv", count=4)
+    count_run = pooled_forecaster_folder(tmp_path / "run", panel, "data.log_offset=1", "data.window=12", epochs=2)
+    with LiveServer(create_app(load_backend(count_run / "model"), OPTIONS)) as live, \
+            httpx.Client(base_url=live.url) as client:
+        history = [[0.0]] * 10 + [[1.0]] * 14
+        answer = client.post("/v1/forecast", json={"inputs": [history]})
+        assert answer.status_code == 200, answer.text
+        assert np.all(np.asarray(answer.json()["forecasts"]) > -1)
+        history[5] = [-1.0]
+        refused = client.post("/v1/forecast", json={"inputs": [history]})
+        assert refused.status_code == 422
+        assert refused.json() == {"error": "inputs[0][5][0]: expected a value above -1 (the model forecasts "
+                                           "log(y + 1)), got -1"}

@@ -41,6 +41,7 @@ from lstmkit.data.windows import (
     SeriesScaler,
     WindowSplit,
     make_windows,
+    scaler_for,
     split_windows,
 )
 from lstmkit.errors import DataError
@@ -140,8 +141,10 @@ def pooled_forecast_source(series: list[Series], config: Any, name: str, window:
     for s in series:
         label = f"series {s.names[0]!r}"
         try:
-            if config.log and (s.values <= 0).any():
-                raise DataError(f"{label}: expected positive values for log = true, got {float(s.values.min()):g}")
+            if config.log and (s.values + config.log_offset <= 0).any():
+                wanted = (f"values above {-config.log_offset:g} for log = true, log_offset = {config.log_offset:g}"
+                          if config.log_offset else "positive values for log = true (log_offset = 1 takes zeros)")
+                raise DataError(f"{label}: expected {wanted}, got {float(s.values.min()):g}")
             split = _split(len(s.values), window, horizon, config, label)
         except DataError as exc:
             skipped.append(str(exc))
@@ -156,10 +159,10 @@ def pooled_forecast_source(series: list[Series], config: Any, name: str, window:
         raise DataError(f"{name}: expected at least one series long enough to train and test on, got none of "
                         f"{len(series)} ({reasons})")
     if skipped:
-        log.warning("%s: left out %d of %d series too short for window %d + %d test window(s) of %d; the first: %s",
-                    name, len(skipped), len(series), window, config.test_windows, horizon, skipped[0])
-    scaler = SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize,
-                          level=config.level)
+        log.warning("%s: left out %d of %d series (too short for window %d + %d test window(s) of %d, or not "
+                    "positive for the log); the first: %s", name, len(skipped), len(series), window,
+                    config.test_windows, horizon, skipped[0])
+    scaler = scaler_for(config, name)
     scaler.fit_many([s.values[:split.fit_end] for s, split in zip(kept, splits)], within=True)
     d = config.difference
     scaled = [scaler.transform(s.values) for s in kept]  # z_i[j] is time j + d

@@ -6,7 +6,8 @@ of W points to the next H points::
     x_n = z[o_n - W : o_n]          (W, S)    the window before origin o_n
     y_n = z[o_n : o_n + H]          (H, S)    flattened to H * S targets, step-major: index h * S + s
 
-where ``z`` is the scaled series (``SeriesScaler``): optionally ``log y``, optionally differenced at lag d
+where ``z`` is the scaled series (``SeriesScaler``): optionally ``log(y + c)`` (c = ``log_offset``, 0 unless the
+series holds zeros), optionally differenced at lag d
 (``z_t = y_t - y_{t-d}``), then standardised per series with the mean and standard deviation of the
 training part only.
 
@@ -47,12 +48,14 @@ from lstmkit.data.base import ArrayDataset, SourceData
 from lstmkit.data.timeseries import Series
 from lstmkit.errors import DataError
 
-__all__ = ["SeriesScaler", "ForecastSpec", "WindowSplit", "split_windows", "make_windows", "forecast_source"]
+__all__ = ["SeriesScaler", "ForecastSpec", "WindowSplit", "split_windows", "make_windows", "forecast_source",
+           "scaler_for"]
 
 
 @dataclass
 class SeriesScaler:
-    """``y -> z``: optional log, optional lag-``difference`` differencing, per-series standardisation.
+    """``y -> z``: optional log (of ``y + log_offset``), optional lag-``difference`` differencing, per-series
+    standardisation.
 
     ``transform`` maps T points (T, S) to T - d scaled points, ``z[i]`` belonging to time ``i + d``.
     ``inverse`` maps scaled future points back to values, integrating the differences from the history.
@@ -72,16 +75,23 @@ class SeriesScaler:
     level: int = 0
     """m > 0: each window's level, the mean of its last m scaled points, is taken out of its inputs and
     targets (``window_level``) and added back to its forecasts; 0: none."""
+    log_offset: float = 0.0
+    """c >= 0 added before the log, ``log(y + c)``, and taken off after ``exp``: 1 takes counts and sales that
+    hold zeros (``log1p``); 0 (the default) is the plain log of a positive series."""
 
     MIN_STD = 1e-8
 
     def _pre(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         if self.log:
-            if (y <= 0).any():
+            c = self.log_offset
+            if (y + c <= 0).any():
+                if c:
+                    raise DataError(f"[data] log = true, log_offset = {c:g}: expected values above {-c:g}, "
+                                    f"got {float(y.min()):g}")
                 raise DataError(f"[data] log = true: expected positive values, got {float(y.min()):g}; "
-                                "set log = false for series with zeros or negative values")
-            return np.log(y)
+                                "set log_offset = 1 for counts with zeros, or log = false for negative values")
+            return np.log(y + c)
         return y
 
     def _difference(self, u: np.ndarray) -> np.ndarray:
@@ -128,7 +138,7 @@ class SeriesScaler:
             for step in range(len(u)):
                 levels.append(levels[-d] + u[step])
             u = np.asarray(levels[d:]).reshape(u.shape)
-        return np.exp(u) if self.log else u
+        return np.exp(u) - self.log_offset if self.log else u
 
     def window_level(self, z: np.ndarray) -> np.ndarray:
         """The level ``(S,)`` of a window of scaled points ``z`` (W, S): ``mean(z[-m:])`` with m = ``level``,
@@ -143,14 +153,16 @@ class SeriesScaler:
     def to_dict(self) -> dict[str, Any]:
         self._require_fitted()
         return {"log": self.log, "difference": self.difference, "normalize": self.normalize,
-                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "level": self.level}
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "level": self.level,
+                "log_offset": self.log_offset}
 
     @classmethod
     def from_dict(cls, d: Any) -> SeriesScaler:
-        keys = {"log", "difference", "normalize", "mean", "std"}  # and "level", absent from older model folders
-        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"level"}:
+        keys = {"log", "difference", "normalize", "mean", "std"}  # "level", "log_offset": absent from older folders
+        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"level", "log_offset"}:
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
-            raise DataError(f"series scaling: expected a table with keys {sorted(keys)} (and 'level'), got {got}")
+            raise DataError(f"series scaling: expected a table with keys {sorted(keys)} (and 'level', "
+                            f"'log_offset'), got {got}")
         mean, std = np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64)
         if mean.ndim != 1 or mean.shape != std.shape or not np.all(np.isfinite(mean)) or not np.all(std > 0):
             raise DataError(f"series scaling: expected equal-length lists of finite means and positive stds, "
@@ -158,8 +170,11 @@ class SeriesScaler:
         level = d.get("level", 0)
         if isinstance(level, bool) or not isinstance(level, int) or level < 0:
             raise DataError(f"series scaling: expected 'level' to be a whole number >= 0, got {level!r}")
+        offset = d.get("log_offset", 0.0)
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not 0 <= offset < math.inf:
+            raise DataError(f"series scaling: expected 'log_offset' to be a finite number >= 0, got {offset!r}")
         return cls(log=bool(d["log"]), difference=int(d["difference"]), normalize=bool(d["normalize"]), mean=mean,
-                   std=std, level=level)
+                   std=std, level=level, log_offset=float(offset))
 
     def _require_fitted(self) -> None:
         if self.mean is None or self.std is None:
@@ -264,6 +279,19 @@ class ForecastSpec:
                 "series": list(self.series.names), "scaler": self.scaler.to_dict(), **self.extra}
 
 
+def scaler_for(config: Any, name: str) -> SeriesScaler:
+    """An unfitted ``SeriesScaler`` as the ``[data]`` table ``config`` asks.
+
+    Raises:
+        DataError: for a ``log_offset`` without ``log``.
+    """
+    if config.log_offset and not config.log:
+        raise DataError(f"{name}: [data] log_offset = {config.log_offset:g} is added before the log; expected "
+                        "log = true with it (or log_offset = 0)")
+    return SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize,
+                        level=config.level, log_offset=config.log_offset)
+
+
 def forecast_source(series: Series, config: Any, name: str, window: int, horizon: int, season: int) -> SourceData:
     """A ``SourceData`` of windows cut from ``series`` as ``config`` (the ``[data]`` table) asks.
 
@@ -278,8 +306,7 @@ def forecast_source(series: Series, config: Any, name: str, window: int, horizon
     values = series.values
     split = split_windows(len(values), window, horizon, config.test_windows, config.val_fraction,
                           config.difference, name)
-    scaler = SeriesScaler(log=config.log, difference=config.difference, normalize=config.normalize,
-                          level=config.level)
+    scaler = scaler_for(config, name)
     scaler.fit(values[:split.fit_end])
     z = scaler.transform(values)  # (T - d, S), z[i] is time i + d
     d = config.difference

@@ -73,7 +73,8 @@ def forecaster_graph(model: LoadedModel) -> Any:
     g = GraphBuilder()
     v = g.op("Cast", [history.name], to=_DOUBLE)  # (N, L, S)
     if scaler.log:
-        v = g.op("Log", [v])
+        v = g.op("Log", [g.op("Add", [v, g.const(scaler.log_offset, "log_offset", np.float64)])
+                         if scaler.log_offset else v])
     tail = g.op("Slice", [v, g.ints([-(window + d)]), g.ints([np.iinfo(np.int64).max]), g.ints([1])])  # (N, W + d, S)
     u = tail if not d else g.op("Sub", [g.op("Slice", [tail, g.ints([d]), g.ints([window + d]), g.ints([1])]),
                                         g.op("Slice", [tail, g.ints([0]), g.ints([window]), g.ints([1])])])
@@ -99,12 +100,15 @@ def forecaster_graph(model: LoadedModel) -> Any:
             levels.append(g.op("Add", [levels[-d], step]))
         u_hat = g.op("Concat", levels[d:], axis=1)  # (N, H, S)
     y_hat = g.op("Exp", [u_hat]) if scaler.log else u_hat
+    if scaler.log and scaler.log_offset:
+        y_hat = g.op("Sub", [y_hat, g.const(scaler.log_offset, "log_offset", np.float64)])
     g.op("Identity", [y_hat], outputs=[forecast.name])
     graph = helper.make_graph(g.nodes, "lstmkit_forecaster_predict", [port_info(history)], [port_info(forecast)],
                               g.initializers)
     meta = graph_meta(model, "predict", [history], [forecast], model.module.lstm,
                       "a forecaster answers a whole horizon from a whole window", window=window, horizon=horizon,
-                      difference=d, log=scaler.log, level=scaler.level, min_history=window + d,
+                      difference=d, log=scaler.log, log_offset=scaler.log_offset, level=scaler.level,
+                      min_history=window + d,
                       series=list(model.meta["forecast"].get("series") or []))
     return model_proto(graph, meta)
 

@@ -335,9 +335,11 @@ class ForecastIO(TaskIO):
         if isinstance(forecast, dict):  # a model folder's meta.json
             scaler = forecast["scaler"]
             self.needed, self.log = int(forecast["window"]) + int(scaler["difference"]), bool(scaler["log"])
+            self.log_offset = float(scaler.get("log_offset", 0.0))
             self.series, self.horizon = list(forecast.get("series") or []), int(forecast["horizon"])
         else:  # an exported graph's metadata
             self.needed, self.log = int(meta["min_history"]), bool(meta["log"])
+            self.log_offset = float(meta.get("log_offset", 0.0))
             self.series, self.horizon = list(meta.get("series") or []), int(meta["horizon"])
 
     def parse_predict(self, body: Any, options: ServeOptions) -> Parsed:
@@ -354,10 +356,11 @@ class ForecastIO(TaskIO):
             if len(history) < self.needed:
                 raise ApiError(422, f"inputs[{i}]: expected at least {self.needed} steps (the window plus the "
                                     f"differencing lag), got {len(history)}")
-            if self.log and not (history > 0).all():
-                t, s = (int(k) for k in np.argwhere(history <= 0)[0])
-                raise ApiError(422, f"inputs[{i}][{t}][{s}]: expected a positive value (the model forecasts log "
-                                    f"values), got {history[t, s]:g}")
+            if self.log and not (history + self.log_offset > 0).all():
+                t, s = (int(k) for k in np.argwhere(history + self.log_offset <= 0)[0])
+                wanted = (f"a value above {-self.log_offset:g} (the model forecasts log(y + {self.log_offset:g}))"
+                          if self.log_offset else "a positive value (the model forecasts log values)")
+                raise ApiError(422, f"inputs[{i}][{t}][{s}]: expected {wanted}, got {history[t, s]:g}")
         return Parsed([h[-self.needed:] for h in histories], horizon=horizon)
 
     def answer(self, outputs: np.ndarray, parsed: Parsed) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from lstmkit.config import Config
 from lstmkit.data.timeseries import Series, read_series, read_series_list
-from lstmkit.data.windows import SeriesScaler, make_windows, split_windows
+from lstmkit.data.windows import SeriesScaler, make_windows, scaler_for, split_windows
 from lstmkit.errors import DataError, ModelFolderError
 from lstmkit.evaluation.forecasting import (
     forecast_metrics,
@@ -284,6 +284,7 @@ class LSTMForecaster:
         window, horizon: W and H.
         season: m for ``baselines`` (seasonal naive).
         log, difference: model ``log y`` and/or lag-``difference`` differences (see ``SeriesScaler``).
+        log_offset: with ``log``, model ``log(y + log_offset)``; 1 takes series that hold zeros.
         level: take each window's level (the mean of its last ``level`` scaled points) out of its inputs
             and targets (0: none; see ``lstmkit.data.windows``).
         val_fraction: latest windows held out for validation (0: none; the best epoch is then the one
@@ -304,10 +305,10 @@ class LSTMForecaster:
 
     def __init__(self, window: int = 12, horizon: int = 1, season: int = 1, log: bool = False,
                  difference: int = 0, val_fraction: float = 0.0, config: Any = None,
-                 overrides: Iterable[str] = (), level: int = 0) -> None:
+                 overrides: Iterable[str] = (), level: int = 0, log_offset: float = 0.0) -> None:
         self.window, self.horizon, self.season = window, horizon, season
         self.log, self.difference, self.val_fraction = log, difference, val_fraction
-        self.level = level
+        self.level, self.log_offset = level, log_offset
         self.config, self.overrides = config, list(overrides)
 
     def _config(self) -> Any:
@@ -336,8 +337,7 @@ class LSTMForecaster:
         if self.level > self.window:
             raise DataError(f"LSTMForecaster: level {self.level} averages more points than the window of "
                             f"{self.window}; expected level <= window")
-        self.scaler_ = SeriesScaler(log=self.log, difference=self.difference,
-                                    level=self.level).fit(series.values[:split.fit_end])
+        self.scaler_ = scaler_for(self._data(), "LSTMForecaster.fit").fit(series.values[:split.fit_end])
         z = self.scaler_.transform(series.values)
         train = make_windows(z, split.train, self.window, self.horizon, self.difference, self.scaler_)
         val = (make_windows(z, split.val, self.window, self.horizon, self.difference, self.scaler_)
@@ -347,9 +347,15 @@ class LSTMForecaster:
         self.series_ = series
         return self
 
-    def _fit_pooled(self, ys: list[Any]) -> LSTMForecaster:
+    def _data(self) -> Any:
+        """The estimator's settings as the ``[data]`` table the sources read."""
         from types import SimpleNamespace
 
+        return SimpleNamespace(window=self.window, horizon=self.horizon, season=self.season, log=self.log,
+                               log_offset=self.log_offset, difference=self.difference, level=self.level,
+                               normalize=True, test_windows=0, val_fraction=self.val_fraction)
+
+    def _fit_pooled(self, ys: list[Any]) -> LSTMForecaster:
         from lstmkit.data.pooled import pooled_forecast_source
 
         series = []
@@ -358,10 +364,13 @@ class LSTMForecaster:
             if values.ndim != 1:
                 raise DataError(f"LSTMForecaster.fit: expected a list of 1-D series, got shape {values.shape} at {i}")
             series.append(Series.from_array(values, [str(i)]))
-        data = SimpleNamespace(window=self.window, horizon=self.horizon, season=self.season, log=self.log,
-                               difference=self.difference, level=self.level, normalize=True, test_windows=0,
-                               val_fraction=self.val_fraction)
-        source = pooled_forecast_source(series, data, "LSTMForecaster.fit", self.window, self.horizon, self.season)
+        source = pooled_forecast_source(series, self._data(), "LSTMForecaster.fit", self.window, self.horizon,
+                                        self.season)
+        skipped = source.forecast.skipped
+        if skipped:  # predict() answers every series it was given, so none may be left out
+            more = f"; and {len(skipped) - 2} more" if len(skipped) > 2 else ""
+            raise DataError(f"LSTMForecaster.fit: {len(skipped)} of {len(series)} series cannot be forecast: "
+                            f"{'; '.join(skipped[:2])}{more}")
         self.scaler_ = source.forecast.scaler
         self.model_ = self._config()
         self.model_.fit(source.train, source.val)
