@@ -141,8 +141,8 @@ def _histories(model: LoadedModel, samples: np.ndarray | None, rng: np.random.Ge
 
 
 def _forecast_in_torch(model: LoadedModel, history: np.ndarray) -> np.ndarray:
-    """What the library forecasts for each raw history (``lstmkit.tasks.forecasting.forecast_path``)."""
-    from lstmkit.tasks.forecasting import forecast_path
+    """What the library forecasts for each raw history (``lstmkit.tasks.forecasting.forecast_paths``)."""
+    from lstmkit.tasks.forecasting import forecast_paths
 
     scaler, window, horizon, _ = _geometry(model)
 
@@ -150,8 +150,7 @@ def _forecast_in_torch(model: LoadedModel, history: np.ndarray) -> np.ndarray:
     def predict(x: np.ndarray) -> np.ndarray:
         return model.module(model.prepare(x)).numpy()
 
-    return np.stack([forecast_path(predict, scaler, h.astype(np.float64), horizon, window, horizon)
-                     for h in history])
+    return np.stack(forecast_paths(predict, scaler, list(history.astype(np.float64)), horizon, window, horizon))
 
 
 @register_exporter("forecaster")

@@ -114,7 +114,7 @@ class TorchTaskBackend:
     def _forecast(self, history: np.ndarray) -> np.ndarray:
         """Forecasts (N, H, S) on the raw scale, as ``lstmkit.load(...).forecast`` makes them."""
         from lstmkit.data.windows import SeriesScaler
-        from lstmkit.tasks.forecasting import forecast_path
+        from lstmkit.tasks.forecasting import forecast_paths
 
         scaler = SeriesScaler.from_dict(self.forecast["scaler"])
         window, horizon = int(self.forecast["window"]), int(self.forecast["horizon"])
@@ -122,8 +122,7 @@ class TorchTaskBackend:
         def network(z: np.ndarray) -> np.ndarray:
             return self.module(self.loaded.prepare(z)).numpy()
 
-        return np.stack([forecast_path(network, scaler, h.astype(np.float64), horizon, window, horizon)
-                         for h in history])
+        return np.stack(forecast_paths(network, scaler, list(history.astype(np.float64)), horizon, window, horizon))
 
     @torch.inference_mode()
     def steps(self, x: np.ndarray, lengths: np.ndarray, h: np.ndarray, c: np.ndarray

@@ -76,28 +76,56 @@ class ForecastResult:
     """Why a statistical forecaster is missing or failed on a series."""
 
 
-def forecast_path(predict: Any, scaler: SeriesScaler, history: np.ndarray, steps: int, window: int,
-                  horizon: int) -> np.ndarray:
-    """Values ``(steps, S)`` after ``history`` (T, S): direct H-step forecasts, fed back for ``steps > H``.
+FORECAST_BATCH = 1024
+"""Histories per network call in ``forecast_paths``: one call for a few, bounded memory for a million."""
 
-    ``predict`` maps scaled windows ``(N, W, S)`` to scaled outputs ``(N, H * S)``; with a window level
-    (``SeriesScaler.level``) it sees each window less its level, which is added back to its outputs.
+
+def last_window(scaler: SeriesScaler, history: np.ndarray, window: int) -> np.ndarray:
+    """The scaled last window ``(W, S)`` of ``history`` (T, S), the input of its first forecast.
+
+    Raises:
+        DataError: if the history is shorter than the window (+ the differencing lag), or the log refuses it.
     """
     z = scaler.transform(history)  # (T - d, S)
     if len(z) < window:
         raise DataError(f"forecast: expected at least {window + scaler.difference} points of history "
                         f"(window {window}" + (f" + difference {scaler.difference}" if scaler.difference else "")
                         + f"), got {len(history)}")
-    s = z.shape[1]
-    recent, chunks, made = z[-window:], [], 0
+    return z[-window:]
+
+
+def forecast_paths(predict: Any, scaler: SeriesScaler, histories: list[np.ndarray], steps: int, window: int,
+                   horizon: int) -> list[np.ndarray]:
+    """Values ``(steps, S)`` after each of ``histories`` (each (T_i, S)): direct H-step forecasts, fed back for
+    ``steps > H``, every history's window in one batch (``FORECAST_BATCH`` at a time).
+
+    ``predict`` maps scaled windows ``(N, W, S)`` to scaled outputs ``(N, H * S)``; with a window level
+    (``SeriesScaler.level``) it sees each window less its level, which is added back to its outputs::
+
+        w_0 = z[-W:],   l_j = mean(w_j[-m:]),   ẑ_j = predict(w_j - l_j) + l_j,   w_{j+1} = [w_j, ẑ_j][-W:]
+
+    and the ``ẑ`` of all chunks, cut to ``steps``, go back to values through ``SeriesScaler.inverse``.
+    """
+    recent = np.stack([last_window(scaler, h, window) for h in histories])  # (N, W, S)
+    n, s = len(recent), recent.shape[2]
+    chunks, made = [], 0
     while made < steps:
-        level = scaler.window_level(recent)  # (S,), zeros without a level
-        ahead = np.asarray(predict((recent - level)[None].astype(np.float32)), dtype=np.float64).reshape(horizon, s)
-        ahead = ahead + level
+        level = np.stack([scaler.window_level(w) for w in recent])[:, None, :]  # (N, 1, S), zeros without a level
+        x = (recent - level).astype(np.float32)
+        out = np.concatenate([np.asarray(predict(x[i:i + FORECAST_BATCH]), dtype=np.float64)
+                              for i in range(0, n, FORECAST_BATCH)])
+        ahead = out.reshape(n, horizon, s) + level  # (N, H, S)
         chunks.append(ahead)
         made += horizon
-        recent = np.concatenate([recent, ahead])[-window:]
-    return scaler.inverse(np.concatenate(chunks)[:steps], history)
+        recent = np.concatenate([recent, ahead], axis=1)[:, -window:]
+    z = np.concatenate(chunks, axis=1)[:, :steps]
+    return [scaler.inverse(z[i], h) for i, h in enumerate(histories)]
+
+
+def forecast_path(predict: Any, scaler: SeriesScaler, history: np.ndarray, steps: int, window: int,
+                  horizon: int) -> np.ndarray:
+    """Values ``(steps, S)`` after one ``history`` (T, S); see ``forecast_paths``."""
+    return forecast_paths(predict, scaler, [history], steps, window, horizon)[0]
 
 
 def _future_times(times: list[str], steps: int) -> list[str]:
@@ -213,7 +241,7 @@ def forecast_each_from_model(model_dir: str | Path, horizon: int | None = None, 
                 values, actual, future_times, times = values[:-steps], values[-steps:], times[-steps:], times[:-steps]
             else:
                 actual, future_times = None, _future_times(times, steps)
-            forecast = forecast_path(predict, scaler, values, steps, window, model_horizon)  # checks the history
+            last_window(scaler, values, window)  # checks the history before the batch
         except DataError as exc:
             if not meta.get("pooled"):
                 raise
@@ -222,10 +250,13 @@ def forecast_each_from_model(model_dir: str | Path, horizon: int | None = None, 
         baselines = {"naive": naive_forecast(values, steps),
                      "seasonal_naive": seasonal_naive_forecast(values, steps, season)}
         results.append(ForecastResult(names=list(series.names), times=list(times), history=values,
-                                      future_times=future_times, forecast=forecast, baselines=baselines,
+                                      future_times=future_times, forecast=np.empty(0), baselines=baselines,
                                       actual=actual))
     if not results:  # a pooled model given only series too short to forecast
         raise DataError(f"forecast: no series long enough to forecast ({'; '.join(skipped[:3])})")
+    forecasts = forecast_paths(predict, scaler, [r.history for r in results], steps, window, model_horizon)
+    for result, forecast in zip(results, forecasts):
+        result.forecast = forecast
     if skipped:
         log.warning("forecast: %d of %d series are too short and were left out; the first: %s", len(skipped),
                     len(skipped) + len(results), skipped[0])
@@ -384,8 +415,8 @@ class LSTMForecaster:
             raise DataError("LSTMForecaster.predict: call fit() first")
         steps = self.horizon if horizon is None else int(horizon)
         if self._pooled:
-            return [forecast_path(self.model_.predict, self.scaler_, s.values, steps, self.window, self.horizon)[:, 0]
-                    for s in self.series_]
+            return [f[:, 0] for f in forecast_paths(self.model_.predict, self.scaler_, [s.values for s in self.series_],
+                                                    steps, self.window, self.horizon)]
         out = forecast_path(self.model_.predict, self.scaler_, self.series_.values, steps, self.window,
                             self.horizon)
         return out[:, 0] if self._univariate else out
