@@ -254,9 +254,24 @@ def test_a_failed_fit_is_named_and_left_out_of_every_pooled_mean(monkeypatch):
     assert result.metrics["auto_ets"]["rmse"] == pytest.approx(np.sqrt((own["a"]["auto_ets"]["rmse"] ** 2
                                                                         + own["c"]["auto_ets"]["rmse"] ** 2) / 2))
     assert ("AutoETS: MAE, RMSE, MAPE, sMAPE and MASE are the mean over 2 of 3 series (the others' are "
-            "undefined: a fit that failed, as noted, a history constant at lag m, whose MASE scale is 0, or an "
-            "actual value of 0 for MAPE)") in result.notes
+            "undefined: a fit that failed, as noted)") in result.notes
     assert not any(note.startswith(("LSTM:", "AutoARIMA:")) for note in result.notes)
+
+
+def test_an_undefined_mase_or_mape_note_names_the_reason_it_saw_and_no_failed_fit():
+    rng = np.random.default_rng(4)
+    periodic = np.tile([4.0, 7.0, 5.0], 6)[:, None]  # constant at lag 3: every MASE of 'flat' is undefined
+    zero_at_end = np.concatenate([rng.uniform(1, 9, size=(15, 1)), [[3.0], [0.0], [2.0]]])  # an actual 0
+    series = [Series(periodic, [str(t) for t in range(18)], ["flat"]),
+              Series(zero_at_end, [str(t) for t in range(18)], ["zero"]),
+              Series(rng.uniform(1, 9, size=(18, 1)), [str(t) for t in range(18)], ["plain"])]
+    source = pooled_forecast_source(series, config(log_offset=1.0), "series", 6, 3, 3)
+    result = backtest(source.forecast, np.zeros((3, 3)), statistical=False)
+    assert np.isnan(result.per_series["flat"]["naive"]["mase"]) and np.isnan(result.per_series["zero"]["lstm"]["mape"])
+    for label in ("LSTM", "naive", "seasonal naive"):
+        assert (f"{label}: MAPE and MASE are the mean over 2 of 3 series (the others' are undefined: a history "
+                "constant at lag m, whose MASE scale is 0; an actual value of 0, which MAPE divides by)") in result.notes
+    assert not any("a fit that failed" in note for note in result.notes)
 
 
 # ------------------------------------------------------------------------------------------------ forecasting

@@ -228,8 +228,12 @@ def _undefined_note(label: str, each: dict[str, np.ndarray]) -> str:
         return ""
     parts = [f"{_listed(names)} {'is' if len(names) == 1 else 'are'} the mean over {n} of {total} series"
              for n, names in sorted(counts.items()) if n < total]
-    return (f"{label}: {'; '.join(parts)} (the others' are undefined: a fit that failed, as noted, a history "
-            "constant at lag m, whose MASE scale is 0, or an actual value of 0 for MAPE)")
+    failed = np.isnan(each["mae"])  # MAE is defined for every forecast that was made
+    reasons = [text for text, seen in (
+        ("a fit that failed, as noted", failed.any()),
+        ("a history constant at lag m, whose MASE scale is 0", (np.isnan(each["mase"]) & ~failed).any()),
+        ("an actual value of 0, which MAPE divides by", (np.isnan(each["mape"]) & ~failed).any())) if seen]
+    return f"{label}: {'; '.join(parts)} (the others' are undefined: {'; '.join(reasons)})"
 
 
 def _listed(words: list[str]) -> str:
