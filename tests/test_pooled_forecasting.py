@@ -291,6 +291,10 @@ def test_forecast_command_forecasts_every_series_and_reproduces_the_run(pooled_r
     rows = {(r["series"], r["time"]): float(r["forecast"]) for r in read_rows(out)}
     assert rows.keys() == run_rows.keys()
     np.testing.assert_allclose([rows[k] for k in run_rows], list(run_rows.values()), rtol=1e-5)
+    from PIL import Image
+
+    with Image.open(out.with_suffix(".png")) as image:  # the first 6 of the 12 series, one panel each
+        assert image.size == (900, 6 * 320)
 
 
 def test_a_pooled_model_forecasts_a_series_it_never_saw(pooled_run, tmp_path):
@@ -448,3 +452,43 @@ def test_forecast_refuses_a_file_whose_every_series_is_too_short(pooled_run, tmp
     with pytest.raises(DataError, match=r"forecast: no series long enough to forecast \(series 'x' left out: forecast: "
                                         r"expected at least 24 points of history \(window 24\), got 10\)"):
         forecast_each_from_model(pooled_run / "model", input=short)
+
+
+def nine_series():
+    rng = np.random.default_rng(5)
+    return [Series(np.exp(rng.normal(np.log(10.0 * (i + 1)), 0.1 + 0.1 * i, size=(16, 1))), [str(t) for t in range(16)],
+                   [f"s{i}"]) for i in range(9)]
+
+
+def test_the_plot_of_a_pooled_run_shows_its_best_to_its_worst_series_by_mase(tmp_path):
+    from PIL import Image
+
+    from lstmkit.tasks.forecast_evaluation import pooled_panels
+
+    series = nine_series()
+    source = pooled_forecast_source(series, config(), "series", 6, 3, 3)
+    result = backtest(source.forecast, np.zeros((9, 3)), statistical=False)
+    panels = pooled_panels(source.forecast, result)
+    mase = {name: result.per_series[name]["lstm"]["mase"] for name in result.names}
+    order = sorted(mase, key=mase.get)
+    shown = [order[rank] for rank in (0, 2, 3, 5, 6, 8)]  # 6 evenly spaced ranks of 9, best and worst included
+    assert [p.title.split("'")[1] for p in panels] == shown
+    assert panels[0].title == (f"series: series '{shown[0]}', LSTM MASE {mase[shown[0]]:.3g} (rank 1 of 9, best "
+                               f"first; seasonal naive {result.per_series[shown[0]]['seasonal_naive']['mase']:.3g})")
+    worst = series[int(shown[-1][1:])]
+    np.testing.assert_allclose(panels[-1].history, worst.values[:-3, 0])
+    np.testing.assert_allclose(panels[-1].actual, worst.values[-3:, 0])
+    np.testing.assert_allclose(panels[-1].forecast, result.forecasts["lstm"][0, :, result.names.index(shown[-1])])
+    assert panels[-1].future_times == ["13", "14", "15"] and set(panels[-1].baselines) == {"naive", "seasonal naive"}
+    from lstmkit.report.plots import plot_forecast_panels
+
+    with Image.open(plot_forecast_panels(tmp_path / "f.png", panels)) as image:
+        assert image.size == (900, 6 * 320)  # one 3.2-inch panel per series at 100 dpi
+
+
+def test_a_pooled_run_with_fewer_series_than_panels_shows_each_once():
+    from lstmkit.tasks.forecast_evaluation import pooled_panels
+
+    source = pooled_forecast_source(three_series(), config(), "series", 6, 3, 3)
+    result = backtest(source.forecast, np.zeros((3, 3)), statistical=False)
+    assert sorted(p.title.split("'")[1] for p in pooled_panels(source.forecast, result)) == ["a", "b", "c"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -10,8 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_curves", "plot_forecast", "plot_gate_heatmaps", "plot_saturation",
-           "plot_series_forecast"]
+__all__ = ["ForecastPanel", "plot_confusion_matrix", "plot_curves", "plot_forecast", "plot_forecast_panels",
+           "plot_gate_heatmaps", "plot_saturation", "plot_series_forecast"]
 
 
 def plot_confusion_matrix(matrix: np.ndarray | list, label_names: list[str], path: str | Path,
@@ -163,27 +164,56 @@ def plot_series_forecast(path: str | Path, times: list[str], history: np.ndarray
     history = np.asarray(history, dtype=float).reshape(len(times), -1)
     forecast = np.asarray(forecast, dtype=float).reshape(len(future_times), -1)
     count = history.shape[1]
-    shown = min(count, 6)
     names = names or [f"series {i}" for i in range(count)]
-    start = max(0, len(times) - last) if last else 0
-    fig, axes = plt.subplots(shown, 1, figsize=(9, 3.2 * shown), squeeze=False)
-    past = np.arange(start, len(times))
-    future = np.arange(len(times), len(times) + len(future_times))
-    labels = list(times) + list(future_times)
-    for s, ax in enumerate(axes[:, 0]):
-        ax.plot(past, history[start:, s], color="black", lw=1.2, label="history")
-        if actual is not None:
-            ax.plot(future, np.asarray(actual, dtype=float).reshape(len(future), -1)[:, s], color="black", lw=1.2,
-                    ls="--", marker=".", label="actual")
-        colors = ("tab:gray", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive")
-        for (name, values), color in zip((baselines or {}).items(), colors):
-            ax.plot(future, np.asarray(values, dtype=float).reshape(len(future), -1)[:, s], color=color, lw=1,
-                    ls=":", label=name.replace("_", " "))
-        ax.plot(future, forecast[:, s], color="tab:red", lw=1.8, marker=".", label="LSTM forecast")
-        ax.axvline(len(times) - 0.5, color="tab:blue", lw=0.8, alpha=0.5)
+
+    def column(values: np.ndarray | None, s: int) -> np.ndarray | None:
+        return None if values is None else np.asarray(values, dtype=float).reshape(len(future_times), -1)[:, s]
+
+    panels = [ForecastPanel(f"{title}: {names[s]}" if count > 1 else title, list(times), history[:, s],
+                            list(future_times), forecast[:, s], column(actual, s),
+                            {name: column(values, s) for name, values in (baselines or {}).items()})
+              for s in range(min(count, MAX_PANELS))]
+    return plot_forecast_panels(path, panels, last)
+
+
+MAX_PANELS = 6
+"""Series drawn in one forecast figure, one panel each."""
+
+
+@dataclass
+class ForecastPanel:
+    """One series in a forecast figure: its history (T,), and the forecast, actual values and baselines (N,)
+    at ``future_times`` after it. Each panel has its own times (the series of a pooled run differ)."""
+
+    title: str
+    times: list[str]
+    history: np.ndarray
+    future_times: list[str]
+    forecast: np.ndarray
+    actual: np.ndarray | None = None
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def plot_forecast_panels(path: str | Path, panels: list[ForecastPanel], last: int = 0) -> Path:
+    """Draw one panel per series, stacked: history, the forecast after it, the actual values there (when
+    known) and the baselines. ``last``: show only the last ``last`` history points of each (0: all)."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
+    colors = ("tab:gray", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:olive")
+    for panel, ax in zip(panels, axes[:, 0]):
+        t = len(panel.times)
+        start = max(0, t - last) if last else 0
+        past, future = np.arange(start, t), np.arange(t, t + len(panel.future_times))
+        labels = list(panel.times) + list(panel.future_times)
+        ax.plot(past, np.asarray(panel.history, dtype=float)[start:], color="black", lw=1.2, label="history")
+        if panel.actual is not None:
+            ax.plot(future, panel.actual, color="black", lw=1.2, ls="--", marker=".", label="actual")
+        for (name, values), color in zip(panel.baselines.items(), colors):
+            ax.plot(future, values, color=color, lw=1, ls=":", label=name.replace("_", " "))
+        ax.plot(future, panel.forecast, color="tab:red", lw=1.8, marker=".", label="LSTM forecast")
+        ax.axvline(t - 0.5, color="tab:blue", lw=0.8, alpha=0.5)
         ticks = np.linspace(start, len(labels) - 1, num=min(8, len(labels) - start)).round().astype(int)
         ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{title}: {names[s]}" if count > 1 else title)
+        ax.set_title(panel.title)
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     path = Path(path)

@@ -27,7 +27,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,10 @@ __all__ = [
     "write_forecast_csv",
     "write_forecast_evaluation",
 ]
+
+
+if TYPE_CHECKING:
+    from lstmkit.report.plots import ForecastPanel
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +213,31 @@ def _pooled(spec: PooledForecastSpec, results: list[Backtest], notes: list[str])
                     series_times=[r.times for r in results], per_series=per_series)
 
 
+def pooled_panels(spec: PooledForecastSpec, result: Backtest) -> list[ForecastPanel]:
+    """The series a pooled run's ``forecast.png`` shows: ``MAX_PANELS`` of them, from the LSTM's best MASE to its
+    worst at evenly spaced ranks (the series whose MASE is defined; all series by order if none is), each
+    titled with its name, rank and MASE beside seasonal naive's."""
+    from lstmkit.report.plots import MAX_PANELS, ForecastPanel
+
+    parts = spec.parts()
+    mase = np.array([result.per_series[name]["lstm"]["mase"] for name in result.names])
+    ranked = [int(i) for i in np.argsort(mase, kind="stable") if not np.isnan(mase[i])] or list(range(len(parts)))
+    picks = sorted(set(np.linspace(0, len(ranked) - 1, num=min(MAX_PANELS, len(ranked))).round().astype(int)))
+    panels = []
+    for rank in picks:
+        i = ranked[rank]
+        part, own = parts[i], result.per_series[result.names[i]]
+        start = part.split.test_start
+        title = (f"{result.name}: series '{result.names[i]}', LSTM MASE {own['lstm']['mase']:.3g} (rank {rank + 1} of "
+                 f"{len(ranked)}, best first; seasonal naive {own['seasonal_naive']['mase']:.3g})")
+        panels.append(ForecastPanel(title, list(part.series.times[:start]), part.series.values[:start, 0],
+                                    list(result.series_times[i]), result.forecasts["lstm"][..., i].reshape(-1),
+                                    result.actual[..., i].reshape(-1),
+                                    {LABELS[b]: f[..., i].reshape(-1) for b, f in result.forecasts.items()
+                                     if b != "lstm"}))
+    return panels
+
+
 def _mean_defined(name: str, values: np.ndarray) -> float:
     """The mean over the series of one metric, leaving out the series where it is undefined (NaN); RMSE is
     the root of the mean square. NaN when no series has it."""
@@ -306,7 +335,7 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     and returns the metrics for ``metrics.json`` (``test_mase``, ``test_naive_mase``,
     ``test_seasonal_naive_mase``, ... and ``test_loss`` on the scaled series).
     """
-    from lstmkit.report.plots import plot_series_forecast
+    from lstmkit.report.plots import plot_forecast_panels, plot_series_forecast
 
     spec: ForecastSpec | PooledForecastSpec = source.forecast
     result = backtest(spec, model.predict(source.test.x).reshape(len(source.test), -1),
@@ -322,16 +351,15 @@ def write_forecast_evaluation(model: Any, config: Config, source: SourceData, ou
     write_forecast_csv(out_dir / "forecast.csv",
                        forecast_csv_rows(result.times, result.names, result.actual, result.forecasts, result.horizon,
                                          result.series_times))
-    shown = spec.parts()[0] if isinstance(spec, PooledForecastSpec) else spec  # a pooled run: its first series
-    start = shown.split.test_start
-    s = shown.series.values.shape[1]
-    title = f"{result.name}: test forecast" + (f" (the first of {len(result.names)} series)"
-                                               if shown is not spec else "")
-    plot_series_forecast(out_dir / "forecast.png", shown.series.times[:start], shown.series.values[:start],
-                  result.times, result.forecasts["lstm"][..., :s].reshape(-1, s),
-                  actual=result.actual[..., :s].reshape(-1, s),
-                  baselines={LABELS[b]: f[..., :s].reshape(-1, s) for b, f in result.forecasts.items() if b != "lstm"},
-                  names=result.names[:s], title=title, last=max(4 * len(result.times), 3 * spec.window))
+    last = max(4 * len(result.times), 3 * spec.window)
+    if isinstance(spec, PooledForecastSpec):
+        plot_forecast_panels(out_dir / "forecast.png", pooled_panels(spec, result), last)
+    else:
+        start, s = spec.split.test_start, spec.series.values.shape[1]
+        plot_series_forecast(out_dir / "forecast.png", spec.series.times[:start], spec.series.values[:start],
+                             result.times, result.forecasts["lstm"].reshape(-1, s), actual=result.actual.reshape(-1, s),
+                             baselines={LABELS[b]: f.reshape(-1, s) for b, f in result.forecasts.items() if b != "lstm"},
+                             names=result.names, title=f"{result.name}: test forecast", last=last)
     log.debug("%s", text)
     metrics: dict[str, Any] = {}
     for method in result.forecasts:

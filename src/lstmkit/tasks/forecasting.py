@@ -280,8 +280,14 @@ def forecast_each_from_model(model_dir: str | Path, horizon: int | None = None, 
 def write_forecast(result: ForecastResult | list[ForecastResult], csv_path: str | Path,
                    png_path: str | Path | None = None, title: str = "Forecast") -> None:
     """Write ``result`` (or several, one after another) as a CSV of ``forecast_evaluation.FORECAST_COLUMNS``
-    (window 0) and, if asked, a PNG plot (of the first result's series)."""
-    from lstmkit.report.plots import plot_series_forecast
+    (window 0) and, if asked, a PNG plot (of one result's series, or of the first ``MAX_PANELS`` results, one
+    series each)."""
+    from lstmkit.report.plots import (
+        MAX_PANELS,
+        ForecastPanel,
+        plot_forecast_panels,
+        plot_series_forecast,
+    )
 
     results = result if isinstance(result, list) else [result]
     rows = []
@@ -291,13 +297,22 @@ def write_forecast(result: ForecastResult | list[ForecastResult], csv_path: str 
         rows += forecast_csv_rows(one.future_times, one.names, None if one.actual is None else one.actual[None],
                                   forecasts, steps)
     write_forecast_csv(Path(csv_path), rows)
-    if png_path is not None:
-        first = results[0]
-        if len(results) > 1:
-            title = f"{title} (the first of {len(results)} series)"
-        plot_series_forecast(png_path, first.times, first.history, first.future_times, first.forecast,
-                      actual=first.actual, baselines={LABELS[b]: v for b, v in first.baselines.items()},
-                      names=first.names, title=title, last=max(4 * len(first.forecast), 48))
+    if png_path is None:
+        return
+    last = max(4 * len(results[0].forecast), 48)
+    if len(results) == 1:
+        one = results[0]
+        plot_series_forecast(png_path, one.times, one.history, one.future_times, one.forecast, actual=one.actual,
+                             baselines={LABELS[b]: v for b, v in one.baselines.items()}, names=one.names,
+                             title=title, last=last)
+        return
+    shown = results[:MAX_PANELS]
+    panels = [ForecastPanel(f"{title}: series '{one.names[0]}' ({i + 1} of {len(results)})", list(one.times),
+                            one.history[:, 0], list(one.future_times), one.forecast[:, 0],
+                            None if one.actual is None else one.actual[:, 0],
+                            {LABELS[b]: v[:, 0] for b, v in one.baselines.items()})
+              for i, one in enumerate(shown)]
+    plot_forecast_panels(png_path, panels, last)
 
 
 # --------------------------------------------------------------------------------------------------------
