@@ -492,3 +492,31 @@ def test_a_pooled_run_with_fewer_series_than_panels_shows_each_once():
     source = pooled_forecast_source(three_series(), config(), "series", 6, 3, 3)
     result = backtest(source.forecast, np.zeros((3, 3)), statistical=False)
     assert sorted(p.title.split("'")[1] for p in pooled_panels(source.forecast, result)) == ["a", "b", "c"]
+
+
+def test_spread_by_rank_leaves_out_undefined_scores_and_keeps_the_best_and_the_worst():
+    from lstmkit.tasks.forecast_evaluation import spread_by_rank
+
+    ranked, picks = spread_by_rank([3.0, np.nan, 1.0, 2.0, 5.0, 4.0, 0.5, 6.0, 7.0], 4)
+    assert ranked == [6, 2, 3, 0, 5, 4, 7, 8] and picks == [0, 2, 5, 7]  # ranks of 8 defined scores, ends kept
+    assert spread_by_rank([np.nan, np.nan, np.nan], 6) == ([0, 1, 2], [0, 1, 2])  # none defined: in order
+
+
+def test_a_pooled_backtest_plot_shows_the_best_to_the_worst_and_a_forecast_plot_the_first(monkeypatch, tmp_path):
+    from lstmkit.report import plots
+    from lstmkit.tasks.forecasting import ForecastResult, write_forecast
+
+    drawn = []
+    monkeypatch.setattr(plots, "plot_forecast_panels", lambda path, panels, last: drawn.append(panels))
+
+    def result(name, mase):
+        return ForecastResult([name], ["0", "1"], np.ones((2, 1)), ["2"], np.ones((1, 1)), {}, actual=np.ones((1, 1)),
+                              metrics={"lstm": {"mase": mase}} if mase is not None else {})
+
+    scores = [4.0, 1.0, 8.0, 2.0, 7.0, 3.0, 6.0, 5.0]
+    write_forecast([result(f"s{i}", m) for i, m in enumerate(scores)], tmp_path / "f.csv", tmp_path / "f.png", "T")
+    assert [p.title for p in drawn[-1]][::5] == ["T: series 's1' (LSTM MASE 1, rank 1 of 8, best first)",
+                                                 "T: series 's2' (LSTM MASE 8, rank 8 of 8, best first)"]
+    assert [p.title.split("'")[1] for p in drawn[-1]] == ["s1", "s3", "s0", "s7", "s4", "s2"]  # ranks 1, 2, 4, 5, 7, 8
+    write_forecast([result(f"s{i}", None) for i in range(8)], tmp_path / "g.csv", tmp_path / "g.png", "T")
+    assert [p.title for p in drawn[-1]] == [f"T: series 's{i}' ({i + 1} of 8)" for i in range(6)]

@@ -213,6 +213,14 @@ def _pooled(spec: PooledForecastSpec, results: list[Backtest], notes: list[str])
                     series_times=[r.times for r in results], per_series=per_series)
 
 
+def spread_by_rank(scores: list[float], count: int) -> tuple[list[int], list[int]]:
+    """``(ranked, picks)``: the indices of the defined ``scores`` from lowest to highest (every index in order
+    if none is defined), and ``count`` evenly spaced ranks into it, the first and the last included."""
+    values = np.asarray(scores, dtype=float)
+    ranked = [int(i) for i in np.argsort(values, kind="stable") if not np.isnan(values[i])] or list(range(len(values)))
+    return ranked, sorted({int(r) for r in np.linspace(0, len(ranked) - 1, num=min(count, len(ranked))).round()})
+
+
 def pooled_panels(spec: PooledForecastSpec, result: Backtest) -> list[ForecastPanel]:
     """The series a pooled run's ``forecast.png`` shows: ``MAX_PANELS`` of them, from the LSTM's best MASE to its
     worst at evenly spaced ranks (the series whose MASE is defined; all series by order if none is), each
@@ -220,9 +228,7 @@ def pooled_panels(spec: PooledForecastSpec, result: Backtest) -> list[ForecastPa
     from lstmkit.report.plots import MAX_PANELS, ForecastPanel
 
     parts = spec.parts()
-    mase = np.array([result.per_series[name]["lstm"]["mase"] for name in result.names])
-    ranked = [int(i) for i in np.argsort(mase, kind="stable") if not np.isnan(mase[i])] or list(range(len(parts)))
-    picks = sorted(set(np.linspace(0, len(ranked) - 1, num=min(MAX_PANELS, len(ranked))).round().astype(int)))
+    ranked, picks = spread_by_rank([result.per_series[name]["lstm"]["mase"] for name in result.names], MAX_PANELS)
     panels = []
     for rank in picks:
         i = ranked[rank]

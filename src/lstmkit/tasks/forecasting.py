@@ -40,6 +40,7 @@ from lstmkit.evaluation.statistical import (
 from lstmkit.tasks.forecast_evaluation import (
     LABELS,
     forecast_csv_rows,
+    spread_by_rank,
     write_forecast_csv,
 )
 
@@ -306,12 +307,19 @@ def write_forecast(result: ForecastResult | list[ForecastResult], csv_path: str 
                              baselines={LABELS[b]: v for b, v in one.baselines.items()}, names=one.names,
                              title=title, last=last)
         return
-    shown = results[:MAX_PANELS]
-    panels = [ForecastPanel(f"{title}: series '{one.names[0]}' ({i + 1} of {len(results)})", list(one.times),
-                            one.history[:, 0], list(one.future_times), one.forecast[:, 0],
-                            None if one.actual is None else one.actual[:, 0],
+    if all(one.metrics for one in results):  # a backtest: from the best MASE to the worst, as a pooled run shows
+        ranked, picks = spread_by_rank([one.metrics["lstm"]["mase"] for one in results], MAX_PANELS)
+        shown = []
+        for rank in picks:
+            one = results[ranked[rank]]
+            where = f"LSTM MASE {one.metrics['lstm']['mase']:.3g}, rank {rank + 1} of {len(ranked)}, best first"
+            shown.append((one, where))
+    else:
+        shown = [(one, f"{i + 1} of {len(results)}") for i, one in enumerate(results[:MAX_PANELS])]
+    panels = [ForecastPanel(f"{title}: series '{one.names[0]}' ({where})", list(one.times), one.history[:, 0],
+                            list(one.future_times), one.forecast[:, 0], None if one.actual is None else one.actual[:, 0],
                             {LABELS[b]: v[:, 0] for b, v in one.baselines.items()})
-              for i, one in enumerate(shown)]
+              for one, where in shown]
     plot_forecast_panels(png_path, panels, last)
 
 
