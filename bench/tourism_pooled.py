@@ -15,10 +15,18 @@ then prints its means over the 305 positive series and over the 61 that hold a z
 also fits AutoETS and AutoARIMA (``lstmkit.evaluation.statistical``, as a run does) to the 61, whose fits the
 plain-log run never made, and prints their means beside.
 
+*Choosing settings without the test months* (``--split validation``): every series less its last 24 months is
+written to the panel and scored on the 24 months before its test part (no statistical fits); ``--candidate``
+picks a set of overrides (``CANDIDATES``), and ``--compare`` prints each candidate's mean LSTM MASE over the
+series that every candidate's validation runs score, the mean of its seeds. The rule, fixed before the runs:
+the lowest of those wins, and only the winner runs with ``--split test``.
+
 Usage::
 
     python bench/tourism_pooled.py --seeds 0-2 --statistical-seed 0
     python bench/tourism_pooled.py --seeds 0-2 --statistical-seed -1 --log-offset 1 --zero-statistical
+    python bench/tourism_pooled.py --split validation --candidate NAME --seeds 0-2 --out /tmp/tourism_select
+    python bench/tourism_pooled.py --compare --out /tmp/tourism_select
 """
 
 from __future__ import annotations
@@ -40,6 +48,13 @@ SETTINGS = ["data.name=series", "data.pooled=true", "data.log=true", "data.level
             "model.hidden_size=64", "train.epochs=30", "train.batch_size=256", "train.lr=1e-3",
             "train.optimizer=adam", "train.schedule=cosine", "train.num_threads=1", "train.progress=false",
             "train.tensorboard=false", "train.report=false"]
+CANDIDATES: dict[str, list[str]] = {
+    # Overrides of SETTINGS.
+    "corpus": [],  # the Airline corpus choice above: window 24, log less the last-12 mean, LSTM(64), 30 epochs
+    "window36": ["data.window=36"],  # three seasons in view instead of two
+    "seasonal-difference": ["data.level=0", "data.difference=12"],  # log changes on the same month a year before
+    "epochs60": ["train.epochs=60"],  # twice the training
+}
 
 
 def tourism_monthly() -> dict[str, np.ndarray]:
@@ -85,6 +100,21 @@ def zero_statistical(series: dict[str, np.ndarray], names: list[str], out: Path)
     return found
 
 
+def compare(out: Path) -> None:
+    """Each candidate's mean LSTM MASE over the series that every candidate's validation runs score."""
+    runs: dict[str, list[dict]] = {}
+    for path in sorted(out.glob("*-validation-seed*/evaluation.json")):
+        runs.setdefault(path.parent.name.split("-validation-")[0], []).append(json.loads(path.read_text()))
+    if not runs:
+        raise SystemExit(f"no validation runs in {out}")
+    common = set.intersection(*(set(r["per_series"]) for reports in runs.values() for r in reports))
+    for candidate, reports in sorted(runs.items()):
+        means = [float(np.nanmean([r["per_series"][n]["lstm"]["mase"] for n in common])) for r in reports]
+        naive = float(np.nanmean([reports[0]["per_series"][n]["seasonal_naive"]["mase"] for n in common]))
+        print(f"{candidate}: LSTM MASE {np.mean(means):.4f} (seeds {', '.join(f'{m:.4f}' for m in means)}) over "
+              f"{len(common)} common series; seasonal naive {naive:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-2")
@@ -93,12 +123,20 @@ def main() -> None:
     parser.add_argument("--log-offset", type=float, default=0.0, help="[data] log_offset (1 keeps the series with zeros)")
     parser.add_argument("--zero-statistical", action="store_true",
                         help="also fit AutoETS/AutoARIMA to the series that hold a zero")
+    parser.add_argument("--candidate", choices=sorted(CANDIDATES), default="corpus")
+    parser.add_argument("--split", choices=["validation", "test"], default="test")
+    parser.add_argument("--compare", action="store_true", help="compare the validation runs in --out, then stop")
     args = parser.parse_args()
+    if args.compare:
+        return compare(args.out)
     first, _, last = args.seeds.partition("-")
     seeds = list(range(int(first), int(last) + 1)) if last else [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    panel = args.out / "tourism_monthly.csv"
     series = tourism_monthly()
+    if args.split == "validation":  # the test months are never written
+        series = {name: y[:-HORIZON] for name, y in series.items()}
+        args.statistical_seed, args.zero_statistical = -1, False
+    panel = args.out / f"tourism_monthly_{args.split}.csv"
     print(f"{write_panel(panel, series)} series in {panel}")
     zeros = [n for n, y in series.items() if (y <= 0).any()]
     positive = [n for n in series if n not in zeros]
@@ -109,11 +147,12 @@ def main() -> None:
     config = args.out / "pooled.toml"
     config.write_text("# every setting is a --set of bench/tourism_pooled.py\n")
     for seed in seeds:
-        run = args.out / f"seed{seed}"
+        run = args.out / (f"seed{seed}" if (args.candidate, args.split) == ("corpus", "test")
+                          else f"{args.candidate}-{args.split}-seed{seed}")
         shutil.rmtree(run, ignore_errors=True)
         statistical = "true" if seed == args.statistical_seed else "false"
-        settings = [*SETTINGS, f"data.path={panel}", f"train.seed={seed}", f"train.statistical={statistical}",
-                    f"data.log_offset={args.log_offset:g}"]
+        settings = [*SETTINGS, *CANDIDATES[args.candidate], f"data.path={panel}", f"train.seed={seed}",
+                    f"train.statistical={statistical}", f"data.log_offset={args.log_offset:g}"]
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "lstmkit", "train", str(config), "--out", str(run),
                         *[w for item in settings for w in ("--set", item)]], check=True, capture_output=True)
