@@ -13,7 +13,9 @@ the window's last-12 mean); that choice saw these series' last 36 months as its 
 ``--log-offset 1`` models ``log(y + 1)`` instead (``[data] log_offset``), which keeps all 366 series. Every seed
 then prints its means over the 305 positive series and over the 61 that hold a zero; ``--zero-statistical``
 also fits AutoETS and AutoARIMA (``lstmkit.evaluation.statistical``, as a run does) to the 61, whose fits the
-plain-log run never made, and prints their means beside.
+plain-log run never made, and prints their means beside. ``--statistical-only`` fits AutoETS and AutoARIMA to
+all 366 series, prints their means over each group (and over the positive series, the plain-log run's), and
+trains nothing.
 
 *Choosing settings without the test months* (``--split validation``): every series less its last 24 months is
 written to the panel and scored on the 24 months before its test part (no statistical fits); ``--candidate``
@@ -25,6 +27,7 @@ Usage::
 
     python bench/tourism_pooled.py --seeds 0-2 --statistical-seed 0
     python bench/tourism_pooled.py --seeds 0-2 --statistical-seed -1 --log-offset 1 --zero-statistical
+    python bench/tourism_pooled.py --statistical-only
     python bench/tourism_pooled.py --split validation --candidate NAME --seeds 0-2 --out /tmp/tourism_select
     python bench/tourism_pooled.py --compare --out /tmp/tourism_select
 """
@@ -82,7 +85,7 @@ def group_means(per_series: dict, names: list[str], method: str) -> str:
     return f"{method} MASE {mean['mase']:.4f} sMAPE {mean['smape']:.2f} MAPE {mean['mape']:.4f} ({len(rows)} series)"
 
 
-def zero_statistical(series: dict[str, np.ndarray], names: list[str], out: Path) -> dict:
+def fit_statistical(series: dict[str, np.ndarray], names: list[str], out: Path) -> dict:
     """AutoETS and AutoARIMA fitted to each of ``names`` before its last ``HORIZON`` months, scored as a run
     scores them; cached in ``out``."""
     from lstmkit.evaluation.forecasting import forecast_metrics
@@ -123,6 +126,8 @@ def main() -> None:
     parser.add_argument("--log-offset", type=float, default=0.0, help="[data] log_offset (1 keeps the series with zeros)")
     parser.add_argument("--zero-statistical", action="store_true",
                         help="also fit AutoETS/AutoARIMA to the series that hold a zero")
+    parser.add_argument("--statistical-only", action="store_true",
+                        help="fit AutoETS/AutoARIMA to every series, print their means, and train nothing")
     parser.add_argument("--candidate", choices=sorted(CANDIDATES), default="corpus")
     parser.add_argument("--split", choices=["validation", "test"], default="test")
     parser.add_argument("--compare", action="store_true", help="compare the validation runs in --out, then stop")
@@ -140,7 +145,12 @@ def main() -> None:
     print(f"{write_panel(panel, series)} series in {panel}")
     zeros = [n for n, y in series.items() if (y <= 0).any()]
     positive = [n for n in series if n not in zeros]
-    zero_stats = zero_statistical(series, zeros, args.out / "zero_statistical.json") if args.zero_statistical else {}
+    if args.statistical_only:
+        fitted = fit_statistical(series, list(series), args.out / "statistical.json")
+        for label, names in (("positive series", positive), ("series with a zero", zeros), ("all", list(series))):
+            print(f"{label}: " + "; ".join(group_means(fitted, names, m) for m in ("auto_ets", "auto_arima")))
+        return None
+    zero_stats = fit_statistical(series, zeros, args.out / "zero_statistical.json") if args.zero_statistical else {}
     for method in ("auto_ets", "auto_arima"):
         if zero_stats:
             print(f"series with a zero: {group_means(zero_stats, zeros, method)}")
