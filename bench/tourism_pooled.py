@@ -146,7 +146,8 @@ def main() -> None:
     zeros = [n for n, y in series.items() if (y <= 0).any()]
     positive = [n for n in series if n not in zeros]
     if args.statistical_only:
-        fitted = fit_statistical(series, list(series), args.out / "statistical.json")
+        fitted = {**fit_statistical(series, zeros, args.out / "zero_statistical.json"),
+                  **fit_statistical(series, positive, args.out / "positive_statistical.json")}
         for label, names in (("positive series", positive), ("series with a zero", zeros), ("all", list(series))):
             print(f"{label}: " + "; ".join(group_means(fitted, names, m) for m in ("auto_ets", "auto_arima")))
         return None
