@@ -80,28 +80,39 @@ def forecast(library: str, count: int, seed: int, out: Path) -> None:
     np.savez(out, library=library, **saved)
 
 
-def score(paths: list[Path]) -> None:
+def scores(path: Path) -> tuple[str, dict[str, tuple[float, float, float]], float]:
+    """One input's label, ``{series: (MASE, MAPE, seconds)}`` (seconds NaN where not timed; MASE and MAPE NaN
+    where the fit failed) and its Airline MAPE (NaN where not forecast)."""
     from lstmkit.evaluation.forecasting import mape, mase
 
-    print("| library | Tourism series | mean MASE | mean MAPE | median s a series | total s | Airline MAPE |")
-    print("|---|---|---|---|---|---|---|")
-    for path in paths:
-        if path.suffix == ".json":  # tourism_pooled.py's fits: metrics only
-            fits = json.loads(path.read_text())
-            rows = [(fits[n]["auto_arima"]["mase"], fits[n]["auto_arima"]["mape"]) for n in sorted(fits)]
-            print(f"| pmdarima ({path.name}) | {len(rows)} | {np.mean([r[0] for r in rows]):.4f} | "
-                  f"{np.mean([r[1] for r in rows]):.4f} | n/a | n/a | n/a |")
-            continue
-        data = np.load(path)
-        names = sorted({key.split("/")[0] for key in data.files if "/" in key} - {"airline"})
-        rows = []
-        for name in names:
-            y, horizon, f = data[f"{name}/series"], int(data[f"{name}/horizon"]), data[f"{name}/forecast"]
-            rows.append((mase(y[-horizon:], f, y[:-horizon], SEASON), mape(y[-horizon:], f), float(data[f"{name}/seconds"])))
-        table = np.array(rows)
-        y = data["airline/series"]
-        print(f"| {data['library']} | {len(names)} | {table[:, 0].mean():.4f} | {table[:, 1].mean():.4f} | "
-              f"{np.median(table[:, 2]):.2f} | {table[:, 2].sum():.1f} | {mape(y[-36:], data['airline/forecast']):.4f} |")
+    if path.suffix == ".json":  # tourism_pooled.py's fits: metrics only
+        fits = json.loads(path.read_text())
+        return (f"pmdarima ({path.name})",
+                {n: (fits[n]["auto_arima"]["mase"], fits[n]["auto_arima"]["mape"], np.nan) for n in fits}, np.nan)
+    data = np.load(path)
+    names = sorted({key.split("/")[0] for key in data.files if "/" in key} - {"airline"})
+    rows = {}
+    for name in names:
+        y, horizon, f = data[f"{name}/series"], int(data[f"{name}/horizon"]), data[f"{name}/forecast"]
+        rows[name] = (mase(y[-horizon:], f, y[:-horizon], SEASON), mape(y[-horizon:], f),
+                      float(data[f"{name}/seconds"]))
+    y = data["airline/series"]
+    return str(data["library"]), rows, mape(y[-36:], data["airline/forecast"])
+
+
+def score(paths: list[Path]) -> None:
+    """A markdown table of each input's means; "both" columns average only the series every input fitted."""
+    found = [scores(path) for path in paths]
+    common = set.intersection(*({n for n, r in rows.items() if np.isfinite(r[0])} for _, rows, _ in found))
+    print("| library | Tourism series (failed fits) | mean MASE | mean MAPE | mean MASE, series all fitted "
+          f"({len(common)}) | median s a series | total s | Airline MAPE |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, rows, airline_mape in found:
+        table = np.array(list(rows.values()))
+        failed = int(np.isnan(table[:, 0]).sum())
+        shared = np.mean([rows[n][0] for n in common])
+        print(f"| {label} | {len(rows)} ({failed}) | {np.nanmean(table[:, 0]):.4f} | {np.nanmean(table[:, 1]):.4f} | "
+              f"{shared:.4f} | {np.median(table[:, 2]):.2f} | {table[:, 2].sum():.1f} | {airline_mape:.4f} |")
 
 
 def main() -> None:

@@ -79,10 +79,13 @@ def write_panel(path: Path, series: dict[str, np.ndarray]) -> int:
 
 
 def group_means(per_series: dict, names: list[str], method: str) -> str:
-    """MASE, sMAPE and MAPE of ``method`` averaged over ``names`` (each over the series where it is defined)."""
+    """MASE, sMAPE and MAPE of ``method`` averaged over ``names`` (each over the series where it is defined),
+    and over how many series MASE is defined (a failed fit's is not)."""
     rows = [per_series[n][method] for n in names if n in per_series and method in per_series[n]]
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in ("mase", "smape", "mape")}
-    return f"{method} MASE {mean['mase']:.4f} sMAPE {mean['smape']:.2f} MAPE {mean['mape']:.4f} ({len(rows)} series)"
+    defined = sum(bool(np.isfinite(r["mase"])) for r in rows)
+    return (f"{method} MASE {mean['mase']:.4f} sMAPE {mean['smape']:.2f} MAPE {mean['mape']:.4f} "
+            f"({defined} of {len(rows)} series)")
 
 
 def fit_statistical(series: dict[str, np.ndarray], names: list[str], out: Path) -> dict:

@@ -16,6 +16,8 @@ and 0.0415):
   pmdarima's own docs advise, since the seasonal search takes minutes there (299 s for m = 52 on 208
   points, against 9.5 s; RESULTS.md): a non-seasonal ``auto_arima`` with K pairs of Fourier terms of
   period m as regressors (pmdarima's ``FourierFeaturizer``), K = 1..min(5, m // 2) chosen by AIC.
+  statsforecast's compiled AutoARIMA was about 7 times faster and slightly more accurate on Tourism's 305
+  positive monthly series (BENCHMARKS.md), but it requires pandas < 3, which lstmkit does not pin.
 
 Each series is fitted on its own history (the original scale, not the LSTM's log or differences) and
 forecast ``horizon`` steps from the end of it, with two guards around the libraries (``_fit_guarded``):
