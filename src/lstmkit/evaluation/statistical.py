@@ -17,7 +17,7 @@ and 0.0415):
   points, against 9.5 s; RESULTS.md): a non-seasonal ``auto_arima`` with K pairs of Fourier terms of
   period m as regressors (pmdarima's ``FourierFeaturizer``), K = 1..min(5, m // 2) chosen by AIC.
   statsforecast's compiled AutoARIMA was about 7 times faster and slightly more accurate on Tourism's 305
-  positive monthly series (BENCHMARKS.md), but it requires pandas < 3, which lstmkit does not pin.
+  positive monthly series (BENCHMARKS.md), but it requires pandas < 3 and lstmkit runs on pandas 3.
 
 Each series is fitted on its own history (the original scale, not the LSTM's log or differences) and
 forecast ``horizon`` steps from the end of it, with two guards around the libraries (``_fit_guarded``):
@@ -28,6 +28,10 @@ forecast ``horizon`` steps from the end of it, with two guards around the librar
   into [1, 10), and the forecasts are scaled back (pmdarima's search is not scale-invariant: a trend at
   1e-6 is forecast flat, pmdarima issue #480). Larger series are fitted as they are, so the published
   numbers above are reproduced exactly.
+
+and a third inside ``auto_arima_forecast``: the search's fits are taken lowest AIC first, passing over any
+that cannot forecast finite values (``_first_finite_forecast``; an unconverged fit at a log-likelihood of 0
+has AIC = 2k and would otherwise win).
 
 The fits of several series, or of several test windows (``statistical_forecasts_many``), are independent
 and take seconds each, so many of them run side by side in joblib's process pool, one process per CPU core
@@ -48,6 +52,7 @@ import itertools
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -143,9 +148,32 @@ def auto_arima_forecast(y: np.ndarray, horizon: int, season: int) -> np.ndarray:
         return _harmonic_arima_forecast(y, horizon, season)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = pmdarima.auto_arima(y, m=max(1, season), seasonal=season > 1, suppress_warnings=True,
-                                    error_action="ignore")
-        return np.asarray(model.predict(horizon), dtype=np.float64)
+        fits = pmdarima.auto_arima(y, m=max(1, season), seasonal=season > 1, suppress_warnings=True,
+                                   error_action="ignore", return_valid_fits=True)
+        return _first_finite_forecast(fits if isinstance(fits, (list, tuple)) else [fits], horizon)
+
+
+def _first_finite_forecast(fits: Sequence[Any], horizon: int) -> np.ndarray:
+    """The ``horizon`` forecasts of the first of ``fits`` (pmdarima's search, lowest AIC first) that forecasts
+    finite values. pmdarima can rank first a fit whose optimiser stopped unconverged at a log-likelihood of
+    exactly 0 (AIC = 2k), whose forecasts are NaN: Tourism's M276 got ARIMA(1,1,1)(1,0,2)[12] at AIC 12
+    against 4,673 for the next; that fit is passed over for the next by AIC.
+
+    Raises:
+        ValueError: no fit forecasts finite values.
+    """
+    for rank, fit in enumerate(fits):
+        try:
+            forecast = np.asarray(fit.predict(horizon), dtype=np.float64)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            log.debug("ARIMA%s%s could not forecast: %s", fit.order, fit.seasonal_order, exc)
+            continue
+        if np.isfinite(forecast).all():
+            if rank:
+                log.info("AutoARIMA: the %d fit(s) of lowest AIC forecast NaN; ARIMA%s%s, next by AIC, forecasts",
+                         rank, fit.order, fit.seasonal_order)
+            return forecast
+    raise ValueError(f"none of the {len(fits)} ARIMA models fitted forecasts finite values")
 
 
 def _harmonic_arima_forecast(y: np.ndarray, horizon: int, season: int) -> np.ndarray:
