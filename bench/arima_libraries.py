@@ -52,13 +52,14 @@ def sample(count: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def airline() -> np.ndarray:
+    """Airline's 144 monthly values, read from lstmkit's bundled CSV directly: the statsforecast environment has
+    no lstmkit (nor torch) to import ``load_bundled_series`` from."""
     return np.loadtxt(AIRLINE, delimiter=",", comments="#", skiprows=3, usecols=1)
 
 
 def forecaster(library: str):
     """``f(history, horizon, season) -> forecast`` for one library."""
-    if library == "pmdarima":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    if library == "pmdarima":  # in lstmkit's environment
         from lstmkit.evaluation.statistical import auto_arima_forecast
         return auto_arima_forecast
     from statsforecast.models import AutoARIMA

@@ -170,7 +170,8 @@ def _first_finite_forecast(fits: Sequence[Any], horizon: int) -> np.ndarray:
             continue
         if np.isfinite(forecast).all():
             if rank:
-                log.info("AutoARIMA: the %d fit(s) of lowest AIC forecast NaN; ARIMA%s%s, next by AIC, forecasts",
+                log.info("AutoARIMA: the %d fit(s) of lowest AIC could not forecast finite values; ARIMA%s%s, "
+                         "next by AIC, forecasts",
                          rank, fit.order, fit.seasonal_order)
             return forecast
     raise ValueError(f"none of the {len(fits)} ARIMA models fitted forecasts finite values")
